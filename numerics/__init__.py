@@ -1,0 +1,31 @@
+"""Array backend, floating-point formats and precision policies, kernels, sweeps, result store."""
+
+from numerics.backend import BACKENDS, array_namespace, get_backend, to_numpy
+from numerics.formats import FORMAT_NAMES, FORMATS, Format, get_format, round_to
+from numerics.kernels import entropy, logsumexp, softmax
+from numerics.policies import POLICIES, POLICY_NAMES, Policy, get_policy
+from numerics.store import ResultStore
+from numerics.sweep import Cell, grid, run_sweep
+
+__all__ = [
+    "BACKENDS",
+    "FORMATS",
+    "FORMAT_NAMES",
+    "POLICIES",
+    "POLICY_NAMES",
+    "Cell",
+    "Format",
+    "Policy",
+    "ResultStore",
+    "array_namespace",
+    "entropy",
+    "get_backend",
+    "get_format",
+    "get_policy",
+    "grid",
+    "logsumexp",
+    "round_to",
+    "run_sweep",
+    "softmax",
+    "to_numpy",
+]

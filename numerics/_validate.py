@@ -1,0 +1,114 @@
+"""Argument checks shared by the numeric layer.
+
+Every helper raises ``ValueError`` for a bad value and ``TypeError`` for a wrong type, with a
+one-line message of the form ``<name>=<value!r> <problem>; <what is expected>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+def check_int(value, name: str, *, min: int | None = None, max: int | None = None) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer in ``[min, max]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"expected int but got {name}={value!r} (type={type(value).__name__})")
+    value = int(value)
+    if min is not None and value < min:
+        what = "a positive integer" if min == 1 else f"an integer >= {min}"
+        raise ValueError(f"{name}={value} must be {what}")
+    if max is not None and value > max:
+        raise ValueError(f"{name}={value} must be an integer <= {max}")
+    return value
+
+
+def check_real(
+    value,
+    name: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    strict_min: bool = False,
+) -> float:
+    """Return ``value`` as a finite float, or raise if it is not a real number in range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"expected a real number but got {name}={value!r} "
+                        f"(type={type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be finite")
+    if min is not None and (value <= min if strict_min else value < min):
+        relation = ">" if strict_min else ">="
+        raise ValueError(f"{name}={value!r} must be {relation} {min:g}")
+    if max is not None and value > max:
+        raise ValueError(f"{name}={value!r} must be <= {max:g}")
+    return value
+
+
+def check_choice(value, choices: Sequence[str], name: str) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise with a suggestion."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected str but got {name}={value!r} (type={type(value).__name__}); "
+                        f"expected one of {', '.join(choices)}")
+    if value in choices:
+        return value
+    message = f"unknown {name} {value!r}; expected one of {', '.join(choices)}"
+    close = difflib.get_close_matches(value, choices, n=1)
+    if close:
+        message += f" (did you mean {close[0]!r}?)"
+    raise ValueError(message)
+
+
+def check_nonempty(values: Iterable, name: str) -> list:
+    """Return ``values`` as a list, or raise if it is empty."""
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name}=[] is empty; give at least one value")
+    return values
+
+
+def check_finite(x, name: str):
+    """Raise if the array ``x`` holds NaN or infinite values; return it unchanged."""
+    host = np.asarray(_to_host(x), dtype=np.float64)
+    bad = ~np.isfinite(host)
+    if bad.any():
+        n_nan = int(np.isnan(host).sum())
+        kind = "NaN" if n_nan else "infinite"
+        count = n_nan if n_nan else int(bad.sum())
+        first = int(np.flatnonzero(np.isnan(host) if n_nan else bad)[0])
+        raise ValueError(f"{name} contain {count} {kind} values (first at index {first}); "
+                         f"pass finite {name}")
+    return x
+
+
+def check_row_stochastic(P, name: str = "P", *, atol: float = 1e-12):
+    """Raise unless ``P`` is a square-or-rectangular matrix with non-negative rows summing to 1."""
+    host = np.asarray(_to_host(P), dtype=np.float64)
+    if host.ndim != 2:
+        raise ValueError(f"{name} has shape {host.shape}; expected a 2-D matrix")
+    check_finite(host, name)
+    if (host < 0).any():
+        i, j = np.argwhere(host < 0)[0]
+        raise ValueError(f"{name} is not row-stochastic: entry ({i}, {j}) = {host[i, j]:.3g} < 0")
+    sums = host.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1) > atol)
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(f"{name} is not row-stochastic: row {row} sums to {sums[row]:.6g} "
+                         f"(atol={atol:g})")
+    return P
+
+
+def _to_host(x):
+    get = getattr(x, "get", None)
+    if callable(get) and type(x).__module__.startswith("cupy"):
+        return get()
+    return x

@@ -1,0 +1,67 @@
+"""The array backend: NumPy everywhere, CuPy where a GPU exists.
+
+Kernels start with ``xp = array_namespace(x)`` and use only ``xp.*`` afterwards. The backend is
+chosen once, at the edge, by :func:`get_backend` (argument, else ``THEOREMS_BACKEND``, else
+``numpy``). Detecting CuPy never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+
+import numpy as np
+
+BACKENDS: tuple[str, ...] = ("numpy", "cupy")
+
+
+def _is_cupy_array(x) -> bool:
+    cupy = sys.modules.get("cupy")
+    return cupy is not None and isinstance(x, cupy.ndarray)
+
+
+def array_namespace(*arrays) -> ModuleType:
+    """Return the module (``numpy`` or ``cupy``) that owns ``arrays``; Python scalars are NumPy."""
+    on_gpu = [_is_cupy_array(a) for a in arrays]
+    if any(on_gpu) and not all(on_gpu):
+        raise TypeError("arrays from numpy and cupy in one call; move them to one backend")
+    if on_gpu and all(on_gpu):
+        return sys.modules["cupy"]
+    return np
+
+
+def is_numpy_namespace(xp: ModuleType) -> bool:
+    return xp is np
+
+
+def get_backend(name: str | None = None) -> ModuleType:
+    """Return the array module for ``name`` (``numpy`` or ``cupy``; default from the environment).
+
+    Raises ``ValueError`` for an unknown name, or when CuPy or a CUDA device is missing.
+    """
+    from numerics._validate import check_choice
+
+    name = name or os.environ.get("THEOREMS_BACKEND") or "numpy"
+    check_choice(name, BACKENDS, "backend")
+    if name == "numpy":
+        return np
+    try:
+        import cupy
+    except ImportError:
+        raise ValueError("backend='cupy' needs CuPy; install theorems[gpu] on a machine with a "
+                         "CUDA GPU, or use backend='numpy'") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # CUDA runtime missing or broken: the same answer for the user
+        count = 0
+    if count < 1:
+        raise ValueError("backend='cupy' found no CUDA device; use backend='numpy'")
+    return cupy
+
+
+def to_numpy(x) -> np.ndarray:
+    """Return ``x`` as a NumPy array (copying from the GPU when needed)."""
+    if _is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)

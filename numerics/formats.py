@@ -1,0 +1,171 @@
+"""Floating-point storage formats as data.
+
+A :class:`Format` holds only its primary parameters (exponent bits, mantissa bits, bias, whether it
+has infinities, how NaN is encoded, and the NumPy/ml_dtypes dtype that stores it); every other
+constant is derived. One row of :data:`FORMATS` per format.
+
+Rounding (:func:`round_to`) is round-to-nearest-even, with gradual underflow, and overflow to
+infinity (IEEE formats) or to NaN (the ``fn`` formats, which have no infinity). It works on NumPy
+and CuPy arrays alike, so formats that CuPy cannot store natively (bf16, fp8) are emulated there
+bit-exactly in a float32 container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import ml_dtypes
+import numpy as np
+
+from numerics._validate import check_choice
+from numerics.backend import array_namespace, is_numpy_namespace
+
+
+@dataclass(frozen=True)
+class Format:
+    """A binary floating-point format: ``(-1)^s * 2^(e - bias) * 1.m`` with gradual underflow."""
+
+    name: str
+    exp_bits: int
+    man_bits: int
+    bias: int
+    has_inf: bool
+    nan_encoding: str  # "ieee": all-ones exponent is inf/NaN; "fn": only all-ones pattern is NaN
+    dtype_name: str
+
+    @cached_property
+    def dtype(self) -> np.dtype:
+        """The NumPy dtype that stores this format (ml_dtypes for bf16 and fp8)."""
+        return np.dtype(getattr(ml_dtypes, self.dtype_name, None) or self.dtype_name)
+
+    @property
+    def bits(self) -> int:
+        return 1 + self.exp_bits + self.man_bits
+
+    @property
+    def eps(self) -> float:
+        """Distance from 1 to the next larger number: 2^-man_bits."""
+        return 2.0**-self.man_bits
+
+    @property
+    def unit_roundoff(self) -> float:
+        """Largest relative error of round-to-nearest in the normal range: eps / 2."""
+        return self.eps / 2
+
+    @property
+    def min_exp(self) -> int:
+        """Exponent of the smallest normal number: 1 - bias."""
+        return 1 - self.bias
+
+    @property
+    def max_exp(self) -> int:
+        """Exponent of the largest finite number."""
+        top = 2**self.exp_bits - 1  # the all-ones exponent field
+        return top - self.bias - (1 if self.nan_encoding == "ieee" else 0)
+
+    @property
+    def smallest_normal(self) -> float:
+        return 2.0**self.min_exp
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return 2.0 ** (self.min_exp - self.man_bits)
+
+    @property
+    def max(self) -> float:
+        """Largest finite value; for "fn" formats the all-ones mantissa at the top is NaN."""
+        if self.nan_encoding == "ieee":
+            return (2.0 - 2.0**-self.man_bits) * 2.0**self.max_exp
+        # fp8-e4m3: 448 = 1.75 * 2**8 (mantissa 110, since 111 with exponent 1111 is NaN)
+        return (2.0 - 2.0 ** (1 - self.man_bits)) * 2.0**self.max_exp
+
+    @property
+    def container(self) -> np.dtype:
+        """The dtype in which values of this format are computed on: float64 or float32."""
+        return np.dtype(np.float64) if self.exp_bits > 8 else np.dtype(np.float32)
+
+    def round(self, x):
+        """Return ``x`` rounded to this format, in ``x``'s own (container) dtype."""
+        return round_to(x, self)
+
+    def store(self, x):
+        """Return ``x`` rounded to this format in its storage dtype.
+
+        On NumPy this is the native dtype (``ml_dtypes.bfloat16`` for bf16); on CuPy, formats that
+        CuPy cannot hold natively stay in a float32 container holding exactly rounded values.
+        """
+        xp = array_namespace(x)
+        if is_numpy_namespace(xp):
+            return xp.asarray(x).astype(self.dtype)
+        if self.name in ("fp64", "fp32", "fp16"):
+            return x.astype(self.dtype)
+        return round_to(x.astype(np.float32), self)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("fp64", 11, 52, 1023, True, "ieee", "float64"),
+        Format("fp32", 8, 23, 127, True, "ieee", "float32"),
+        Format("fp16", 5, 10, 15, True, "ieee", "float16"),
+        Format("bf16", 8, 7, 127, True, "ieee", "bfloat16"),
+        Format("fp8-e4m3", 4, 3, 7, False, "fn", "float8_e4m3fn"),
+        Format("fp8-e5m2", 5, 2, 15, True, "ieee", "float8_e5m2"),
+    )
+}
+
+FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)
+
+
+def get_format(fmt: str | Format) -> Format:
+    """Return the :class:`Format` called ``fmt`` (a name from :data:`FORMATS`)."""
+    if isinstance(fmt, Format):
+        return fmt
+    if isinstance(fmt, type | np.dtype) or hasattr(fmt, "dtype"):
+        hint = {np.dtype(f.dtype).name: f.name for f in FORMATS.values()}.get(np.dtype(fmt).name if not hasattr(fmt, "shape") else "")
+        raise TypeError(f"format must be a name; pass {hint!r}, not {fmt!r}" if hint else
+                        f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return FORMATS[check_choice(fmt, FORMAT_NAMES, "format")]
+
+
+def round_to(x, fmt: Format):
+    """Round every element of ``x`` to ``fmt`` (nearest, ties to even); keep ``x``'s dtype.
+
+    On NumPy this is a cast to the format and back wherever that cast rounds once: from float32
+    to any format, and from float64 to NumPy's own float16/float32. ``ml_dtypes`` casts float64
+    through float32 (a double rounding: 1 + 2^-8 + 2^-30 becomes 1 in bf16, not 1 + 2^-7), so
+    float64 input to bf16 and fp8, and every CuPy array, goes through :func:`round_by_quantum`.
+    """
+    xp = array_namespace(x)
+    x = xp.asarray(x)
+    if x.dtype.itemsize * 8 <= fmt.bits:
+        return x
+    if is_numpy_namespace(xp) and (x.dtype == np.float32 or fmt.dtype.kind == "f"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return x.astype(fmt.dtype).astype(x.dtype)
+    return round_by_quantum(x, fmt)
+
+
+def round_by_quantum(x, fmt: Format):
+    """Round ``x`` to ``fmt`` with array arithmetic only (works on NumPy and CuPy alike).
+
+    ``q = 2^(max(floor(log2|x|), 1 - bias) - man_bits)`` is the spacing of ``fmt`` at ``x``, and
+    ``rint(x / q) * q`` is exact in ``x``'s dtype because ``q`` is a power of two; ``rint`` rounds
+    ties to even. Results beyond ``fmt.max`` become infinity, or NaN in formats without one.
+    """
+    xp = array_namespace(x)
+    x = xp.asarray(x)
+    _, exponent = xp.frexp(x)  # x = m * 2**exponent with 0.5 <= |m| < 1
+    exponent = xp.maximum(exponent - 1, fmt.min_exp) - fmt.man_bits
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = xp.ldexp(xp.rint(xp.ldexp(x, -exponent)), exponent)
+        overflow = xp.abs(y) > fmt.max
+        if fmt.has_inf:
+            y = xp.where(overflow, xp.copysign(xp.asarray(np.inf, dtype=x.dtype), x), y)
+        else:
+            y = xp.where(overflow | xp.isinf(x), xp.asarray(np.nan, dtype=x.dtype), y)
+    return xp.where(xp.isnan(x), x, y)

@@ -1,0 +1,92 @@
+"""Kernels shared by several theorems: softmax, entropy, log-sum-exp, under a format and policy.
+
+Each kernel takes arrays plus ``fmt`` and ``policy`` and returns arrays in the format's storage
+dtype; how it rounds is the policy's business (see :mod:`numerics.policies`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numerics._validate import check_real
+from numerics.backend import array_namespace
+from numerics.formats import Format, get_format
+from numerics.policies import Policy, get_policy
+
+
+def softmax(
+    logits,
+    fmt: Format | str = "fp64",
+    policy: Policy | str = "hw",
+    *,
+    temperature: float = 1.0,
+    axis: int = -1,
+):
+    """Return ``softmax_theta(e)_i = exp(e_i / theta) / sum_k exp(e_k / theta)`` along ``axis``.
+
+    The logits are first stored in ``fmt``; the maximum is subtracted before exponentiating (which
+    leaves the exact result unchanged), as every production softmax does.
+    """
+    fmt, policy = get_format(fmt), get_policy(policy)
+    temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
+    xp = array_namespace(logits)
+    x = load_finite(logits, fmt, policy, "logits")
+    if temperature != 1.0:
+        x = policy.step(x / x.dtype.type(temperature), fmt)
+    z = x - xp.max(x, axis=axis, keepdims=True)
+    z = policy.step(z, fmt)
+    e = xp.exp(z, out=z)
+    e = policy.step(e, fmt)
+    total = policy.sum(e, fmt, axis=axis, keepdims=True)
+    e /= total
+    return policy.output(e, fmt)
+
+
+def entropy(p, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, axis: int = -1):
+    """Return the Shannon entropy ``H(p) = -sum_i p_i ln p_i`` in nats (with ``0 ln 0 = 0``)."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    xp = array_namespace(p)
+    q = load_finite(p, fmt, policy, "probabilities")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logq = policy.step(xp.log(q), fmt)
+        terms = policy.step(xp.where(q > 0, -q * logq, xp.zeros_like(q)), fmt)
+    return policy.output(policy.sum(terms, fmt, axis=axis), fmt)
+
+
+def logsumexp(logits, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, axis: int = -1):
+    """Return ``ln sum_i exp(e_i)`` along ``axis``, computed as ``max + ln sum exp(e - max)``."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    xp = array_namespace(logits)
+    x = load_finite(logits, fmt, policy, "logits")
+    m = xp.max(x, axis=axis, keepdims=True)
+    e = policy.step(xp.exp(policy.step(x - m, fmt)), fmt)
+    total = policy.sum(e, fmt, axis=axis, keepdims=True)
+    out = policy.step(xp.log(total), fmt) + m
+    return policy.output(xp.squeeze(out, axis=axis), fmt)
+
+
+def load_finite(x, fmt: Format, policy: Policy, name: str):
+    """Store ``x`` in ``fmt`` (via ``policy.load``), raising if it is not finite there.
+
+    Raises ``ValueError`` naming the first bad index, for NaN or infinite input, and for finite
+    input that overflows the format (which would otherwise give a silently wrong result).
+    """
+    xp = array_namespace(x)
+    x = xp.asarray(x)
+    if x.size == 0:
+        raise ValueError(f"{name} are empty; pass at least one value")
+    loaded = policy.load(x, fmt)
+    finite = xp.isfinite(loaded)
+    if not bool(xp.all(finite)):
+        raw = xp.asarray(x, dtype=fmt.container)
+        bad_in = ~xp.isfinite(raw)
+        if bool(xp.any(bad_in)):
+            kind = "NaN" if bool(xp.any(xp.isnan(raw))) else "infinite"
+            mask = xp.isnan(raw) if kind == "NaN" else bad_in
+            first = int(xp.argmax(mask.ravel()))
+            raise ValueError(f"{name} contain {int(mask.sum())} {kind} values "
+                             f"(first at index {first}); pass finite {name}")
+        first = int(xp.argmax((~finite).ravel()))
+        raise ValueError(f"{name} overflow {fmt.name} (max {fmt.max:g}) at index {first}; "
+                         f"scale them into the format's range")
+    return loaded

@@ -1,0 +1,108 @@
+"""Precision policies: how arithmetic is done for a storage format.
+
+- ``hw`` is what GPU kernels do: values are stored in the format, every elementwise operation is
+  computed in float32 (float64 for fp64) and only the kernel's output is rounded back; reductions
+  and matrix products accumulate in float32.
+- ``strict`` rounds to the format after every operation and accumulates sequentially in the
+  format itself: the worst case, and what a plain ``ml_dtypes`` reduction does.
+
+Kernels call the methods below (``load``, ``step``, ``sum``, ``matmul``, ``output``) and never
+branch on a policy's name. On CuPy, the sequential in-format accumulation of ``strict`` is done on
+the host, because a GPU reduction is never sequential; the numbers are identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from numerics._validate import check_choice
+from numerics.backend import array_namespace, to_numpy
+from numerics.formats import Format, get_format
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a kernel computes for a format: where it rounds and what it accumulates in."""
+
+    name: str
+    compute: str  # "fp32": elementwise maths in float32 (float64 for fp64); "format": in the format
+    accumulate: str  # "fp32": reductions in float32 (float64 for fp64); "format": sequential
+    round_each_op: bool
+
+    def load(self, x, fmt: Format | str):
+        """Return ``x`` as stored in ``fmt`` (rounded once), in the dtype the kernel computes in."""
+        fmt = get_format(fmt)
+        xp = array_namespace(x)
+        x = xp.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            # narrow floats (float16, bf16, fp8) are exact in float32; integers go via float64
+            narrow = x.dtype.kind in "fV" and x.dtype.itemsize <= 4
+            x = x.astype(np.float32 if narrow else np.float64)
+        return fmt.round(x).astype(fmt.container, copy=False)
+
+    def step(self, y, fmt: Format | str):
+        """Round an intermediate result when this policy rounds after every operation."""
+        return get_format(fmt).round(y) if self.round_each_op else y
+
+    def sum(self, x, fmt: Format | str, *, axis: int = -1, keepdims: bool = False):
+        """Sum along ``axis``: in float32 (``hw``), or sequentially in ``fmt`` (``strict``)."""
+        fmt = get_format(fmt)
+        xp = array_namespace(x)
+        if self.accumulate != "format":
+            return xp.sum(x, axis=axis, keepdims=keepdims, dtype=fmt.container)
+        total = _sequential_sum(to_numpy(x), fmt, axis)
+        if keepdims:
+            total = np.expand_dims(total, axis)
+        return xp.asarray(total)
+
+    def matmul(self, a, b, fmt: Format | str):
+        """Return ``a @ b`` accumulated in float32 (``hw``) or term by term in ``fmt`` (``strict``).
+
+        The ``strict`` product runs the inner dimension in order, rounding each product and each
+        partial sum, which is how an in-format dot product without a wide accumulator behaves.
+        """
+        fmt = get_format(fmt)
+        xp = array_namespace(a, b)
+        if not self.round_each_op:
+            return xp.matmul(a, b)
+        a = xp.asarray(a, dtype=fmt.container)
+        b = xp.asarray(b, dtype=fmt.container)
+        acc = fmt.round(a[..., :, :1] * b[..., :1, :])
+        for k in range(1, a.shape[-1]):
+            acc = fmt.round(acc + fmt.round(a[..., :, k : k + 1] * b[..., k : k + 1, :]))
+        return acc
+
+    def output(self, y, fmt: Format | str):
+        """Round a kernel's result to ``fmt`` and return it in the format's storage dtype."""
+        return get_format(fmt).store(y)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+POLICIES: dict[str, Policy] = {
+    p.name: p
+    for p in (
+        Policy("hw", compute="fp32", accumulate="fp32", round_each_op=False),
+        Policy("strict", compute="format", accumulate="format", round_each_op=True),
+    )
+}
+
+POLICY_NAMES: tuple[str, ...] = tuple(POLICIES)
+
+
+def get_policy(policy: str | Policy) -> Policy:
+    """Return the :class:`Policy` called ``policy`` (``hw`` or ``strict``)."""
+    if isinstance(policy, Policy):
+        return policy
+    return POLICIES[check_choice(policy, POLICY_NAMES, "policy")]
+
+
+def _sequential_sum(x: np.ndarray, fmt: Format, axis: int) -> np.ndarray:
+    # np.cumsum runs left to right and rounds each partial sum in the array's dtype; for the
+    # ml_dtypes types and float16 that dtype is the format itself (np.sum would be pairwise).
+    stored = x.astype(fmt.dtype) if x.dtype != fmt.dtype else x
+    partial = np.cumsum(stored, axis=axis)
+    return np.take(partial, -1, axis=axis).astype(fmt.container)

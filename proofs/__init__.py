@@ -1,0 +1,16 @@
+"""SymPy derivations, the step-checking machinery, and interval certification."""
+
+from proofs.certify import Certificate, certify
+from proofs.derivation import Derivation
+from proofs.steps import METHODS, Step, StepResult, check_step, find_witness
+
+__all__ = [
+    "METHODS",
+    "Certificate",
+    "Derivation",
+    "Step",
+    "StepResult",
+    "certify",
+    "check_step",
+    "find_witness",
+]

@@ -1,0 +1,23 @@
+"""The registry: one ordered table of theorem stems. Registering a theorem is one line here."""
+
+from __future__ import annotations
+
+import importlib
+
+from numerics._validate import check_choice
+
+_STEMS: tuple[str, ...] = (
+    "softmax_dispersion",
+)
+
+
+def names() -> list[str]:
+    """Return the registered theorem names, in registry order."""
+    return [stem.replace("_", "-") for stem in _STEMS]
+
+
+def get(name: str):
+    """Return the :class:`Theorem` called ``name``; its module is imported only now."""
+    check_choice(name, names(), "theorem")
+    module = importlib.import_module(f"theorems.{name.replace('-', '_')}")
+    return module.THEOREM

@@ -1,0 +1,193 @@
+"""The :class:`Theorem` base class: statement, derivation, certificate, sweep, figure.
+
+A theorem module subclasses :class:`Theorem` and provides:
+
+- ``name``, ``title``, ``source`` and ``statement``;
+- ``derive()`` (its ``proofs`` module's derivation) and ``certify()``;
+- ``axes(quick)``: the default sweep grid, a dict of axis name to values, which must include
+  ``sizes``, ``formats``, ``policies`` and ``seeds``;
+- ``evaluate``: a module-level function ``params -> rows`` run once per cell (in workers);
+- ``figure(out_dir)`` and ``counterexample(...)``.
+
+The base class validates sweep arguments eagerly (before any work starts), builds the cells, runs
+them through :func:`numerics.run_sweep` with a result store under ``out``, and wraps the rows in a
+:class:`Report`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from numerics import (
+    BACKENDS,
+    FORMAT_NAMES,
+    POLICY_NAMES,
+    Cell,
+    ResultStore,
+    grid,
+    run_sweep,
+)
+from numerics._validate import check_choice, check_int, check_nonempty
+from theorems.report import Report
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What a theorem claims: its hypotheses and conclusion, in text and in LaTeX."""
+
+    hypotheses: tuple[str, ...]
+    conclusion: str
+    latex: str
+
+    def __str__(self) -> str:
+        lines = [f"  assume {h}" for h in self.hypotheses]
+        return "\n".join([*lines, f"  then   {self.conclusion}"])
+
+    def _repr_latex_(self) -> str:
+        return self.latex
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated sweep: the cells to run and where their results go."""
+
+    cells: tuple[Cell, ...]
+    store: ResultStore | None
+    out: Path | None
+    workers: int
+
+
+class Theorem:
+    """A result with a checked derivation and a numeric checker. Subclass once per theorem."""
+
+    name: str = ""
+    title: str = ""
+    source: str = ""
+    statement: Statement
+    max_size: int = 2**26
+    evaluate: Callable[[dict], list[dict]]
+
+    def derive(self):
+        """Return the checked :class:`proofs.Derivation` of this theorem."""
+        raise NotImplementedError
+
+    def certify(self):
+        """Return the :class:`proofs.Certificate` over the theorem's default parameter box."""
+        raise NotImplementedError
+
+    def axes(self, quick: bool) -> dict[str, list]:
+        """Return the default sweep grid: ``sizes``, ``formats``, ``policies``, ``seeds``, ..."""
+        raise NotImplementedError
+
+    def figure(self, out_dir: str | os.PathLike, *, quick: bool = True):
+        """Write ``<name>.tex``, ``<name>.csv`` and ``<name>.pdf`` into ``out_dir``."""
+        raise NotImplementedError
+
+    def counterexample(self, **kwargs):
+        """Return a witness for what the theorem refutes, or for a mis-stated bound."""
+        raise NotImplementedError
+
+    def plan(
+        self,
+        *,
+        sizes: Sequence[int] | None = None,
+        formats: Sequence[str] | None = None,
+        policies: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        backend: str | None = None,
+        out: str | os.PathLike | None = None,
+        workers: int = 1,
+        quick: bool = False,
+    ) -> Plan:
+        """Validate sweep arguments and return the :class:`Plan`; no work is done here."""
+        axes = dict(self.axes(bool(quick)))
+        if sizes is not None:
+            axes["sizes"] = [check_int(n, "n", min=1, max=self.max_size)
+                             for n in check_nonempty(sizes, "sizes")]
+        if formats is not None:
+            axes["formats"] = [check_choice(f, FORMAT_NAMES, "format")
+                               for f in check_nonempty(formats, "formats")]
+        if policies is not None:
+            axes["policies"] = [check_choice(p, POLICY_NAMES, "policy")
+                                for p in check_nonempty(policies, "policies")]
+        if seeds is not None:
+            axes["seeds"] = [check_int(s, "seed", min=0) for s in check_nonempty(seeds, "seeds")]
+        backend = backend or os.environ.get("THEOREMS_BACKEND") or "numpy"
+        check_choice(backend, BACKENDS, "backend")
+        if backend == "cupy":
+            from numerics import get_backend
+
+            get_backend("cupy")
+        workers = check_int(workers, "workers", min=1)
+        singular = {"sizes": "n", "formats": "format", "policies": "policy", "seeds": "seed"}
+        named = {singular.get(k, k): v for k, v in axes.items()}
+        cells = grid(**named, backend=[backend])
+        out_path = Path(out) if out is not None else None
+        store = ResultStore(out_path / f"{self.name}.cells.jsonl") if out_path else None
+        return Plan(tuple(cells), store, out_path, workers)
+
+    def run(self, plan: Plan, *, progress: bool = False) -> Report:
+        """Run a validated :class:`Plan` and return its :class:`Report` (CSV too if ``out``)."""
+        rows = run_sweep(plan.cells, type(self).evaluate, store=plan.store,
+                         workers=plan.workers, progress=progress, label=self.name)
+        report = Report(self.name, tuple(rows))
+        if plan.out is not None:
+            report.to_csv(plan.out / f"{self.name}.csv")
+        return report
+
+    def check(
+        self,
+        *,
+        sizes: Sequence[int] | None = None,
+        formats: Sequence[str] | None = None,
+        policies: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        backend: str | None = None,
+        out: str | os.PathLike | None = None,
+        workers: int = 1,
+        quick: bool = False,
+        progress: bool = False,
+    ) -> Report:
+        """Sweep sizes x formats x policies x seeds (x theorem axes) and return the :class:`Report`.
+
+        With ``out``, finished cells are stored in ``<out>/<name>.cells.jsonl`` as they finish
+        (a rerun skips them) and the rows are written to ``<out>/<name>.csv``.
+        """
+        plan = self.plan(sizes=sizes, formats=formats, policies=policies, seeds=seeds,
+                         backend=backend, out=out, workers=workers, quick=quick)
+        return self.run(plan, progress=progress)
+
+    @property
+    def stem(self) -> str:
+        return self.name.replace("-", "_")
+
+    def __repr__(self) -> str:
+        return f"<Theorem {self.name}: {self.title}>"
+
+    def __str__(self) -> str:
+        return f"{self.name}  ({self.source})\n{self.statement}"
+
+
+def parse_sizes(text: str) -> list[int]:
+    """Parse ``"2,16,2^10,2**12"`` or ``"2^1..2^16"`` (powers of two) into a list of sizes."""
+    sizes: list[int] = []
+    for token in filter(None, re.split(r"[,\s]+", text.strip())):
+        if ".." in token:
+            lo, hi = (_parse_size(t) for t in token.split("..", 1))
+            sizes += [2**k for k in range(max(lo, 1).bit_length() - 1, hi.bit_length())
+                      if lo <= 2**k <= hi]
+        else:
+            sizes.append(_parse_size(token))
+    return sizes
+
+
+def _parse_size(token: str) -> int:
+    match = re.fullmatch(r"(\d+)(?:(?:\^|\*\*)(\d+))?", token)
+    if not match:
+        raise ValueError(f"sizes={token!r} is not a size; expected an integer such as 1024 or 2^10")
+    base, power = match.groups()
+    return int(base) ** int(power) if power else int(base)

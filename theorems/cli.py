@@ -1,0 +1,190 @@
+"""The ``theorems`` command: one verb per use.
+
+Exit status: 0 when everything claimed holds; 1 when a bound is violated or a step fails; 2 for
+bad usage (one ``theorems: error: ...`` line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from theorems._registry import get, names
+from theorems._theorem import parse_sizes
+
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise _UsageError(message)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [part for value in values for part in value.replace(",", " ").split()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="theorems", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    verbs.add_parser("list", help="list the registered theorems")
+    derive = verbs.add_parser("derive", help="check a theorem's derivation step by step")
+    derive.add_argument("name")
+    derive.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
+    certify = verbs.add_parser("certify", help="certify a theorem's inequality over its box")
+    certify.add_argument("name")
+    check = verbs.add_parser("check", help="sweep sizes, formats and policies numerically")
+    check.add_argument("name")
+    check.add_argument("--sizes", nargs="+", help="sizes, e.g. 2,16,2^10 or 2..2^16")
+    check.add_argument("--formats", nargs="+", help="fp64 fp32 fp16 bf16 fp8-e4m3 fp8-e5m2")
+    check.add_argument("--policies", nargs="+", help="hw strict")
+    check.add_argument("--seeds", nargs="+", help="integer seeds")
+    check.add_argument("--backend", help="numpy (default) or cupy")
+    check.add_argument("--out", help="directory for the result store and CSV")
+    check.add_argument("--workers", default="1", help="worker processes")
+    check.add_argument("--quick", action="store_true", help="the small grid")
+    figure = verbs.add_parser("figure", help="write the theorem's pgfplots figure")
+    figure.add_argument("name")
+    figure.add_argument("--out", required=True, help="output directory")
+    figure.add_argument("--quick", action="store_true", help="the small grid")
+    verify = verbs.add_parser("verify", help="derive + certify + check + figure, every theorem")
+    verify.add_argument("--quick", action="store_true", help="the small grids (minutes)")
+    verify.add_argument("--out", default="theorems-out", help="output directory")
+    verify.add_argument("--workers", default=str(min(2, os.cpu_count() or 1)),
+                        help="worker processes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        work = _prepare(args)
+    except (_UsageError, ValueError, TypeError) as exc:
+        print(f"theorems: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    return work()
+
+
+def _prepare(args):
+    """Validate everything the verb needs and return the work to do, as a function."""
+    if args.verb == "list":
+        return _list
+    if args.verb == "verify":
+        workers = _int(args.workers, "workers")
+        theorems = [get(name) for name in names()]
+        plans = [t.plan(quick=args.quick, out=Path(args.out) / t.name, workers=workers)
+                 for t in theorems]
+        return lambda: _verify(theorems, plans, Path(args.out), args.quick)
+    theorem = get(args.name)
+    if args.verb == "derive":
+        return lambda: _derive(theorem, args.latex)
+    if args.verb == "certify":
+        return lambda: _certify(theorem)
+    if args.verb == "figure":
+        return lambda: _figure(theorem, Path(args.out), args.quick)
+    sizes = _split(args.sizes)
+    plan = theorem.plan(
+        sizes=[n for s in sizes for n in parse_sizes(s)] if sizes is not None else None,
+        formats=_split(args.formats),
+        policies=_split(args.policies),
+        seeds=[_int(s, "seed") for s in _split(args.seeds)] if args.seeds else None,
+        backend=args.backend,
+        out=args.out,
+        workers=_int(args.workers, "workers"),
+        quick=args.quick,
+    )
+    return lambda: _check(theorem, plan)
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} must be an integer") from None
+
+
+def _list() -> int:
+    for name in names():
+        theorem = get(name)
+        print(f"{name:<28} {theorem.title}  ({theorem.source})")
+    return 0
+
+
+def _derive(theorem, latex: bool) -> int:
+    derivation = theorem.derive()
+    print(derivation.to_latex() if latex else derivation)
+    return 0 if derivation.ok else 1
+
+
+def _certify(theorem) -> int:
+    certificate = theorem.certify()
+    print(certificate)
+    return 0 if certificate.ok else 1
+
+
+def _check(theorem, plan) -> int:
+    report = theorem.run(plan, progress=sys.stderr.isatty())
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _figure(theorem, out: Path, quick: bool) -> int:
+    files = theorem.figure(out, quick=quick)
+    for path in (files.tex, files.csv, files.pdf):
+        print(path)
+    return 0
+
+
+def _verify(theorems, plans, out: Path, quick: bool) -> int:
+    summary = []
+    for theorem, plan in zip(theorems, plans, strict=True):
+        start = time.perf_counter()
+        target = out / theorem.name
+        target.mkdir(parents=True, exist_ok=True)
+        print(f"== {theorem.name}", flush=True)
+        derivation = theorem.derive()
+        (target / "derivation.txt").write_text(str(derivation) + "\n", encoding="utf-8")
+        (target / "derivation.tex").write_text(derivation.to_latex(), encoding="utf-8")
+        certificate = theorem.certify()
+        (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
+        report = theorem.run(plan, progress=True)
+        figure = theorem.figure(target, quick=quick)
+        print(derivation.summary())
+        print(f"certificate {certificate.status} ({certificate.boxes} boxes)")
+        print(report, flush=True)
+        ok = derivation.ok and certificate.ok and report.ok
+        counts = report.counts
+        summary.append([
+            theorem.name,
+            f"{derivation.checked}/{len(derivation.steps)}"
+            + (f" +{sum(r.status == 'failed' for r in derivation.printed)} errata"
+               if derivation.printed else ""),
+            f"{certificate.status} ({certificate.boxes})",
+            f"{counts['holds']}/{counts['precision-effect']}/{counts['violated']}",
+            figure.tex.name,
+            f"{time.perf_counter() - start:.1f}s",
+            "ok" if ok else "FAILED",
+        ])
+    header = ["theorem", "steps", "certificate", "holds/precision/violated", "figure", "time",
+              "verdict"]
+    widths = [max(len(h), *(len(row[i]) for row in summary)) for i, h in enumerate(header)]
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in summary:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(f"results in {out}/")
+    return 0 if all(row[-1] == "ok" for row in summary) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

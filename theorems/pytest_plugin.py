@@ -1,0 +1,36 @@
+"""A pytest plugin: the ``theorem_check`` fixture runs a theorem's checks inside a user's tests.
+
+Installed with the package (entry point ``pytest11``), so a paper's own test suite can write::
+
+    def test_dispersion(theorem_check):
+        theorem_check("softmax-dispersion", quick=True)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from theorems._registry import get
+
+
+def _run_checks(name: str, *, derive: bool = True, certify: bool = True, **check_args):
+    """Derive, certify and check ``name``; fail the test with the reason when anything fails."""
+    theorem = get(name)
+    if derive:
+        derivation = theorem.derive()
+        if not derivation.ok:
+            pytest.fail(f"{name}: derivation not ok\n{derivation}", pytrace=False)
+    if certify:
+        certificate = theorem.certify()
+        if not certificate.ok:
+            pytest.fail(f"{name}: certificate {certificate}", pytrace=False)
+    report = theorem.check(**check_args)
+    if not report.ok:
+        pytest.fail(f"{name}: numeric check not ok\n{report}", pytrace=False)
+    return report
+
+
+@pytest.fixture
+def theorem_check():
+    """Return a function ``(name, **check_args) -> Report`` that fails the test on any failure."""
+    return _run_checks

@@ -1,0 +1,99 @@
+"""Reports: the rows of a sweep (one per cell and quantity), a verdict each, and a summary table.
+
+Every row carries at least ``theorem``, ``format``, ``policy``, ``verdict`` (``holds``,
+``violated`` or ``precision-effect``) and ``mechanism`` (empty unless a precision effect). A report
+is ``ok`` when no row is violated and every precision effect names its mechanism.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+VERDICTS = ("holds", "violated", "precision-effect")
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of :meth:`Theorem.check`: ``rows`` (list of dicts), ``ok``, a table when printed."""
+
+    theorem: str
+    rows: tuple[dict, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        tally = Counter(row["verdict"] for row in self.rows)
+        return {verdict: tally.get(verdict, 0) for verdict in VERDICTS}
+
+    @property
+    def ok(self) -> bool:
+        return all(
+            row["verdict"] == "holds"
+            or (row["verdict"] == "precision-effect" and row.get("mechanism"))
+            for row in self.rows
+        )
+
+    @property
+    def violations(self) -> list[dict]:
+        return [row for row in self.rows if row["verdict"] == "violated"]
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write the rows as a tidy CSV (one row per cell and quantity) and return the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        columns: list[str] = []
+        for row in self.rows:
+            columns += [key for key in row if key not in columns]
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        return path
+
+    def summary_rows(self) -> list[dict]:
+        """One row per (format, policy): verdict counts, mechanisms and the smallest margin."""
+        groups: dict[tuple, list[dict]] = defaultdict(list)
+        for row in self.rows:
+            groups[(row["format"], row["policy"])].append(row)
+        table = []
+        for (fmt, policy), rows in groups.items():
+            tally = Counter(row["verdict"] for row in rows)
+            mechanisms = sorted({row["mechanism"] for row in rows if row.get("mechanism")})
+            margins = [row["margin"] for row in rows
+                       if row["verdict"] == "holds" and row.get("margin") is not None]
+            table.append({
+                "format": fmt, "policy": policy, "rows": len(rows),
+                "holds": tally["holds"], "precision-effect": tally["precision-effect"],
+                "violated": tally["violated"], "mechanisms": ", ".join(mechanisms),
+                "min margin": min(margins) if margins else None,
+            })
+        return table
+
+    def __str__(self) -> str:
+        header = ["format", "policy", "rows", "holds", "precision-effect", "violated",
+                  "min margin", "mechanisms"]
+        body = [[_cell(row[h]) for h in header] for row in self.summary_rows()]
+        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+        lines = [f"{self.theorem}: {len(self.rows)} rows; "
+                 + ", ".join(f"{v} {k}" for k, v in self.counts.items())
+                 + ("" if self.ok else "  NOT OK")]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+        for row in self.violations[:5]:
+            lines.append("violated: " + ", ".join(f"{k}={_cell(v)}" for k, v in row.items()))
+        return "\n".join(line.rstrip() for line in lines)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts.items())
+        return f"<Report {self.theorem}: {counts}>"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
