@@ -85,6 +85,16 @@ class Format:
         """The dtype in which values of this format are computed on: float64 or float32."""
         return np.dtype(np.float64) if self.exp_bits > 8 else np.dtype(np.float32)
 
+    def ulp(self, x):
+        """Return the spacing of this format at ``|x|``: ``2^(floor(log2|x|) - man_bits)``, or the
+        smallest subnormal at and below the smallest normal number (and at ``x = 0``)."""
+        xp = array_namespace(x)
+        magnitude = xp.abs(xp.asarray(x, dtype=np.float64))
+        _, exponent = xp.frexp(magnitude)
+        exponent = xp.where(magnitude > 0, exponent - 1, self.min_exp)
+        exponent = xp.maximum(exponent, self.min_exp) - self.man_bits
+        return xp.ldexp(xp.ones_like(magnitude), exponent)
+
     def round(self, x):
         """Return ``x`` rounded to this format, in ``x``'s own (container) dtype."""
         return round_to(x, self)

@@ -2,7 +2,18 @@
 
 from proofs.certify import Certificate, certify
 from proofs.derivation import Derivation
-from proofs.steps import METHODS, Step, StepResult, check_step, find_witness
+from proofs.steps import (
+    METHODS,
+    Step,
+    StepResult,
+    check_step,
+    eq,
+    find_witness,
+    ge,
+    gt,
+    le,
+    lt,
+)
 
 __all__ = [
     "METHODS",
@@ -12,5 +23,10 @@ __all__ = [
     "StepResult",
     "certify",
     "check_step",
+    "eq",
     "find_witness",
+    "ge",
+    "gt",
+    "le",
+    "lt",
 ]

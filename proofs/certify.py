@@ -66,10 +66,20 @@ def certify(
     ``box`` maps each free symbol to a closed range ``(lo, hi)``. A range whose ratio ``hi/lo``
     exceeds 4 on the positive axis is split geometrically, so wide size ranges bisect evenly.
     """
-    f, strict = _as_nonnegative(sp.sympify(claim))
+    claim = sp.sympify(claim)
+    if isinstance(claim, sp.And):
+        parts = [certify(part, box, max_boxes=max_boxes, min_width=min_width)
+                 for part in claim.args]
+        worst = next((p for p in parts if p.status == "refuted"),
+                     next((p for p in parts if p.status == "unknown"), parts[0]))
+        return Certificate(claim, worst.box, worst.status, sum(p.boxes for p in parts),
+                           worst.witness, worst.value_at_witness, worst.open_boxes, worst.detail)
+    f, strict = _as_nonnegative(claim)
     # The factored form is algebraically equal but often free of the cancellation that makes a
     # naive enclosure too wide near a point where the claim is tight.
     forms = [f, sp.factor(sp.together(f))]
+    if f.is_polynomial():
+        forms.append(sp.horner(sp.expand(f)))
     symbols = sorted(f.free_symbols, key=lambda s: s.name)
     ranges = check_box(box, symbols)
     names = {s: s.name for s in symbols}

@@ -102,8 +102,8 @@ class Derivation:
         lines = [f"{self.name}  ({self.source})"]
         lines += [f"  {label}: {claim}" for label, claim in self.hypotheses]
         lines.append(f"  |- {self.goal}")
-        rows = [(f"({r.label})", str(r.claim), r) for r in self.steps]
-        rows += [(f"({r.label})", f"as printed: {r.claim}", r) for r in self.printed]
+        rows = [(f"({r.label})", str(r.step), r) for r in self.steps]
+        rows += [(f"({r.label})", f"as printed: {r.step}", r) for r in self.printed]
         width = max((len(claim) for _, claim, _ in rows), default=0)
         width = min(width, 72)
         for label, claim, result in rows:

@@ -35,6 +35,10 @@ class Step:
     cite: str = ""
     box: Mapping[sp.Symbol, tuple[float, float]] | None = None
     note: str = ""
+    show: str = ""  # a short form to print when the claim itself is too long to read
+
+    def __str__(self) -> str:
+        return self.show or str(self.claim)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,31 @@ class Context:
     """What a method may consult: the derivation's hypotheses (name to claim)."""
 
     hypotheses: Mapping[str, sp.Basic] = field(default_factory=dict)
+
+
+def eq(lhs, rhs) -> sp.Equality:
+    """``lhs == rhs`` as a claim, left unevaluated so that it prints as written."""
+    return sp.Eq(lhs, rhs, evaluate=False)
+
+
+def ge(lhs, rhs) -> sp.GreaterThan:
+    """``lhs >= rhs`` as a claim, left unevaluated."""
+    return sp.GreaterThan(lhs, rhs, evaluate=False)
+
+
+def gt(lhs, rhs) -> sp.StrictGreaterThan:
+    """``lhs > rhs`` as a claim, left unevaluated."""
+    return sp.StrictGreaterThan(lhs, rhs, evaluate=False)
+
+
+def le(lhs, rhs) -> sp.LessThan:
+    """``lhs <= rhs`` as a claim, left unevaluated."""
+    return sp.LessThan(lhs, rhs, evaluate=False)
+
+
+def lt(lhs, rhs) -> sp.StrictLessThan:
+    """``lhs < rhs`` as a claim, left unevaluated."""
+    return sp.StrictLessThan(lhs, rhs, evaluate=False)
 
 
 def check_step(step: Step, context: Context | None = None) -> StepResult:
@@ -168,6 +197,32 @@ def _by_interval(step: Step, context: Context) -> StepResult:
     return StepResult(step, "checked", "interval", detail=f"{total} boxes")
 
 
+def _by_monotone(step: Step, context: Context) -> StepResult:
+    """``f(x) >= 0`` on ``[x0, oo)`` because ``f(x0) >= 0`` and ``f'(x) >= 0`` for ``x >= x0``.
+
+    The step's ``box`` names the one variable ``x`` and its range ``(x0, oo)``; both facts are
+    checked by SymPy's sign reasoning under the symbols' assumptions.
+    """
+    if step.box is None or len(step.box) != 1:
+        return StepResult(step, "unchecked", "monotone", detail="box must name one variable")
+    (variable, (start, _)), = step.box.items()
+    variable = variable if isinstance(variable, sp.Symbol) else sp.Symbol(str(variable))
+    variable = next((s for s in step.claim.free_symbols if s.name == variable.name), variable)
+    expr, strict = _as_nonnegative(step.claim)
+    at_start = sp.simplify(expr.subs(variable, start))
+    offset = sp.Dummy("t", nonnegative=True)
+    slope = sp.simplify(sp.diff(expr, variable).subs(variable, start + offset))
+    start_ok = at_start.is_positive if strict else at_start.is_nonnegative
+    if start_ok and slope.is_nonnegative:
+        return StepResult(step, "checked", "monotone",
+                          detail=f"f({start}) = {at_start}, f' = {slope} >= 0")
+    witness = find_witness(step.claim, None)
+    if witness is not None:
+        return StepResult(step, "failed", "monotone", *witness)
+    return StepResult(step, "unchecked", "monotone",
+                      detail=f"cannot sign f({start}) = {at_start} or f' = {slope}")
+
+
 def _by_given(step: Step, context: Context) -> StepResult:
     for name, hypothesis in context.hypotheses.items():
         if hypothesis == step.claim:
@@ -180,6 +235,7 @@ METHODS: dict[str, Callable[[Step, Context], StepResult]] = {
     "limit": _by_limit,
     "series": _by_series,
     "interval": _by_interval,
+    "monotone": _by_monotone,
     "given": _by_given,
 }
 
