@@ -180,8 +180,8 @@ def _write_pdf(path: Path, panels: list[Panel], *, columns: int) -> None:
         ax.set_xscale(panel.xmode)
         ax.set_yscale(panel.ymode)
         ax.set_title(panel.title, fontsize=9)
-        ax.set_xlabel(panel.xlabel.replace("$", ""), fontsize=8)
-        ax.set_ylabel(panel.ylabel.replace("$", ""), fontsize=8)
+        ax.set_xlabel(panel.xlabel, fontsize=8)
+        ax.set_ylabel(panel.ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
     handles, labels = axes.flat[len(panels) - 1].get_legend_handles_labels()
     if handles:

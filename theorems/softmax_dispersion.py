@@ -382,5 +382,5 @@ def _figure(out_dir: Path, *, quick: bool):
                 Series(f"Lemma 2.1, spread {spread:g}", tuple(sizes),
                        tuple(np.minimum(paper_bounds(sizes, spread)[1], 1.0)), "dashed", colour),
             ]
-        panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\\alpha_{\\max}$", tuple(series)))
+        panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\alpha_{\max}$", tuple(series)))
     return write_figure(out_dir, THEOREM.name, panels)
