@@ -135,10 +135,16 @@ def get_format(fmt: str | Format) -> Format:
     """Return the :class:`Format` called ``fmt`` (a name from :data:`FORMATS`)."""
     if isinstance(fmt, Format):
         return fmt
-    if isinstance(fmt, type | np.dtype) or hasattr(fmt, "dtype"):
-        hint = {np.dtype(f.dtype).name: f.name for f in FORMATS.values()}.get(np.dtype(fmt).name if not hasattr(fmt, "shape") else "")
-        raise TypeError(f"format must be a name; pass {hint!r}, not {fmt!r}" if hint else
-                        f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if not isinstance(fmt, str):
+        names = {f.dtype: f.name for f in FORMATS.values()}
+        try:
+            hint = names.get(np.dtype(fmt))
+        except TypeError:
+            hint = None
+        if hint:
+            raise TypeError(f"pass {hint!r}, not {fmt!r}")
+        raise TypeError(f"expected a format name but got format={fmt!r} "
+                        f"(type={type(fmt).__name__}); expected one of {', '.join(FORMATS)}")
     return FORMATS[check_choice(fmt, FORMAT_NAMES, "format")]
 
 
@@ -169,6 +175,8 @@ def round_by_quantum(x, fmt: Format):
     """
     xp = array_namespace(x)
     x = xp.asarray(x)
+    if not is_numpy_namespace(xp) and x.dtype in (np.float32, np.float64):
+        return _cuda_rounding_kernel(xp, fmt)(x)
     _, exponent = xp.frexp(x)  # x = m * 2**exponent with 0.5 <= |m| < 1
     exponent = xp.maximum(exponent - 1, fmt.min_exp) - fmt.man_bits
     with np.errstate(invalid="ignore", over="ignore"):
@@ -179,3 +187,28 @@ def round_by_quantum(x, fmt: Format):
         else:
             y = xp.where(overflow | xp.isinf(x), xp.asarray(np.nan, dtype=x.dtype), y)
     return xp.where(xp.isnan(x), x, y)
+
+
+_CUDA_KERNELS: dict[str, object] = {}
+
+
+def _cuda_rounding_kernel(cupy, fmt: Format):
+    """One fused CuPy kernel doing what :func:`round_by_quantum` does with array operations."""
+    if fmt.name not in _CUDA_KERNELS:
+        overflow = "copysign((T)INFINITY, x)" if fmt.has_inf else "(T)NAN"
+        _CUDA_KERNELS[fmt.name] = cupy.ElementwiseKernel(
+            "T x", "T y",
+            f"""
+            if (isnan(x)) {{ y = x; }}
+            else if (isinf(x)) {{ y = {overflow}; }}
+            else {{
+                int e;
+                frexp(x, &e);
+                e = max(e - 1, {fmt.min_exp}) - {fmt.man_bits};
+                T r = ldexp(rint(ldexp(x, -e)), e);
+                y = fabs(r) > (T){fmt.max!r} ? {overflow} : r;
+            }}
+            """,
+            f"round_to_{fmt.name.replace('-', '_')}",
+        )
+    return _CUDA_KERNELS[fmt.name]

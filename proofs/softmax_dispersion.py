@@ -1,5 +1,6 @@
 """Derivation of Lemma 2.1 of Velickovic et al., "Softmax is not Enough" (ICML 2025), and its
-corollaries: the tight extremal bound, sharpness, entropy, temperature, spread, adaptive temperature.
+corollaries: the tight extremal bound, sharpness, entropy, temperature, spread, adaptive
+temperature.
 
 Symbols (the paper's letters where it has them):
 
@@ -154,8 +155,10 @@ def _spread_steps() -> list[Step]:
     A = sp.Symbol("A", nonnegative=True)
     return [
         Step("13a", eq(sum(x**2 for x in u) * sum(y**2 for y in v) - inner**2, lagrange),
-             cite="Prop. 3.1", show="Eq(|u|**2*|v|**2 - <u, v>**2, Sum((u_i*v_j - u_j*v_i)**2))", note="Lagrange's identity (R^3): Cauchy-Schwarz |<Qy,Kx>| "
-                                    "<= |Qy| |Kx| <= smax(Q) smax(K) |y| |x|"),
+             cite="Prop. 3.1",
+             show="Eq(|u|**2*|v|**2 - <u, v>**2, Sum((u_i*v_j - u_j*v_i)**2))",
+             note="Lagrange's identity (R^3): Cauchy-Schwarz |<Qy,Kx>| <= |Qy| |Kx| "
+                  "<= smax(Q) smax(K) |y| |x|"),
         Step("13b", ge(lagrange, 0), cite="Prop. 3.1", show="Sum((u_i*v_j - u_j*v_i)**2) >= 0"),
         Step("13c", le((A - a) - (-A + b), 2 * A), cite="Prop. 3.1",
              note="|e_i| <= A for all i gives delta = M - m <= 2A"),

@@ -1,4 +1,4 @@
-"""Computer-checked derivations and precision-aware numeric checks of results about softmax networks.
+"""Computer-checked derivations and precision-aware numeric checks of softmax-network results.
 
 >>> import theorems
 >>> theorems.names()[0]

@@ -25,7 +25,7 @@ _MPL_COLOURS = ("tab:blue", "tab:red", "black", "teal", "tab:orange", "tab:purpl
 
 @dataclass(frozen=True)
 class Series:
-    """One curve: ``label``, coordinates, and ``style`` (``line``, ``dashed``, ``dotted``, ``marks``)."""
+    """One curve: ``label``, coordinates, ``style`` (line, dashed, dotted, marks), colour index."""
 
     label: str
     x: tuple[float, ...]

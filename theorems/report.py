@@ -18,7 +18,7 @@ VERDICTS = ("holds", "violated", "precision-effect")
 
 @dataclass(frozen=True)
 class Report:
-    """The result of :meth:`Theorem.check`: ``rows`` (list of dicts), ``ok``, a table when printed."""
+    """The result of :meth:`Theorem.check`: ``rows`` (dicts), ``ok``, and a table when printed."""
 
     theorem: str
     rows: tuple[dict, ...]

@@ -137,7 +137,7 @@ def sharpness_gap(fmt, policy="hw"):
 
 @dataclass(frozen=True)
 class Counterexample:
-    """A witness: a concrete logit vector, the coefficient it gives (exact), and the claim it breaks."""
+    """A witness: concrete logits, the coefficient they give (exact), and the claim they break."""
 
     claim: str
     n: int
