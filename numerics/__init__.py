@@ -5,7 +5,7 @@ from numerics.formats import FORMAT_NAMES, FORMATS, Format, get_format, round_to
 from numerics.kernels import entropy, logsumexp, softmax
 from numerics.policies import POLICIES, POLICY_NAMES, Policy, get_policy
 from numerics.store import ResultStore
-from numerics.sweep import Cell, grid, run_sweep
+from numerics.sweep import Cell, Sweep, grid, run_sweep
 
 __all__ = [
     "BACKENDS",
@@ -17,6 +17,7 @@ __all__ = [
     "Format",
     "Policy",
     "ResultStore",
+    "Sweep",
     "array_namespace",
     "entropy",
     "get_backend",

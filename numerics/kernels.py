@@ -33,12 +33,13 @@ def softmax(
     x = load_finite(logits, fmt, policy, "logits")
     if temperature != 1.0:
         x = policy.step(x / x.dtype.type(temperature), fmt)
-    z = x - xp.max(x, axis=axis, keepdims=True)
+    top = xp.max(x, axis=axis, keepdims=True)
+    # work in place on a copy we own: at n = 2^24 every fresh array costs page faults
+    z = xp.subtract(x, top, out=x) if x is not logits else x - top
     z = policy.step(z, fmt)
-    e = xp.exp(z, out=z)
-    e = policy.step(e, fmt)
+    e = policy.step(xp.exp(z, out=z), fmt)
     total = policy.sum(e, fmt, axis=axis, keepdims=True)
-    e /= total
+    e = xp.divide(e, total, out=e)
     return policy.output(e, fmt)
 
 
@@ -76,8 +77,9 @@ def load_finite(x, fmt: Format, policy: Policy, name: str):
     if x.size == 0:
         raise ValueError(f"{name} are empty; pass at least one value")
     loaded = policy.load(x, fmt)
-    finite = xp.isfinite(loaded)
-    if not bool(xp.all(finite)):
+    # NaN propagates through max, +inf sets it and -inf sets min: two cheap reductions decide
+    if not (bool(xp.isfinite(xp.max(loaded))) and bool(xp.isfinite(xp.min(loaded)))):
+        finite = xp.isfinite(loaded)
         raw = xp.asarray(x, dtype=fmt.container)
         bad_in = ~xp.isfinite(raw)
         if bool(xp.any(bad_in)):

@@ -36,6 +36,8 @@ class Policy:
         fmt = get_format(fmt)
         xp = array_namespace(x)
         x = xp.asarray(x)
+        if x.dtype == fmt.dtype:  # already stored in the format: widening is exact
+            return x.astype(fmt.container)
         if x.dtype not in (np.float32, np.float64):
             # narrow floats (float16, bf16, fp8) are exact in float32; integers go via float64
             narrow = x.dtype.kind in "fV" and x.dtype.itemsize <= 4

@@ -37,6 +37,22 @@ class Cell:
         return dict(self.params)
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """A validated grid of cells, the function that evaluates one cell, and where results go."""
+
+    cells: tuple[Cell, ...]
+    evaluate: Callable[[dict], list[dict]]
+    store: ResultStore | None = None
+    workers: int = 1
+    label: str = "sweep"
+
+    def run(self, *, progress: bool = False) -> list[dict]:
+        """Run every cell not yet in the store and return all rows in cell order."""
+        return run_sweep(self.cells, self.evaluate, store=self.store, workers=self.workers,
+                         progress=progress, label=self.label)
+
+
 def grid(**axes: Sequence) -> list[Cell]:
     """Return the Cartesian product of the named axes as cells (last axis varies fastest)."""
     names = list(axes)

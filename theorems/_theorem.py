@@ -9,9 +9,9 @@ A theorem module subclasses :class:`Theorem` and provides:
 - ``evaluate``: a module-level function ``params -> rows`` run once per cell (in workers);
 - ``figure(out_dir)`` and ``counterexample(...)``.
 
-The base class validates sweep arguments eagerly (before any work starts), builds the cells, runs
-them through :func:`numerics.run_sweep` with a result store under ``out``, and wraps the rows in a
-:class:`Report`.
+The base class validates sweep arguments eagerly (:meth:`Theorem.plan`, before any work starts),
+builds a :class:`numerics.Sweep` with a result store under ``out``, runs it (:meth:`Theorem.run`)
+and wraps the rows in a :class:`Report`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from numerics import (
-    BACKENDS,
-    FORMAT_NAMES,
-    POLICY_NAMES,
-    Cell,
-    ResultStore,
-    grid,
-    run_sweep,
-)
+from numerics import BACKENDS, FORMAT_NAMES, POLICY_NAMES, ResultStore, Sweep, grid
 from numerics._validate import check_choice, check_int, check_nonempty
 from theorems.report import Report
 
@@ -49,16 +41,6 @@ class Statement:
 
     def _repr_latex_(self) -> str:
         return self.latex
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A validated sweep: the cells to run and where their results go."""
-
-    cells: tuple[Cell, ...]
-    store: ResultStore | None
-    out: Path | None
-    workers: int
 
 
 class Theorem:
@@ -102,8 +84,11 @@ class Theorem:
         out: str | os.PathLike | None = None,
         workers: int = 1,
         quick: bool = False,
-    ) -> Plan:
-        """Validate sweep arguments and return the :class:`Plan`; no work is done here."""
+    ) -> Sweep:
+        """Validate sweep arguments and return the :class:`numerics.Sweep`; no work is done here.
+
+        With ``out``, the sweep's store is ``<out>/<name>.cells.jsonl``.
+        """
         axes = dict(self.axes(bool(quick)))
         if sizes is not None:
             axes["sizes"] = [check_int(n, "n", min=1, max=self.max_size)
@@ -126,17 +111,14 @@ class Theorem:
         singular = {"sizes": "n", "formats": "format", "policies": "policy", "seeds": "seed"}
         named = {singular.get(k, k): v for k, v in axes.items()}
         cells = grid(**named, backend=[backend])
-        out_path = Path(out) if out is not None else None
-        store = ResultStore(out_path / f"{self.name}.cells.jsonl") if out_path else None
-        return Plan(tuple(cells), store, out_path, workers)
+        store = ResultStore(Path(out) / f"{self.name}.cells.jsonl") if out is not None else None
+        return Sweep(tuple(cells), type(self).evaluate, store, workers, self.name)
 
-    def run(self, plan: Plan, *, progress: bool = False) -> Report:
-        """Run a validated :class:`Plan` and return its :class:`Report` (CSV too if ``out``)."""
-        rows = run_sweep(plan.cells, type(self).evaluate, store=plan.store,
-                         workers=plan.workers, progress=progress, label=self.name)
-        report = Report(self.name, tuple(rows))
-        if plan.out is not None:
-            report.to_csv(plan.out / f"{self.name}.csv")
+    def run(self, sweep: Sweep, *, progress: bool = False) -> Report:
+        """Run a validated sweep; return its :class:`Report`, and a CSV next to the store."""
+        report = Report(self.name, tuple(sweep.run(progress=progress)))
+        if sweep.store is not None:
+            report.to_csv(sweep.store.path.parent / f"{self.name}.csv")
         return report
 
     def check(
@@ -157,9 +139,9 @@ class Theorem:
         With ``out``, finished cells are stored in ``<out>/<name>.cells.jsonl`` as they finish
         (a rerun skips them) and the rows are written to ``<out>/<name>.csv``.
         """
-        plan = self.plan(sizes=sizes, formats=formats, policies=policies, seeds=seeds,
-                         backend=backend, out=out, workers=workers, quick=quick)
-        return self.run(plan, progress=progress)
+        sweep = self.plan(sizes=sizes, formats=formats, policies=policies, seeds=seeds,
+                          backend=backend, out=out, workers=workers, quick=quick)
+        return self.run(sweep, progress=progress)
 
     @property
     def stem(self) -> str:

@@ -82,9 +82,9 @@ def _prepare(args):
     if args.verb == "verify":
         workers = _int(args.workers, "workers")
         theorems = [get(name) for name in names()]
-        plans = [t.plan(quick=args.quick, out=Path(args.out) / t.name, workers=workers)
-                 for t in theorems]
-        return lambda: _verify(theorems, plans, Path(args.out), args.quick)
+        sweeps = [t.plan(quick=args.quick, out=Path(args.out) / t.name, workers=workers)
+                  for t in theorems]
+        return lambda: _verify(theorems, sweeps, Path(args.out), args.quick)
     theorem = get(args.name)
     if args.verb == "derive":
         return lambda: _derive(theorem, args.latex)
@@ -93,7 +93,7 @@ def _prepare(args):
     if args.verb == "figure":
         return lambda: _figure(theorem, Path(args.out), args.quick)
     sizes = _split(args.sizes)
-    plan = theorem.plan(
+    sweep = theorem.plan(
         sizes=[n for s in sizes for n in parse_sizes(s)] if sizes is not None else None,
         formats=_split(args.formats),
         policies=_split(args.policies),
@@ -103,7 +103,7 @@ def _prepare(args):
         workers=_int(args.workers, "workers"),
         quick=args.quick,
     )
-    return lambda: _check(theorem, plan)
+    return lambda: _check(theorem, sweep)
 
 
 def _int(text: str, name: str) -> int:
@@ -132,8 +132,8 @@ def _certify(theorem) -> int:
     return 0 if certificate.ok else 1
 
 
-def _check(theorem, plan) -> int:
-    report = theorem.run(plan, progress=sys.stderr.isatty())
+def _check(theorem, sweep) -> int:
+    report = theorem.run(sweep, progress=sys.stderr.isatty())
     print(report)
     return 0 if report.ok else 1
 
@@ -145,9 +145,9 @@ def _figure(theorem, out: Path, quick: bool) -> int:
     return 0
 
 
-def _verify(theorems, plans, out: Path, quick: bool) -> int:
+def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
     summary = []
-    for theorem, plan in zip(theorems, plans, strict=True):
+    for theorem, sweep in zip(theorems, sweeps, strict=True):
         start = time.perf_counter()
         target = out / theorem.name
         target.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ def _verify(theorems, plans, out: Path, quick: bool) -> int:
         (target / "derivation.tex").write_text(derivation.to_latex(), encoding="utf-8")
         certificate = theorem.certify()
         (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
-        report = theorem.run(plan, progress=True)
+        report = theorem.run(sweep, progress=True)
         figure = theorem.figure(target, quick=quick)
         print(derivation.summary())
         print(f"certificate {certificate.status} ({certificate.boxes} boxes)")
