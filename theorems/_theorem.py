@@ -69,6 +69,10 @@ class Theorem:
         """Write ``<name>.tex``, ``<name>.csv`` and ``<name>.pdf`` into ``out_dir``."""
         raise NotImplementedError
 
+    def findings(self, report: Report) -> str:
+        """Return text summarising what a report found beyond its table (empty by default)."""
+        return ""
+
     def counterexample(self, **kwargs):
         """Return a witness for what the theorem refutes, or for a mis-stated bound."""
         raise NotImplementedError

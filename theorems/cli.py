@@ -16,6 +16,7 @@ from theorems._registry import get, names
 from theorems._theorem import parse_sizes
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, ValueError, TypeError) as exc:
         print(f"theorems: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    return work()
+    try:
+        return work()
+    except KeyboardInterrupt:
+        print("theorems: interrupted; finished cells are stored under --out, and the same "
+              "command resumes from them", file=sys.stderr)
+        return INTERRUPTED
 
 
 def _prepare(args):
@@ -135,6 +141,9 @@ def _certify(theorem) -> int:
 def _check(theorem, sweep) -> int:
     report = theorem.run(sweep, progress=sys.stderr.isatty())
     print(report)
+    findings = theorem.findings(report)
+    if findings:
+        print(findings)
     return 0 if report.ok else 1
 
 
@@ -162,6 +171,9 @@ def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
         print(derivation.summary())
         print(f"certificate {certificate.status} ({certificate.boxes} boxes)")
         print(report, flush=True)
+        findings = theorem.findings(report)
+        if findings:
+            print(findings, flush=True)
         ok = derivation.ok and certificate.ok and report.ok
         counts = report.counts
         summary.append([

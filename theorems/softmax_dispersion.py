@@ -135,6 +135,25 @@ def sharpness_gap(fmt, policy="hw"):
     return _least_true(exact_one_hot, fmt), _least_true(top_is_one, fmt)
 
 
+def thresholds(report) -> list[dict]:
+    """For worst-case rows: the first size at which each precision effect is observed, next to
+    the first size at which the rounding model predicts it, per format, policy, family, spread and
+    quantity (seed 0 or the first seed, temperature 1)."""
+    groups: dict[tuple, dict] = {}
+    for row in sorted(report.rows, key=lambda r: r["n"]):
+        if row["family"] == "random" or row["temperature"] != 1.0 or row["predicted"] is None:
+            continue
+        key = (row["format"], row["policy"], row["family"], row["spread"], row["quantity"])
+        entry = groups.setdefault(key, {"observed_n": None, "predicted_n": None, "mechanism": ""})
+        if row["verdict"] == "precision-effect" and entry["observed_n"] is None:
+            entry["observed_n"], entry["mechanism"] = row["n"], row["mechanism"]
+        if row["predicted"] and entry["predicted_n"] is None:
+            entry["predicted_n"] = row["n"]
+    return [dict(zip(("format", "policy", "family", "spread", "quantity"), key, strict=True),
+                 **entry) for key, entry in groups.items()
+            if entry["observed_n"] is not None or entry["predicted_n"] is not None]
+
+
 @dataclass(frozen=True)
 class Counterexample:
     """A witness: concrete logits, the coefficient they give (exact), and the claim they break."""
@@ -196,6 +215,23 @@ class SoftmaxDispersion(Theorem):
     def figure(self, out_dir, *, quick: bool = True):
         """Largest coefficient against ``n`` (log-log), per format, with both bounds (hw policy)."""
         return _figure(Path(out_dir), quick=quick)
+
+    def findings(self, report) -> str:
+        """Precision thresholds, predicted against observed, and each format's sharpness gaps."""
+        table = thresholds(report)
+        agree = sum(row["predicted_n"] == row["observed_n"] for row in table)
+        lines = [f"precision thresholds (first n with the effect), worst-case logits: "
+                 f"{agree} of {len(table)} as predicted"]
+        for row in table[:8] + [row for row in table[8:]
+                                if row["predicted_n"] != row["observed_n"]][:8]:
+            lines.append(f"  {row['format']:<9} {row['policy']:<7} {row['family']:<10} "
+                         f"spread {row['spread']:<4g} {row['quantity']:<17} {row['mechanism']:<24}"
+                         f" observed n={row['observed_n']}, predicted n={row['predicted_n']}")
+        gaps = ", ".join(f"{name} {zero:g}/{one:g}" for name, (zero, one) in
+                         ((name, sharpness_gap(name, "hw")) for name in
+                          sorted({row["format"] for row in report.rows})))
+        lines.append(f"sharpness gaps under hw (exactly one-hot / top weight 1): {gaps}")
+        return "\n".join(lines)
 
     def counterexample(self, *, sharpness: float = 0.9, spread: float = 4.0,
                        temperature: float = 1.0, bound=None, kind: str = "lower",
