@@ -120,7 +120,7 @@ class Theorem:
 
     def run(self, sweep: Sweep, *, progress: bool = False) -> Report:
         """Run a validated sweep; return its :class:`Report`, and a CSV next to the store."""
-        report = Report(self.name, tuple(sweep.run(progress=progress)))
+        report = Report(self.name, sweep.run(progress=progress))
         if sweep.store is not None:
             report.to_csv(sweep.store.path.parent / f"{self.name}.csv")
         return report

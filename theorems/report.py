@@ -21,7 +21,7 @@ class Report:
     """The result of :meth:`Theorem.check`: ``rows`` (dicts), ``ok``, and a table when printed."""
 
     theorem: str
-    rows: tuple[dict, ...]
+    rows: list[dict]
 
     @property
     def counts(self) -> dict[str, int]:

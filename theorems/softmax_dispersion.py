@@ -354,10 +354,12 @@ def _evaluate(params: dict) -> list[dict]:
 
 
 def _tolerance_ulps(n: int, fmt, policy) -> float:
-    # output rounding (<= 1 ulp across a binade edge) plus the float32/float64 compute error of a
-    # pairwise sum of n terms and a few elementwise operations, in ulps of the format
+    # output rounding (<= 1 ulp across a binade edge) plus an a priori bound on the compute error,
+    # in ulps of the format: a blocked pairwise sum (blocks of 128 over 8 accumulators: 16 + 3
+    # roundings, then log2(n/128) levels) of positive terms, and a few elementwise operations
     unit = 2.0**-53 if fmt.container == np.float64 else 2.0**-24
-    compute = 2 * (math.ceil(math.log2(max(n, 2))) + 4) * unit / fmt.eps
+    depth = 16 + 3 + max(0, math.ceil(math.log2(max(n, 2))) - 7)
+    compute = 2 * (depth + 4) * unit / fmt.eps
     return 1.0 + (2.0 if policy.round_each_op else 0.0) + compute
 
 
