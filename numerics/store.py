@@ -13,10 +13,15 @@ from pathlib import Path
 
 
 class ResultStore:
-    """Finished cells of sweeps, keyed by the cell's canonical JSON key, in one ``.jsonl`` file."""
+    """Finished cells of sweeps, keyed by the cell's canonical JSON key, in one ``.jsonl`` file.
 
-    def __init__(self, path: str | os.PathLike):
+    ``version`` identifies the code that computed the rows; lines written by other code are
+    ignored on reading, so a changed checker never reuses stale cells.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, version: str = ""):
         self.path = Path(path)
+        self.version = version
 
     def load(self) -> dict[str, list[dict]]:
         """Return ``{key: rows}`` for every complete line on disk (the last one wins)."""
@@ -31,14 +36,16 @@ class ResultStore:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                done[record["key"]] = record["rows"]
+                if record.get("version", "") == self.version:
+                    done[record["key"]] = record["rows"]
         return done
 
     def append(self, key: str, rows: list[dict]) -> None:
         """Write one finished cell durably."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._drop_torn_tail()
-        line = json.dumps({"key": key, "rows": rows}, allow_nan=True, default=_plain) + "\n"
+        record = {"key": key, "version": self.version, "rows": rows}
+        line = json.dumps(record, allow_nan=True, default=_plain) + "\n"
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()

@@ -16,8 +16,10 @@ and wraps the rows in a :class:`Report`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +117,8 @@ class Theorem:
         singular = {"sizes": "n", "formats": "format", "policies": "policy", "seeds": "seed"}
         named = {singular.get(k, k): v for k, v in axes.items()}
         cells = grid(**named, backend=[backend])
-        store = ResultStore(Path(out) / f"{self.name}.cells.jsonl") if out is not None else None
+        store = (ResultStore(Path(out) / f"{self.name}.cells.jsonl", version=self.code_version())
+                 if out is not None else None)
         return Sweep(tuple(cells), type(self).evaluate, store, workers, self.name)
 
     def run(self, sweep: Sweep, *, progress: bool = False) -> Report:
@@ -146,6 +149,17 @@ class Theorem:
         sweep = self.plan(sizes=sizes, formats=formats, policies=policies, seeds=seeds,
                           backend=backend, out=out, workers=workers, quick=quick)
         return self.run(sweep, progress=progress)
+
+    def code_version(self) -> str:
+        """A hash of the code that computes this theorem's rows (its module and ``numerics``)."""
+        import numerics
+
+        sources = sorted(Path(numerics.__file__).parent.glob("*.py"))
+        sources.append(Path(sys.modules[type(self).__module__].__file__))
+        digest = hashlib.sha256()
+        for path in sources:
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
 
     @property
     def stem(self) -> str:
