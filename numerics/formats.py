@@ -110,6 +110,8 @@ class Format:
             x = xp.asarray(x)
             if x.dtype == np.float32 and self.dtype == np.float16:
                 x = _round_float32_by_bits(x, self)  # exact values cast fast
+            elif x.dtype != np.float32:
+                x = round_to(x, self)  # ml_dtypes casts float64 through float32: round once first
             return x.astype(self.dtype)
         if self.name in ("fp64", "fp32", "fp16"):
             return x.astype(self.dtype)
@@ -141,7 +143,7 @@ def get_format(fmt: str | Format) -> Format:
     if not isinstance(fmt, str):
         names = {f.dtype: f.name for f in FORMATS.values()}
         try:
-            hint = names.get(np.dtype(fmt))
+            hint = names.get(np.dtype(fmt)) if fmt is not None else None  # np.dtype(None): fp64
         except TypeError:
             hint = None
         if hint:
@@ -154,6 +156,9 @@ def get_format(fmt: str | Format) -> Format:
 def round_to(x, fmt: Format):
     """Round every element of ``x`` to ``fmt`` (nearest, ties to even); keep ``x``'s dtype.
 
+    Input in a narrower float dtype whose values ``fmt`` does not all contain (float16 to bf16)
+    is rounded from, and returned in, float32; integer input in float64.
+
     On NumPy this is a cast to the format and back wherever that cast rounds once: from float32
     to any format, and from float64 to NumPy's own float16/float32. ``ml_dtypes`` casts float64
     through float32 (a double rounding: 1 + 2^-8 + 2^-30 becomes 1 in bf16, not 1 + 2^-7), so
@@ -161,15 +166,26 @@ def round_to(x, fmt: Format):
     """
     xp = array_namespace(x)
     x = xp.asarray(x)
-    if x.dtype.itemsize * 8 <= fmt.bits:
+    if _contains(fmt, x.dtype):
         return x
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float32 if x.dtype.kind in "fV" and x.dtype.itemsize < 4 else np.float64)
     if is_numpy_namespace(xp) and x.dtype == np.float32 and fmt.dtype == np.float16:
         # NumPy's own float32 -> float16 cast takes ~80 ns per inexact subnormal
         return _round_float32_by_bits(x, fmt)
-    if is_numpy_namespace(xp) and (x.dtype == np.float32 or fmt.dtype.kind == "f"):
+    # ml_dtypes' float8_e5m2 has kind "f" too, but like bf16 its float64 cast goes via float32
+    if is_numpy_namespace(xp) and (x.dtype == np.float32
+                                   or fmt.dtype in (np.float16, np.float32, np.float64)):
         with np.errstate(over="ignore", invalid="ignore"):
             return x.astype(fmt.dtype).astype(x.dtype)
     return round_by_quantum(x, fmt)
+
+
+def _contains(fmt: Format, dtype) -> bool:
+    """Whether every value of ``dtype`` is a value of ``fmt``, so that rounding changes nothing."""
+    inner = next((f for f in FORMATS.values() if f.dtype == dtype), None)
+    return (inner is not None and inner.man_bits <= fmt.man_bits and inner.min_exp >= fmt.min_exp
+            and inner.max <= fmt.max and (fmt.has_inf or not inner.has_inf))
 
 
 def round_by_quantum(x, fmt: Format):

@@ -6,6 +6,8 @@ dtype; how it rounds is the policy's business (see :mod:`numerics.policies`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from numerics._validate import check_real
@@ -80,7 +82,7 @@ def load_finite(x, fmt: Format, policy: Policy, name: str):
     # NaN propagates through max, +inf sets it and -inf sets min: two cheap reductions decide
     if not (bool(xp.isfinite(xp.max(loaded))) and bool(xp.isfinite(xp.min(loaded)))):
         finite = xp.isfinite(loaded)
-        raw = xp.asarray(x, dtype=fmt.container)
+        raw = xp.asarray(x, dtype=np.float64)  # a container cast would turn 1e39 into inf
         bad_in = ~xp.isfinite(raw)
         if bool(xp.any(bad_in)):
             kind = "NaN" if bool(xp.any(xp.isnan(raw))) else "infinite"
@@ -92,3 +94,42 @@ def load_finite(x, fmt: Format, policy: Policy, name: str):
         raise ValueError(f"{name} overflow {fmt.name} (max {fmt.max:g}) at index {first}; "
                          f"scale them into the format's range")
     return loaded
+
+
+def sequential_total(first: float, term: float, count: int, fmt: Format) -> float:
+    """Return ``first + term + ... + term`` (``count`` terms) summed left to right in ``fmt``.
+
+    Within a binade ``[P, 2P)`` the spacing is ``q = P * eps`` and adding ``term`` to a multiple of
+    ``q`` adds the multiple of ``q`` nearest to ``term`` (ties to even), so each binade costs one
+    step; a zero increment means the sum has stagnated. ``term >= 0`` is assumed.
+    """
+    x, remaining = float(fmt.round(np.float64(first))), int(count)
+    term = float(term)
+    while remaining > 0:
+        if x < fmt.smallest_normal:
+            spacing, end = fmt.smallest_subnormal, fmt.smallest_normal
+        else:
+            power = 2.0 ** math.floor(math.log2(x))
+            spacing, end = power * fmt.eps, 2 * power
+        steps_ratio = term / spacing
+        whole = math.floor(steps_ratio)
+        if steps_ratio - whole == 0.5:
+            # ties to even: from an even multiple of q the even one of (whole, whole + 1) is
+            # added; from an odd multiple, the first step lands on an even multiple
+            if round(x / spacing) % 2 == 1:
+                x, remaining = float(fmt.round(np.float64(x + term))), remaining - 1
+                continue
+            increment = spacing * (whole if whole % 2 == 0 else whole + 1)
+        else:
+            increment = spacing * round(steps_ratio)
+        if increment == 0:
+            break
+        inside = max(0, min(remaining, math.ceil((end - x) / increment) - 1))
+        x += inside * increment
+        remaining -= inside
+        if remaining > 0:
+            x = float(fmt.round(np.float64(x + term)))
+            remaining -= 1
+        if math.isinf(x) or math.isnan(x):
+            break
+    return x

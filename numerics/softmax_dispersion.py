@@ -6,9 +6,8 @@
   ``[m, M]`` with both ends present, so the spread is exactly ``delta``).
 - :func:`coefficient_extremes`: the largest and smallest softmax coefficient, and their total, as
   computed in a format under a policy.
-- :func:`sequential_total`: a second, closed-form algorithm for summing equal terms sequentially in
-  a format (one step per binade, not per term), which predicts where ``strict`` accumulation
-  stagnates.
+- :func:`predicted_extremes`: what the extremal families' coefficients round to, from a rounding
+  model that uses :func:`numerics.kernels.sequential_total` for ``strict`` sums.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy as np
 
 from numerics.backend import array_namespace, to_numpy
 from numerics.formats import Format
-from numerics.kernels import softmax
+from numerics.kernels import sequential_total, softmax
 from numerics.policies import Policy
 
 FAMILIES: tuple[str, ...] = ("worst-max", "worst-min", "random")
@@ -71,45 +70,6 @@ def reference_extremes(logits, fmt: Format, *, temperature: float = 1.0) -> dict
     z = (stored - stored.max()) / temperature
     total = math.fsum(np.exp(np.sort(z)).tolist()) if z.size <= 4096 else float(np.exp(z).sum())
     return {"alpha_max": 1.0 / total, "alpha_min": float(np.exp(z.min())) / total}
-
-
-def sequential_total(first: float, term: float, count: int, fmt: Format) -> float:
-    """Return ``first + term + ... + term`` (``count`` terms) summed left to right in ``fmt``.
-
-    Within a binade ``[P, 2P)`` the spacing is ``q = P * eps`` and adding ``term`` to a multiple of
-    ``q`` adds the multiple of ``q`` nearest to ``term`` (ties to even), so each binade costs one
-    step; a zero increment means the sum has stagnated. ``term >= 0`` is assumed.
-    """
-    x, remaining = float(fmt.round(np.float64(first))), int(count)
-    term = float(term)
-    while remaining > 0:
-        if x < fmt.smallest_normal:
-            spacing, end = fmt.smallest_subnormal, fmt.smallest_normal
-        else:
-            power = 2.0 ** math.floor(math.log2(x))
-            spacing, end = power * fmt.eps, 2 * power
-        steps_ratio = term / spacing
-        whole = math.floor(steps_ratio)
-        if steps_ratio - whole == 0.5:
-            # ties to even: from an even multiple of q the even one of (whole, whole + 1) is
-            # added; from an odd multiple, the first step lands on an even multiple
-            if round(x / spacing) % 2 == 1:
-                x, remaining = float(fmt.round(np.float64(x + term))), remaining - 1
-                continue
-            increment = spacing * (whole if whole % 2 == 0 else whole + 1)
-        else:
-            increment = spacing * round(steps_ratio)
-        if increment == 0:
-            break
-        inside = max(0, min(remaining, math.ceil((end - x) / increment) - 1))
-        x += inside * increment
-        remaining -= inside
-        if remaining > 0:
-            x = float(fmt.round(np.float64(x + term)))
-            remaining -= 1
-        if math.isinf(x) or math.isnan(x):
-            break
-    return x
 
 
 def predicted_extremes(

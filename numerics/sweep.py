@@ -27,6 +27,7 @@ class Cell:
 
     @classmethod
     def of(cls, **params) -> Cell:
+        """Return the cell with these parameters, in the order given."""
         return cls(tuple(params.items()))
 
     @property
@@ -34,6 +35,7 @@ class Cell:
         return json.dumps(dict(self.params), sort_keys=True)
 
     def as_dict(self) -> dict:
+        """Return the parameters as a dict, in the cell's order (what ``evaluate`` receives)."""
         return dict(self.params)
 
 

@@ -1,6 +1,6 @@
 """SymPy derivations, the step-checking machinery, and interval certification."""
 
-from proofs.certify import Certificate, certify
+from proofs.certify import Certificate, certify, conjunction
 from proofs.derivation import Derivation
 from proofs.steps import (
     METHODS,
@@ -23,6 +23,7 @@ __all__ = [
     "StepResult",
     "certify",
     "check_step",
+    "conjunction",
     "eq",
     "find_witness",
     "ge",

@@ -166,4 +166,26 @@ def _value_at(f: sp.Expr, point: dict):
         return float(enclosure.hi.mid())
     if enclosure.is_positive():
         return float(enclosure.lo.mid())
+    if enclosure.is_nonnegative() and bool(enclosure.upper <= 0):
+        return 0.0  # exactly zero, which refutes a strict claim
     return None
+
+
+def conjunction(certificates: list[Certificate]) -> Certificate:
+    """Combine certificates of several claims (each over its own box) into one for their ``And``.
+
+    Proved when every part is; otherwise the first refuted part, else the first unknown one, gives
+    the status, witness and open boxes. Boxes are counted over all parts.
+    """
+    if not certificates:
+        raise ValueError("certificates=[] is empty; give at least one certificate")
+    worst = next((c for c in certificates if c.status == "refuted"),
+                 next((c for c in certificates if c.status == "unknown"), certificates[0]))
+    box: dict[str, tuple[float, float]] = {}
+    for certificate in certificates:
+        for name, (lo, hi) in certificate.box.items():
+            old = box.get(name, (lo, hi))
+            box[name] = (min(old[0], lo), max(old[1], hi))
+    return Certificate(sp.And(*(c.claim for c in certificates)), box, worst.status,
+                       sum(c.boxes for c in certificates), worst.witness, worst.value_at_witness,
+                       worst.open_boxes, worst.detail)

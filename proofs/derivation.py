@@ -91,6 +91,7 @@ class Derivation:
         raise KeyError(f"no step labelled {label!r}")
 
     def summary(self) -> str:
+        """Return the last line of the printed derivation: steps checked, errata refuted."""
         text = f"{self.checked} of {len(self.steps)} steps checked; derivation "
         text += "complete" if self.complete else "incomplete"
         if self.printed:
@@ -106,10 +107,11 @@ class Derivation:
         rows += [(f"({r.label})", f"as printed: {r.step}", r) for r in self.printed]
         width = max((len(claim) for _, claim, _ in rows), default=0)
         width = min(width, 72)
+        label_width = max((len(label) for label, _, _ in rows), default=0)  # (10), (3')
         for label, claim, result in rows:
             cite = f"[{result.step.cite}]" if result.step.cite else ""
             status = result.status.upper() if result.status == "failed" else result.status
-            line = f"  {label} {claim:<{width}}  by {result.by:<8} {cite}  {status}"
+            line = f"  {label:<{label_width}} {claim:<{width}}  by {result.by:<8} {cite}  {status}"
             if result.detail and result.status != "checked":
                 line += f"  {result.detail}"
             lines.append(line.rstrip())

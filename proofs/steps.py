@@ -310,8 +310,10 @@ def _candidates(symbol: sp.Symbol, box: Mapping | None) -> list:
             return [mpmath.mpf(int(p)) if symbol.is_integer else p for p in points]
     if symbol.is_integer:
         values = [1, 2, 3, 5, 10, 100]
-        return [mpmath.mpf(v) for v in values if symbol.is_positive is not True or v > 0]
-    values = [1, 2, 0.5, 3.7, 0.1, 10]
-    if symbol.is_positive is not True and symbol.is_nonnegative is not True:
-        values += [-1, -2.5]
+    else:
+        values = [1, 2, 0.5, 3.7, 0.1, 10]
+        if symbol.is_positive is not True and symbol.is_nonnegative is not True:
+            values += [-1, -2.5]
+    if symbol.is_nonpositive:  # a witness must respect the symbol's sign
+        values = [-v for v in values if v > 0]
     return [mpmath.mpf(v) for v in values]

@@ -17,7 +17,8 @@ import sympy as sp
 import theorems
 import theorems.softmax_dispersion as sd
 from numerics import FORMATS, get_format, get_policy, softmax
-from numerics.softmax_dispersion import family_logits, sequential_total
+from numerics.kernels import sequential_total
+from numerics.softmax_dispersion import family_logits
 from proofs import Derivation, Step, certify, ge, le
 from proofs.softmax_dispersion import paper_upper, tight_upper
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from numerics import BACKENDS, FORMAT_NAMES, POLICY_NAMES, ResultStore, Sweep, grid
+from numerics import BACKENDS, FORMAT_NAMES, POLICY_NAMES, Cell, ResultStore, Sweep, grid
 from numerics._validate import check_choice, check_int, check_nonempty
 from theorems.report import Report
 
@@ -71,6 +71,11 @@ class Theorem:
         """Write ``<name>.tex``, ``<name>.csv`` and ``<name>.pdf`` into ``out_dir``."""
         raise NotImplementedError
 
+    def cells(self, axes: dict[str, list]) -> list[Cell]:
+        """Return the sweep's cells for validated axes (singular names: ``n``, ``format``,
+        ``policy``, ``seed``, ``backend``, ...): by default their Cartesian product."""
+        return grid(**axes)
+
     def findings(self, report: Report) -> str:
         """Return text summarising what a report found beyond its table (empty by default)."""
         return ""
@@ -116,7 +121,7 @@ class Theorem:
         workers = check_int(workers, "workers", min=1)
         singular = {"sizes": "n", "formats": "format", "policies": "policy", "seeds": "seed"}
         named = {singular.get(k, k): v for k, v in axes.items()}
-        cells = grid(**named, backend=[backend])
+        cells = self.cells({**named, "backend": [backend]})
         store = (ResultStore(Path(out) / f"{self.name}.cells.jsonl", version=self.code_version())
                  if out is not None else None)
         return Sweep(tuple(cells), type(self).evaluate, store, workers, self.name)

@@ -177,8 +177,9 @@ def _write_pdf(path: Path, panels: list[Panel], *, columns: int) -> None:
         for label, value in panel.marks:
             ax.axvline(value, color="gray", linestyle=":", linewidth=0.8)
             ax.annotate(label, (value, 0.95), xycoords=("data", "axes fraction"), fontsize=6)
-        ax.set_xscale(panel.xmode)
-        ax.set_yscale(panel.ymode)
+        # pgfplots says "normal" (or "linear") where matplotlib says "linear"
+        ax.set_xscale("log" if panel.xmode == "log" else "linear")
+        ax.set_yscale("log" if panel.ymode == "log" else "linear")
         ax.set_title(panel.title, fontsize=9)
         ax.set_xlabel(panel.xlabel, fontsize=8)
         ax.set_ylabel(panel.ylabel, fontsize=8)

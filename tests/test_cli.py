@@ -1,0 +1,222 @@
+"""The command line (exit statuses, files written, resuming) and the pytest plugin."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+import theorems
+import theorems.cli as cli
+from proofs import Derivation, Step, certify, ge
+from theorems import Report, Statement, Theorem
+from theorems._theorem import parse_sizes
+from theorems.figures import Panel, Series, write_figure
+
+pytest_plugins = ["pytester"]
+
+SD = "softmax-dispersion"
+x = sp.Symbol("x", real=True)
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "THEOREMS_BACKEND"}
+    return subprocess.run([sys.executable, "-m", "theorems", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_list():
+    done = run_cli("list")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == theorems.names()
+    for line, name in zip(lines, theorems.names(), strict=True):
+        assert theorems.get(name).title in line
+
+
+def test_derive_and_certify():
+    derive = run_cli("derive", SD)
+    assert derive.returncode == 0, derive.stdout + derive.stderr
+    assert derive.stdout.startswith(SD) and derive.stderr == ""
+    certificate = run_cli("certify", SD)
+    assert certificate.returncode == 0, certificate.stdout + certificate.stderr
+    assert certificate.stdout.startswith("proved: ")
+
+
+def test_check_writes_the_store_and_the_csv_and_resumes(tmp_path):
+    args = ("check", SD, "--sizes", "2,16", "--formats", "bf16", "--policies", "hw", "strict",
+            "--out", str(tmp_path))
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    store, table = tmp_path / f"{SD}.cells.jsonl", tmp_path / f"{SD}.csv"
+    assert store.is_file() and table.is_file()
+    sweep = theorems.get(SD).plan(sizes=[2, 16], formats=["bf16"], policies=["hw", "strict"])
+    keys = [json.loads(line)["key"] for line in store.read_text(encoding="utf-8").splitlines()]
+    assert sorted(keys) == sorted(cell.key for cell in sweep.cells)
+    with table.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and {r["format"] for r in rows} == {"bf16"}
+    assert {r["policy"] for r in rows} == {"hw", "strict"}
+    assert {int(r["n"]) for r in rows} == {2, 16}
+    assert {r["verdict"] for r in rows} <= {"holds", "precision-effect"}
+    first = table.read_bytes()
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert store.read_text(encoding="utf-8").count("\n") == len(sweep.cells)  # nothing redone
+    assert table.read_bytes() == first
+
+
+class FakeTheorem(Theorem):
+    """A theorem whose derivation, certificate and sweep are chosen by the test."""
+
+    name = "fake"
+    title = "a stand-in"
+    source = "nowhere"
+    statement = Statement(("x real",), "exp(x) >= x", "$e^x \\ge x$")
+
+    def __init__(self, *, step_ok=True, certificate_ok=True, report_ok=True,
+                 interrupt=False):
+        self.step_ok, self.certificate_ok = step_ok, certificate_ok
+        self.report_ok, self.interrupt = report_ok, interrupt
+
+    def derive(self):
+        """A one-step derivation, true or false."""
+        claim = ge(sp.exp(x), x) if self.step_ok else ge(x, sp.exp(x))
+        return Derivation.check("fake", source="nowhere", hypotheses={}, goal=claim,
+                                steps=[Step("1", claim, by="interval", box={x: (-2, 2)})])
+
+    def certify(self):
+        """A certificate, proved or refuted."""
+        claim = ge(sp.exp(x), x) if self.certificate_ok else ge(x, sp.exp(x))
+        return certify(claim, {x: (-2, 2)})
+
+    def run(self, sweep, *, progress=False):
+        """Rows chosen by the test; or an interruption."""
+        if self.interrupt:
+            raise KeyboardInterrupt
+        verdict = "holds" if self.report_ok else "violated"
+        return Report("fake", [{"theorem": "fake", "format": "bf16", "policy": "hw",
+                                "verdict": verdict, "mechanism": "", "margin": 1.0}])
+
+    def plan(self, **kwargs):
+        """No sweep is needed: ``run`` makes the rows."""
+        return None
+
+    def figure(self, out_dir, *, quick=True):
+        """A one-series figure."""
+        panel = Panel("fake", "$x$", "$y$", (Series("s", (1.0, 2.0), (1.0, 4.0)),))
+        return write_figure(out_dir, self.name, [panel])
+
+
+@pytest.mark.parametrize("theorem,verb,status", [
+    (FakeTheorem(), "derive", 0),
+    (FakeTheorem(step_ok=False), "derive", 1),
+    (FakeTheorem(), "certify", 0),
+    (FakeTheorem(certificate_ok=False), "certify", 1),
+    (FakeTheorem(), "check", 0),
+    (FakeTheorem(report_ok=False), "check", 1),
+    (FakeTheorem(interrupt=True), "check", 130),
+], ids=["derive-ok", "derive-fails", "certify-ok", "certify-refuted", "check-ok",
+        "check-violated", "check-interrupted"])
+def test_exit_status(monkeypatch, capsys, theorem, verb, status):
+    monkeypatch.setattr(cli, "get", lambda name: theorem)
+    assert cli.main([verb, "fake"]) == status
+    err = capsys.readouterr().err
+    if status == 130:
+        assert err.startswith("theorems: interrupted;") and len(err.splitlines()) == 1
+
+
+def test_figure_writes_three_files(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(cli, "get", lambda name: FakeTheorem())
+    assert cli.main(["figure", "fake", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [str(tmp_path / f"fake.{suffix}") for suffix in ("tex", "csv", "pdf")]
+    assert all((tmp_path / f"fake.{suffix}").is_file() for suffix in ("tex", "csv", "pdf"))
+
+
+@pytest.mark.parametrize("theorem,status", [
+    (FakeTheorem(), 0),
+    (FakeTheorem(step_ok=False), 1),
+    (FakeTheorem(certificate_ok=False), 1),
+    (FakeTheorem(report_ok=False), 1),
+], ids=["ok", "step-fails", "certificate-refuted", "bound-violated"])
+def test_verify_derives_certifies_checks_and_draws(monkeypatch, capsys, tmp_path, theorem,
+                                                   status):
+    monkeypatch.setattr(cli, "names", lambda: ["fake"])
+    monkeypatch.setattr(cli, "get", lambda name: theorem)
+    assert cli.main(["verify", "--quick", "--out", str(tmp_path)]) == status
+    written = {path.name for path in (tmp_path / "fake").iterdir()}
+    assert {"derivation.txt", "derivation.tex", "certificate.txt", "fake.tex", "fake.csv",
+            "fake.pdf"} <= written
+    last = capsys.readouterr().out.splitlines()[-2]
+    assert last.split()[0] == "fake" and last.split()[-1] == ("ok" if status == 0 else "FAILED")
+
+
+@pytest.mark.parametrize("text,sizes", [
+    ("2,16,2^10,2**12", [2, 16, 1024, 4096]),
+    ("2..2^4", [2, 4, 8, 16]),
+    ("3..20", [4, 8, 16]),
+    ("1..1", [1]),
+    ("16 2", [16, 2]),
+])
+def test_parse_sizes(text, sizes):
+    assert parse_sizes(text) == sizes
+
+
+@pytest.mark.parametrize("text", ["2.5", "abc", "-4", "2^", "1e3"])
+def test_parse_sizes_rejects(text):
+    with pytest.raises(ValueError, match=r"is not a size; expected an integer such as 1024"):
+        parse_sizes(text)
+
+
+def test_theorem_and_statement_print():
+    theorem = FakeTheorem()
+    assert str(theorem) == "fake  (nowhere)\n  assume x real\n  then   exp(x) >= x"
+    assert repr(theorem) == "<Theorem fake: a stand-in>"
+    assert theorem.statement._repr_latex_() == "$e^x \\ge x$"
+
+
+def test_derive_latex(capsys):
+    assert cli.main(["derive", SD, "--latex"]) == 0
+    assert capsys.readouterr().out.startswith(f"\\paragraph{{{SD}}}")
+
+
+PLUGIN_TESTS = """
+import pytest
+import theorems.pytest_plugin as plugin
+from theorems import Theorem
+
+
+def test_passes(theorem_check):
+    report = theorem_check("softmax-dispersion", sizes=[2, 16], formats=["bf16"], quick=True)
+    assert report.ok and report.rows
+    assert {row["format"] for row in report.rows} == {"bf16"}
+
+
+class Unproved(Theorem):
+    name = "unproved"
+
+    def derive(self):
+        from proofs import Derivation, Step, ge
+        import sympy as sp
+        x = sp.Symbol("x", real=True)
+        return Derivation.check("unproved", source="s", hypotheses={}, goal=sp.true,
+                                steps=[Step("1", ge(sp.log(1 + sp.exp(x)) - x, 0))])
+
+
+def test_fails_when_a_step_is_unchecked(theorem_check, monkeypatch):
+    monkeypatch.setattr(plugin, "get", lambda name: Unproved())
+    theorem_check("unproved")
+"""
+
+
+def test_pytest_plugin_fixture(pytester):
+    pytester.makepyfile(test_paper=PLUGIN_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*unproved: derivation not ok*"])

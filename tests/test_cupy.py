@@ -1,0 +1,104 @@
+"""CuPy: the same rounding and the same kernels as on NumPy (skipped without CuPy or a GPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _reference import DTYPES, NARROW
+
+from numerics import FORMAT_NAMES, FORMATS, POLICY_NAMES, entropy, round_to, softmax, to_numpy
+from numerics.formats import round_by_quantum
+
+cupy = pytest.importorskip("cupy")
+try:
+    DEVICES = cupy.cuda.runtime.getDeviceCount()
+except Exception:  # no driver or no runtime: the same as no device
+    DEVICES = 0
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(DEVICES < 1, reason="no CUDA device")]
+
+UINT = {8: np.uint8, 16: np.uint16}
+
+
+def probes(dtype) -> np.ndarray:
+    """Every value of each narrow format, the midpoints between neighbours and the numbers next
+    to them, specials, and random bit patterns, in ``dtype``."""
+    parts = []
+    for name in NARROW:
+        bits = 8 if name.startswith("fp8") else 16
+        with np.errstate(invalid="ignore"):
+            values = (np.arange(2**bits, dtype=np.uint32).astype(UINT[bits]).view(DTYPES[name])
+                      .astype(np.float64))
+        values = np.unique(np.abs(values[np.isfinite(values)]))
+        mid = (values[:-1] + values[1:]) / 2
+        parts += [values, mid, mid * (1 + 2.0**-30), mid * (1 - 2.0**-30)]
+    with np.errstate(over="ignore"):
+        points = np.concatenate(parts).astype(dtype)
+    points = np.concatenate([points, np.nextafter(points, dtype(np.inf)),
+                             np.array([np.inf, np.nan, 1e38, 3.4e38], dtype=dtype)])
+    rng = np.random.default_rng(0)
+    if dtype == np.float32:
+        randoms = rng.integers(0, 2**32, 2**16, dtype=np.uint64).astype(np.uint32).view(dtype)
+    else:
+        randoms = rng.integers(0, 2**64, 2**16, dtype=np.uint64).view(dtype)
+    return np.concatenate([points, -points, randoms])
+
+
+def assert_same_bits(actual: np.ndarray, expected: np.ndarray) -> None:
+    assert actual.dtype == expected.dtype
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(actual), nan)
+    view = np.uint32 if expected.dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(actual[~nan].view(view), expected[~nan].view(view))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_round_to_on_cupy_equals_numpy(name, dtype):
+    host = probes(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = round_to(host, FORMATS[name])
+    for rounder in (round_to, round_by_quantum):
+        device = rounder(cupy.asarray(host), FORMATS[name])
+        assert isinstance(device, cupy.ndarray)
+        assert_same_bits(to_numpy(device), expected)
+
+
+def logits(rows: int = 4, n: int = 300) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.normal(0, 3, (rows, n)) * np.array([[0.1], [1.0], [3.0], [10.0]])[:rows]
+
+
+def as_float64(x) -> np.ndarray:
+    return np.asarray(to_numpy(x)).astype(np.float64)
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_softmax_and_entropy_on_cupy_equal_numpy(name, policy):
+    fmt = FORMATS[name]
+    host = logits()
+    for temperature in (1.0, 0.7):
+        expected = as_float64(softmax(host, name, policy, temperature=temperature))
+        got = as_float64(softmax(cupy.asarray(host), name, policy, temperature=temperature))
+        compare(got, expected, fmt, policy)
+    probabilities = np.random.default_rng(2).dirichlet(np.ones(300), size=4)
+    expected = as_float64(entropy(probabilities, name, policy))
+    got = as_float64(entropy(cupy.asarray(probabilities), name, policy))
+    compare(got, expected, fmt, policy)
+
+
+def compare(got, expected, fmt, policy) -> None:
+    """Exactly equal under ``strict``; within one ulp of the format under ``hw`` (a GPU reduction
+    adds in another order than NumPy's)."""
+    assert got.shape == expected.shape
+    if policy == "strict":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        assert (np.abs(got - expected) <= fmt.ulp(expected)).all()
+
+
+def test_output_stays_on_the_device():
+    out = softmax(cupy.asarray(logits()), "bf16", "hw")
+    assert isinstance(out, cupy.ndarray) and out.dtype == np.float32
+    assert isinstance(softmax(cupy.asarray(logits()), "fp16", "strict"), cupy.ndarray)

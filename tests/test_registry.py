@@ -1,0 +1,166 @@
+"""The registry and the public surface: one table of stems, three files and a test file per stem,
+lazy imports, and a facade whose ``__all__`` is documented and whose callables have docstrings."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import numerics
+import proofs
+import theorems
+from theorems import _registry
+from theorems._theorem import Theorem
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The order of the design document's table; the registry lists a prefix-free subsequence of it.
+DESIGN_ORDER = ("softmax-dispersion", "representational-collapse", "iso-perplexity",
+                "rank-deficit", "sae-amortisation")
+#: The public names of ``theorems`` as the README and the design document use them.
+DOCUMENTED = {"names", "get", "Theorem", "Statement", "Report"}
+
+
+def modules(package: str) -> set[str]:
+    return {path.stem for path in (ROOT / package).glob("*.py") if not path.stem.startswith("_")}
+
+
+def theorem_stems() -> set[str]:
+    """Stems with a module in at least two of proofs/, numerics/ and theorems/."""
+    found = [modules("proofs"), modules("numerics"), modules("theorems")]
+    return {stem for stem in set().union(*found) if sum(stem in f for f in found) >= 2}
+
+
+def test_every_registered_stem_has_its_three_files_and_its_tests():
+    assert _registry._STEMS, "no theorem is registered"
+    for stem in _registry._STEMS:
+        for path in (f"proofs/{stem}.py", f"numerics/{stem}.py", f"theorems/{stem}.py",
+                     f"tests/test_{stem}.py"):
+            assert (ROOT / path).is_file(), f"{stem} is registered but {path} is missing"
+
+
+def test_every_theorem_module_is_registered():
+    assert theorem_stems() == set(_registry._STEMS)
+
+
+def test_names_follow_the_table():
+    assert theorems.names() == [stem.replace("_", "-") for stem in _registry._STEMS]
+    assert len(set(theorems.names())) == len(theorems.names())
+    positions = [DESIGN_ORDER.index(name) for name in theorems.names()]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("name", theorems.names())
+def test_get_returns_the_registered_theorem(name):
+    theorem = theorems.get(name)
+    assert isinstance(theorem, Theorem) and theorem.name == name
+    assert theorem.stem == name.replace("-", "_")
+    assert type(theorem).__module__ == f"theorems.{theorem.stem}"
+    assert callable(sys.modules[f"proofs.{theorem.stem}"].derivation)
+    axes = theorem.axes(True)
+    assert {"sizes", "formats", "policies", "seeds"} <= set(axes)
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    ("softmax-dispersal", ValueError,
+     r"^unknown theorem 'softmax-dispersal'; expected one of softmax-dispersion.* "
+     r"\(did you mean 'softmax-dispersion'\?\)$"),
+    ("softmax_dispersion", ValueError, r"did you mean 'softmax-dispersion'\?"),
+    ("", ValueError, r"^unknown theorem ''"),
+    (None, TypeError, r"^expected str but got theorem=None"),
+])
+def test_get_of_an_unknown_name_raises(bad, error, match):
+    with pytest.raises(error, match=match):
+        theorems.get(bad)
+
+
+LIST_WITHOUT_HEAVY_WORK = textwrap.dedent("""
+    import sys
+    import proofs.derivation
+
+    built = []
+    original = proofs.derivation.Derivation.check.__func__
+
+    def check(cls, *args, **kwargs):
+        built.append(args[0] if args else kwargs.get("name"))
+        return original(cls, *args, **kwargs)
+
+    proofs.derivation.Derivation.check = classmethod(check)
+    from theorems.cli import main
+
+    status = main(["list"])
+    assert status == 0, status
+    assert "cupy" not in sys.modules, "theorems list imported cupy"
+    assert built == [], f"theorems list built derivations: {built}"
+    print("ok")
+""")
+
+
+def test_list_does_not_import_cupy_or_build_derivations(tmp_path):
+    # a stand-in cupy that leaves a mark when anything imports it
+    fake = tmp_path / "cupy"
+    fake.mkdir()
+    marker = tmp_path / "imported"
+    (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", LIST_WITHOUT_HEAVY_WORK], capture_output=True,
+                          text=True, timeout=120,
+                          env={**_environ(), "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "ok"
+    listed = [line.split()[0] for line in done.stdout.splitlines()[:-1]]
+    assert listed == theorems.names()
+    assert not marker.exists()
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("THEOREMS_BACKEND", "PYTHONPATH")}
+
+
+def test_theorems_all_is_the_documented_api():
+    assert set(theorems.__all__) == DOCUMENTED
+    assert sorted(theorems.__all__) == theorems.__all__
+
+
+@pytest.mark.parametrize("package", [theorems, numerics, proofs], ids=lambda p: p.__name__)
+def test_facade_exports_exactly_its_public_names(package):
+    public = {name for name in dir(package) if not name.startswith("_")
+              and not inspect.ismodule(getattr(package, name))}
+    assert set(package.__all__) == public
+
+
+def public_callables(package):
+    for name in package.__all__:
+        obj = getattr(package, name)
+        if not callable(obj):
+            continue
+        yield f"{package.__name__}.{name}", obj
+        if inspect.isclass(obj):
+            for attribute, value in vars(obj).items():
+                if attribute.startswith("_"):
+                    continue
+                function = value.__func__ if isinstance(value, classmethod | staticmethod) \
+                    else value
+                if inspect.isfunction(function):
+                    yield f"{package.__name__}.{name}.{attribute}", function
+
+
+@pytest.mark.parametrize("package", [theorems, numerics, proofs], ids=lambda p: p.__name__)
+def test_every_public_callable_has_a_docstring(package):
+    missing = [name for name, obj in public_callables(package)
+               if not (obj.__doc__ or "").strip()]
+    assert missing == []
+
+
+def test_registered_theorems_document_their_public_api():
+    for name in theorems.names():
+        theorem = theorems.get(name)
+        module = sys.modules[type(theorem).__module__]
+        assert (module.__doc__ or "").strip(), module.__name__
+        for attribute in ("derive", "certify", "axes", "figure", "counterexample", "check"):
+            assert (inspect.getdoc(getattr(theorem, attribute)) or "").strip(), attribute

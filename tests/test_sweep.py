@@ -1,0 +1,253 @@
+"""Sweeps and the result store: grid order, resuming after an interruption or a kill, torn lines,
+worker processes; and the report built from the rows."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import _sweep_cells
+import pytest
+
+from numerics import Cell, ResultStore, Sweep, grid, run_sweep
+from theorems import Report
+
+TESTS = Path(__file__).resolve().parent
+
+
+def expected_rows(cells) -> list[dict]:
+    """The rows of ``_sweep_cells.evaluate``, written out again."""
+    return [{**cell.as_dict(), "quantity": quantity, "value": value}
+            for cell in cells
+            for quantity, value in (("square", cell.as_dict()["n"] ** 2),
+                                    ("half", cell.as_dict()["n"] / 2))]
+
+
+@pytest.fixture
+def evaluations(tmp_path, monkeypatch):
+    """Count how often each cell is evaluated, across processes, through a log file."""
+    log = tmp_path / "evaluations.log"
+    monkeypatch.setenv("SWEEP_TEST_LOG", str(log))
+    monkeypatch.delenv("SWEEP_TEST_FAIL_AT", raising=False)
+    monkeypatch.delenv("SWEEP_TEST_DELAY", raising=False)
+
+    def counts() -> collections.Counter:
+        if not log.exists():
+            return collections.Counter()
+        return collections.Counter(
+            json.dumps(json.loads(line), sort_keys=True)
+            for line in log.read_text(encoding="utf-8").splitlines())
+
+    return counts
+
+
+def stored_lines(path: Path) -> list[dict]:
+    """Every line of a store, which must all be complete JSON records."""
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def assert_each_cell_stored_once(path: Path, cells) -> None:
+    keys = [record["key"] for record in stored_lines(path)]
+    assert sorted(keys) == sorted(cell.key for cell in cells)
+
+
+def test_grid_is_the_product_with_the_last_axis_fastest():
+    cells = grid(n=[1, 2], format=["fp16", "bf16"], seed=[0, 1, 2])
+    assert [c.as_dict() for c in cells] == [
+        {"n": n, "format": f, "seed": s}
+        for n in (1, 2) for f in ("fp16", "bf16") for s in (0, 1, 2)]
+    assert list(cells[0].as_dict()) == ["n", "format", "seed"]
+    assert cells[0] == Cell.of(n=1, format="fp16", seed=0)
+    assert cells[0].key == '{"format": "fp16", "n": 1, "seed": 0}'
+    assert len({c.key for c in cells}) == len(cells) == 12
+
+
+def test_empty_grids_and_bad_workers_raise():
+    with pytest.raises(ValueError, match=r"^format=\[\] is empty; give at least one value$"):
+        grid(n=[1], format=[])
+    with pytest.raises(ValueError, match=r"^cells=\[\] is empty"):
+        run_sweep([], _sweep_cells.evaluate)
+    with pytest.raises(ValueError, match=r"^workers=0 must be a positive integer$"):
+        run_sweep(grid(n=[1]), _sweep_cells.evaluate, workers=0)
+
+
+def test_rows_come_back_in_cell_order(evaluations):
+    cells = grid(n=[3, 1, 2], format=["bf16", "fp16"])
+    assert run_sweep(cells, _sweep_cells.evaluate) == expected_rows(cells)
+    assert set(evaluations().values()) == {1}
+
+
+def test_a_rerun_skips_finished_cells(tmp_path, evaluations):
+    cells = grid(n=list(range(1, 9)), format=["bf16"])
+    path = tmp_path / "sweep.cells.jsonl"
+    first = run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path))
+    second = run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path))
+    assert first == second == expected_rows(cells)
+    assert len(evaluations()) == len(cells) and set(evaluations().values()) == {1}
+    assert_each_cell_stored_once(path, cells)
+    # a larger grid computes only the new cells
+    more = grid(n=list(range(1, 11)), format=["bf16"])
+    assert run_sweep(more, _sweep_cells.evaluate, store=ResultStore(path)) == expected_rows(more)
+    assert len(evaluations()) == 10 and set(evaluations().values()) == {1}
+
+
+def test_a_sweep_interrupted_by_an_error_resumes(tmp_path, evaluations, monkeypatch):
+    cells = grid(n=list(range(1, 11)), seed=[0])
+    path = tmp_path / "sweep.cells.jsonl"
+    monkeypatch.setenv("SWEEP_TEST_FAIL_AT", "6")
+    with pytest.raises(RuntimeError, match="fails on purpose"):
+        run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path))
+    assert [record["key"] for record in stored_lines(path)] == [c.key for c in cells[:5]]
+    monkeypatch.delenv("SWEEP_TEST_FAIL_AT")
+    rows = run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path))
+    assert rows == expected_rows(cells)
+    assert_each_cell_stored_once(path, cells)
+    counts = evaluations()
+    assert [counts[c.key] for c in cells] == [1] * 5 + [2] + [1] * 4
+
+
+KILLED_SWEEP = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    import _sweep_cells
+    from numerics import ResultStore, grid, run_sweep
+    run_sweep(grid(n=list(range(1, 41)), seed=[0]), _sweep_cells.evaluate,
+              store=ResultStore(sys.argv[1]))
+""")
+
+
+def test_a_killed_sweep_resumes_and_stores_every_cell_once(tmp_path, evaluations):
+    cells = grid(n=list(range(1, 41)), seed=[0])
+    path = tmp_path / "sweep.cells.jsonl"
+    env = {**os.environ, "SWEEP_TEST_DELAY": "0.05"}
+    process = subprocess.Popen([sys.executable, "-c", KILLED_SWEEP, str(path), str(TESTS)],
+                               env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if path.exists() and path.read_bytes().count(b"\n") >= 8:
+                break
+            time.sleep(0.01)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    finished = ResultStore(path).load()
+    assert 8 <= len(finished) < len(cells)
+    rows = run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path))
+    assert rows == expected_rows(cells)
+    assert_each_cell_stored_once(path, cells)
+    counts = evaluations()
+    assert all(counts[c.key] >= 1 for c in cells)
+    assert sum(counts[c.key] for c in cells) <= len(cells) + 1  # at most the cell in flight
+    assert all(counts[key] == 1 for key in finished)
+
+
+def test_a_torn_last_line_is_ignored_and_recomputed(tmp_path, evaluations):
+    cells = grid(n=list(range(1, 7)))
+    path = tmp_path / "sweep.cells.jsonl"
+    run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2], encoding="utf-8")
+    assert set(ResultStore(path).load()) == {c.key for c in cells[:-1]}
+    rows = run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path))
+    assert rows == expected_rows(cells)
+    assert_each_cell_stored_once(path, cells)
+    assert [evaluations()[c.key] for c in cells] == [1] * 5 + [2]
+
+
+def test_cells_from_other_code_are_recomputed(tmp_path, evaluations):
+    cells = grid(n=[1, 2])
+    path = tmp_path / "sweep.cells.jsonl"
+    run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path, version="a"))
+    assert ResultStore(path, version="b").load() == {}
+    run_sweep(cells, _sweep_cells.evaluate, store=ResultStore(path, version="b"))
+    assert set(evaluations().values()) == {2}
+    assert len(ResultStore(path, version="a").load()) == 2
+
+
+def test_store_keeps_non_finite_numbers_and_numpy_scalars(tmp_path):
+    import numpy as np
+
+    store = ResultStore(tmp_path / "deep" / "store.jsonl")
+    store.append("k", [{"a": np.float32(0.5), "b": math.inf, "c": np.int64(3), "d": None}])
+    (rows,) = store.load().values()
+    assert rows == [{"a": 0.5, "b": math.inf, "c": 3, "d": None}]
+    with pytest.raises(TypeError, match="cannot store"):
+        store.append("j", [{"a": object()}])
+
+
+def test_two_workers_give_the_same_rows_as_one(tmp_path, evaluations):
+    cells = grid(n=list(range(1, 9)), format=["fp16", "bf16"])
+    one = run_sweep(cells, _sweep_cells.evaluate, workers=1)
+    path = tmp_path / "two.cells.jsonl"
+    two = Sweep(tuple(cells), _sweep_cells.evaluate, ResultStore(path), workers=2).run()
+    assert two == one == expected_rows(cells)
+    assert_each_cell_stored_once(path, cells)
+    assert all(evaluations()[c.key] == 2 for c in cells)
+
+
+def test_progress_bar_does_not_change_the_rows(tmp_path):
+    cells = grid(n=[1, 2, 3])
+    assert run_sweep(cells, _sweep_cells.evaluate, progress=True) == expected_rows(cells)
+
+
+REPORT_ROWS = [
+    {"theorem": "t", "format": "bf16", "policy": "hw", "verdict": "holds", "mechanism": "",
+     "margin": 0.5},
+    {"theorem": "t", "format": "bf16", "policy": "strict", "verdict": "precision-effect",
+     "mechanism": "underflow", "margin": -3.0},
+    {"theorem": "t", "format": "bf16", "policy": "strict", "verdict": "holds", "mechanism": "",
+     "margin": 2.0},
+]
+
+
+def test_report_counts_and_verdict():
+    report = Report("t", list(REPORT_ROWS))
+    assert report.counts == {"holds": 2, "violated": 0, "precision-effect": 1}
+    assert list(report.counts) == ["holds", "violated", "precision-effect"]
+    assert report.ok and report.violations == []
+    unnamed = Report("t", [{**REPORT_ROWS[1], "mechanism": ""}])
+    assert not unnamed.ok  # a precision effect must name its mechanism
+    violated = Report("t", [*REPORT_ROWS, {**REPORT_ROWS[0], "verdict": "violated"}])
+    assert not violated.ok and len(violated.violations) == 1
+    assert report.summary_rows() == [
+        {"format": "bf16", "policy": "hw", "rows": 1, "holds": 1, "precision-effect": 0,
+         "violated": 0, "mechanisms": "", "min margin": 0.5},
+        {"format": "bf16", "policy": "strict", "rows": 2, "holds": 1, "precision-effect": 1,
+         "violated": 0, "mechanisms": "underflow", "min margin": 2.0},
+    ]
+
+
+def test_report_csv_round_trips(tmp_path):
+    rows = [*REPORT_ROWS, {**REPORT_ROWS[0], "extra": "x, y"}]
+    path = Report("t", rows).to_csv(tmp_path / "sub" / "t.csv")
+    with path.open(newline="", encoding="utf-8") as handle:
+        read = list(csv.DictReader(handle))
+    assert list(read[0]) == ["theorem", "format", "policy", "verdict", "mechanism", "margin",
+                             "extra"]
+    assert [float(r["margin"]) for r in read] == [r["margin"] for r in rows]
+    assert read[-1]["extra"] == "x, y" and read[0]["extra"] == ""
+
+
+def test_report_prints_a_table():
+    assert str(Report("t", list(REPORT_ROWS))) == (
+        "t: 3 rows; 2 holds, 0 violated, 1 precision-effect\n"
+        "format  policy  rows  holds  precision-effect  violated  min margin  mechanisms\n"
+        "bf16    hw      1     1      0                 0         0.5\n"
+        "bf16    strict  2     1      1                 0         2           underflow"
+    )
+    assert repr(Report("t", list(REPORT_ROWS))) == (
+        "<Report t: 2 holds, 0 violated, 1 precision-effect>")
