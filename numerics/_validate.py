@@ -68,7 +68,9 @@ def check_choice(value, choices: Sequence[str], name: str) -> str:
 
 
 def check_nonempty(values: Iterable, name: str) -> list:
-    """Return ``values`` as a list, or raise if it is empty."""
+    """Return ``values`` as a list, or raise if it is empty (or a string, not a list)."""
+    if isinstance(values, str):  # list("bf16") would be four one-letter formats
+        raise TypeError(f"{name}={values!r} is a string; pass a list such as [{values!r}]")
     values = list(values)
     if not values:
         raise ValueError(f"{name}=[] is empty; give at least one value")

@@ -93,7 +93,8 @@ def _eq10_11_steps() -> list[Step]:
                      a + gamma - 1), uses=("5b", "6"), cite="free lunch",
              show="Eq(slope * gamma*(1 - gamma)*log(gamma/(1 - gamma)), a + gamma - 1)",
              note="the factor is negative, so a' < a for small shifts iff a > 1 - gamma"),
-        Step("7b", eq(EQ11_PRINTED - a, (log_perplexity(a, gamma) - log_perplexity(a, gamma - Delta))
+        Step("7b", eq(EQ11_PRINTED - a,
+                      (log_perplexity(a, gamma) - log_perplexity(a, gamma - Delta))
                       / (sp.log(gamma - Delta) - sp.log(1 - gamma + Delta))), cite="free lunch",
              uses=("2",), show="Eq(a' - a, (pplx(a, gamma) - pplx(a, gamma - Delta))/"
                                "log((gamma - Delta)/(1 - gamma + Delta)))",

@@ -49,7 +49,10 @@ BAD_CALLS = [
       cli=["check", SD, "--sizes", "2^30"]),
     e(CHECK, r"^expected int but got n=2\.5 \(type=float\)$", sizes=[2.5],
       cli=["check", SD, "--sizes", "2.5"], cli_match=r"^sizes='2\.5' is not a size"),
-    e(CHECK, r"^expected int but got n='2' \(type=str\)$", sizes="2,16"),
+    e(CHECK, r"^sizes='2,16' is a string; pass a list such as \['2,16'\]$", sizes="2,16"),
+    e(CHECK, r"^expected int but got n='16' \(type=str\)$", sizes=["16"]),
+    e(CHECK, r"^formats='bf16' is a string; pass a list such as \['bf16'\]$", formats="bf16"),
+    e(CHECK, r"^policies='hw' is a string", policies="hw"),
     e(CHECK, r"^sizes=\[\] is empty; give at least one value$", sizes=[],
       cli=["check", SD, "--sizes", ""]),
     e(CHECK, r"^unknown format 'bf32'; expected one of fp64, fp32, fp16, bf16, fp8-e4m3, "

@@ -119,6 +119,12 @@ def free_lunch(a, gamma):
     return a > 1 - gamma
 
 
+def corrected_bound(n, floor, eta):
+    """The corrected Lemma 3.1 bound ``-log(floor)/N + 2 eta (N - 1)/N`` on the perplexity gap
+    between ``alpha_N`` and ``beta_N`` (``floor``: least probability; ``eta``: continuity)."""
+    return -np.log(floor) / n + 2 * eta * (np.asarray(n) - 1) / n
+
+
 @dataclass(frozen=True)
 class ModelPair:
     """Two homogeneous-confidence models and which one perplexity prefers."""
@@ -262,7 +268,7 @@ def _check_range(x, name, low, high, *, closed_low=False):
     x = np.asarray(x, dtype=np.float64)
     bad = np.isnan(x) | ((x < low) if closed_low else (x <= low)) | (x >= high)
     if bad.any():
-        first = x.ravel()[int(np.flatnonzero(bad.ravel())[0])]
+        first = float(x.ravel()[int(np.flatnonzero(bad.ravel())[0])])
         bracket = "[" if closed_low else "("
         raise ValueError(f"{name}={first!r} must lie in {bracket}{low:g}, {high:g})")
     return x
@@ -452,7 +458,7 @@ def _copy(params: dict) -> list[dict]:
     chosen_beta = np.where(beta == ONE, p_beta, 1 - p_beta)
     floor = float(min(p_alpha.min(), (1 - p_alpha).min(), p_beta.min(), (1 - p_beta).min()))
     eta = float(np.max(np.abs(p_alpha - p_beta)[beta == alpha]))
-    bound = -math.log(floor) / n + 2 * eta * (n - 1) / n
+    bound = corrected_bound(n, floor, eta)
     exact_gap = abs(math.fsum((-np.log(chosen_alpha)).tolist())
                     - math.fsum((-np.log(chosen_beta)).tolist())) / n
     pplx = [float(_to_host(sequence_log_perplexity(xp.asarray(-np.log(p)), fmt, policy), xp))
