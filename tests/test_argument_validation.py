@@ -157,6 +157,16 @@ def test_validation_comes_before_any_work(tmp_path):
     assert not out.exists()
 
 
+def test_the_backend_from_the_environment_is_validated(monkeypatch):
+    monkeypatch.setenv("THEOREMS_BACKEND", "torch")
+    with pytest.raises(ValueError, match=r"^unknown backend 'torch'; expected one of numpy"):
+        THEOREM.check(sizes=[2])
+    with pytest.raises(ValueError, match=r"^unknown backend 'torch'"):
+        get_backend()
+    monkeypatch.delenv("THEOREMS_BACKEND")
+    assert get_backend() is np
+
+
 CLI_ROWS = [param for param in BAD_CALLS if param.values[3] is not None]
 CLI_ROWS += [
     pytest.param(None, {}, None, ["frobnicate"], r"^argument verb: invalid choice: 'frobnicate'",

@@ -210,6 +210,16 @@ def test_store_rounds_float64_once_into_the_storage_dtype(name):
         assert_same_bits(stored.astype(np.float64), expected)
 
 
+@pytest.mark.parametrize("name", NARROW)
+def test_store_of_float32_equals_the_library_cast(name):
+    x = float32_probes(name)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = x.astype(DTYPES[name])
+        got = FORMATS[name].store(x)
+    assert got.dtype == expected.dtype
+    assert_same_bits(got.astype(np.float32), expected.astype(np.float32))
+
+
 @pytest.mark.parametrize("target", FORMAT_NAMES)
 @pytest.mark.parametrize("source", NARROW)
 def test_rounding_values_stored_in_another_format(source, target):

@@ -45,6 +45,7 @@ class Panel:
     xmode: str = "log"
     ymode: str = "log"
     marks: tuple[tuple[str, float], ...] = field(default=())  # vertical reference lines
+    legend: str = "north west"  # a pgfplots legend position, or "" for no legend
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ def to_pgfplots(panels: list[Panel], *, columns: int = 3) -> str:
             "title style={font=\\small}", "tick label style={font=\\tiny}",
             "label style={font=\\footnotesize}",
         ]
-        if index == len(panels) - 1:
-            options.append("legend pos=outer north east")
+        if panel.legend:
+            options.append(f"legend pos={panel.legend}")
         lines.append(f"\\begin{{axis}}[{', '.join(options)}]")
         for series in panel.series:
             points = [(x, y) for x, y in zip(series.x, series.y, strict=True)
@@ -99,8 +100,9 @@ def to_pgfplots(panels: list[Panel], *, columns: int = 3) -> str:
             colour = _COLOURS[series.colour % len(_COLOURS)]
             coords = " ".join(f"({x:.9g},{y:.9g})" for x, y in points)
             mark = "" if series.style == "marks" else ", no marks"
-            lines.append(f"\\addplot[{colour}{mark}{style}] coordinates {{{coords}}};")
-            if index == len(panels) - 1:
+            forget = "" if series.label else ", forget plot"  # no legend entry
+            lines.append(f"\\addplot[{colour}{mark}{style}{forget}] coordinates {{{coords}}};")
+            if panel.legend and series.label:
                 lines.append(f"\\addlegendentry{{{_tex(series.label)}}}")
         for label, value in panel.marks:
             lines.append(f"\\draw[gray, densely dotted] ({{axis cs:{value:.9g},0}} |- "
@@ -148,6 +150,7 @@ def _plottable(value: float, mode: str) -> bool:
 
 
 def _tex(text: str) -> str:
+    text = text.replace("|", "$|$")
     return text.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&").replace("#", "\\#")
 
 
@@ -173,7 +176,7 @@ def _write_pdf(path: Path, panels: list[Panel], *, columns: int) -> None:
             marker = "." if series.style == "marks" else None
             ax.plot(xs, ys, linestyle=styles.get(series.style, "-"), marker=marker,
                     markersize=3, color=_MPL_COLOURS[series.colour % len(_MPL_COLOURS)],
-                    label=series.label, linewidth=1)
+                    label=series.label or None, linewidth=1)
         for label, value in panel.marks:
             ax.axvline(value, color="gray", linestyle=":", linewidth=0.8)
             ax.annotate(label, (value, 0.95), xycoords=("data", "axes fraction"), fontsize=6)
@@ -184,9 +187,10 @@ def _write_pdf(path: Path, panels: list[Panel], *, columns: int) -> None:
         ax.set_xlabel(panel.xlabel, fontsize=8)
         ax.set_ylabel(panel.ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
-    handles, labels = axes.flat[len(panels) - 1].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, fontsize=6, loc="lower right")
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        if panel.legend and ax.get_legend_handles_labels()[0]:
+            outside = panel.legend.startswith("outer")
+            ax.legend(fontsize=5, loc="upper left", bbox_to_anchor=(1.02, 1) if outside else None)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

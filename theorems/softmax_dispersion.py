@@ -407,7 +407,8 @@ def _mechanism(context, kind, observed, bound, fmt) -> str:
 def _figure(out_dir: Path, *, quick: bool):
     sizes = np.array([2**j for j in range(1, (16 if quick else 24) + 1)])
     panels = []
-    for fmt_name in THEOREM.axes(quick)["formats"]:
+    names = THEOREM.axes(quick)["formats"]
+    for fmt_name in names:
         fmt, series = get_format(fmt_name), []
         for colour, spread in enumerate(SPREADS):
             observed = [coefficient_extremes(family_logits("worst-max", int(n), spread), fmt,
@@ -420,5 +421,7 @@ def _figure(out_dir: Path, *, quick: bool):
                 Series(f"Lemma 2.1, spread {spread:g}", tuple(sizes),
                        tuple(np.minimum(paper_bounds(sizes, spread)[1], 1.0)), "dashed", colour),
             ]
-        panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\alpha_{\max}$", tuple(series)))
+        legend = "outer north east" if fmt_name == names[-1] else ""  # the same in every panel
+        panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\alpha_{\max}$", tuple(series),
+                            legend=legend))
     return write_figure(out_dir, THEOREM.name, panels)
