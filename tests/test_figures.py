@@ -27,7 +27,9 @@ PANELS = [
     Panel("linear", "$x$", "$y$", (
         Series("negative values", (-1.0, 0.0, 1.0), (-2.5, 0.0, 2.5), "dashed", 2),
         Series("tail #2_x", (-1.0, 1.0), (1e-300, 1e300), "dotted", 9),
-    ), xmode="normal", ymode="normal"),
+        Series("", (-1.0, 1.0), (0.5, 0.5), "line", 3),
+    ), xmode="normal", ymode="normal", legend="outer north east"),
+    Panel("no legend", "$x$", "$y$", (Series("hidden", (1.0, 2.0), (1.0, 2.0)),), legend=""),
 ]
 
 
@@ -43,13 +45,15 @@ def test_write_figure_writes_tex_csv_and_pdf(tmp_path):
     assert files.csv.name == "example.csv" and files.pdf.name == "example.pdf"
     assert files.pdf.read_bytes().startswith(b"%PDF")
     tex = files.tex.read_text(encoding="utf-8")
-    assert tex.count("\\begin{axis}") == tex.count("\\end{axis}") == 2
-    assert tex.count("\\addplot") == 4
+    assert tex.count("\\begin{axis}") == tex.count("\\end{axis}") == 3
+    assert tex.count("\\addplot") == 6
     assert "title={size\\_sweep 50\\% \\& more}" in tex
     assert "\\addlegendentry{tail \\#2\\_x}" in tex
     assert "(8,0)" not in tex and "nan" not in tex.lower()  # not plottable on log axes
     assert "(0,0)" in tex  # zero is fine on linear axes
-    assert tex.count("\\addlegendentry") == 2  # legends on the last panel only
+    # every labelled series of a panel with a legend has an entry; an unlabelled one none
+    assert tex.count("\\addlegendentry") == 4 and tex.count("forget plot") == 1
+    assert "legend pos=outer north east" in tex and "{hidden}" not in tex
 
 
 def test_csv_round_trips_the_data(tmp_path):
@@ -75,7 +79,7 @@ def test_pgfplots_source_of_one_series():
         "\\begin{axis}[name=panel0, at={(0.0cm,0.0cm)}, width=5.6cm, height=4.6cm, title={t}, "
         "xlabel={x}, ylabel={y}, xmode=log, ymode=log, legend style={font=\\tiny}, "
         "title style={font=\\small}, tick label style={font=\\tiny}, "
-        "label style={font=\\footnotesize}, legend pos=outer north east]\n"
+        "label style={font=\\footnotesize}, legend pos=north west]\n"
         "\\addplot[blue, no marks] coordinates {(1,0.5) (10,2)};\n"
         "\\addlegendentry{s}\n"
         "\\end{axis}\n"

@@ -4,6 +4,7 @@ lazy imports, and a facade whose ``__all__`` is documented and whose callables h
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 import textwrap
@@ -117,8 +118,6 @@ def test_list_does_not_import_cupy_or_build_derivations(tmp_path):
 
 
 def _environ() -> dict[str, str]:
-    import os
-
     return {k: v for k, v in os.environ.items() if k not in ("THEOREMS_BACKEND", "PYTHONPATH")}
 
 
