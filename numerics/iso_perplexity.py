@@ -2,6 +2,8 @@
 
 - :func:`log_perplexity_surface` and :func:`critical_accuracy_surface`: Eq. 10 and Eq. 11
   evaluated elementwise in a format under a policy.
+- :func:`model_selection`: on a grid of model pairs, whether perplexity picks the new model exactly
+  when its accuracy exceeds Eq. 11's ``a'``, and where the format's arithmetic flips the choice.
 - :func:`sequence_log_perplexity`: Eq. 3's mean negative log-likelihood of a sequence,
   accumulated under a policy (``strict`` sums sequentially in the format and can stagnate).
 - :func:`copy_model_probabilities`: a one-layer decoder-only Transformer with bounded (compact)
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numerics.backend import array_namespace
+from numerics.backend import array_namespace, to_numpy
 from numerics.formats import Format
 from numerics.policies import Policy
 
@@ -51,6 +53,72 @@ def critical_accuracy_surface(a, gamma, s, fmt: Format, policy: Policy):
     top = policy.step(perplexity + log_shifted, fmt)
     bottom = policy.step(log_shifted - log_right, fmt)
     return policy.output(top / bottom, fmt)
+
+
+def model_selection(accuracies, gammas, shifts, fmt: Format, policy: Policy, *, xp=np) -> dict:
+    """Count, over all pairs ``(a, gamma) -> (a_new, gamma (1 - s))`` of a grid, the pairs where
+
+    - the exact comparison of perplexities disagrees with the rule ``a_new > a'`` (Eq. 11),
+      computed in extended precision (``rule_breaks``; pairs it cannot order are skipped);
+    - the comparison computed in ``fmt`` disagrees with the exact one (``flips``; ``ties``: the
+      two perplexities round to the same value), and how many of those lie outside the a priori
+      rounding band of :func:`log_perplexity_error_bound` (``outside``; ``near``: pairs inside).
+
+    Inputs are stored in ``fmt`` first; pairs whose stored values leave the theorem's domain
+    (``0 < a < 1``, ``0 < gamma' < 1/2``) are not counted.
+    """
+    grid = np.meshgrid(accuracies, gammas, shifts, indexing="ij")
+    a, g, s = (np.asarray(policy.load(x, fmt), dtype=np.float64) for x in grid)
+    shifted = np.asarray(policy.load(g * (1 - s), fmt), dtype=np.float64)  # the stored gamma'
+    a_new = np.asarray(policy.load(accuracies, fmt), dtype=np.float64)[None, None, None, :]
+    inside = ((a > 0) & (a < 1) & (g > 0) & (shifted < 0.5) & (shifted > 0))[..., None]
+    inside = inside & (a_new > 0) & (a_new < 1)
+    a_w, g_w, shifted_w, new_w = (x.astype(np.longdouble) for x in (a, g, shifted, a_new))
+    old = -a_w * np.log1p(-g_w) - (1 - a_w) * np.log(g_w)
+    new = -new_w * np.log1p(-shifted_w)[..., None] - (1 - new_w) * np.log(shifted_w)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):  # outside the domain; masked below
+        critical = (old + np.log(shifted_w)) / (np.log(shifted_w) - np.log1p(-shifted_w))
+        difference = new - old[..., None]
+    decided = (np.abs(difference) > 1e-15) & inside  # pairs extended precision can order
+    exact = difference < 0
+    old_fmt = _host(log_perplexity_surface(xp.asarray(a), xp.asarray(g), fmt, policy))
+    new_fmt = _host(log_perplexity_surface(
+        xp.asarray(np.broadcast_to(a_new, difference.shape)),
+        xp.asarray(np.broadcast_to(shifted[..., None], difference.shape)), fmt, policy))
+    flips = ((new_fmt < old_fmt[..., None]) != exact) & inside
+    band = (log_perplexity_error_bound(a, g, old, fmt, policy)[..., None]
+            + log_perplexity_error_bound(a_new, shifted[..., None], new, fmt, policy))
+    near = (np.abs(difference.astype(np.float64)) <= band) & inside
+    return {
+        "pairs": int(np.sum(inside)),
+        "rule_breaks": int(np.sum(((a_new > critical[..., None]) != exact) & decided)),
+        "flips": int(np.sum(flips)),
+        "ties": int(np.sum(flips & (new_fmt == old_fmt[..., None]))),
+        "near": int(np.sum(near)),
+        "outside": int(np.sum(flips & ~near)),
+    }
+
+
+def log_perplexity_error_bound(a, gamma, exact, fmt: Format, policy: Policy):
+    """A priori bound on the error of Eq. 10 evaluated in ``fmt`` from stored ``a``, ``gamma``.
+
+    ``strict`` rounds each operation (relative ``u``): ``1 - gamma`` (whose error the log turns
+    into an absolute ``u``), the two logs, the products, ``1 - a`` and the final difference.
+    ``hw`` computes in float32 and rounds the result once.
+    """
+    exact = np.abs(np.asarray(exact).astype(np.float64))
+    rounding = fmt.ulp(exact)
+    if not policy.round_each_op:
+        return rounding + 16 * 2.0**-24 * (1 + exact)
+    u = fmt.unit_roundoff
+    with np.errstate(divide="ignore", invalid="ignore"):
+        right = a * (2 + 2 * np.abs(np.log1p(-gamma)))
+        wrong = (1 - a) * (3 + 3 * np.abs(np.log(gamma)))
+    return 2 * u * (right + wrong + 2 * exact) + rounding
+
+
+def _host(x) -> np.ndarray:
+    return to_numpy(x).astype(np.float64)
 
 
 def sequence_log_perplexity(nll, fmt: Format, policy: Policy, *, axis: int = -1):

@@ -233,3 +233,84 @@ def _mlp_factor(model: Transformer, layer, z, dz) -> np.ndarray:
 
 def _host(x) -> np.ndarray:
     return to_numpy(x).astype(np.float64)
+
+
+def layer_norm_jacobian(x, gain=None, *, eps: float = 1e-5) -> np.ndarray:
+    """``d norm(x) / dx`` per row of ``x`` (float64 ``(..., d, d)``): for ``c = x - mean(x)`` and
+    ``s = sqrt(mean(c^2) + eps)``, ``J_ab = g_a ((delta_ab - 1/d) / s - c_a c_b / (d s^3))``."""
+    x = _host(x)
+    d = x.shape[-1]
+    c = x - x.mean(axis=-1, keepdims=True)
+    s = np.sqrt((c**2).mean(axis=-1) + eps)[..., None, None]
+    jacobian = (np.eye(d) - 1.0 / d) / s - c[..., :, None] * c[..., None, :] / (d * s**3)
+    g = np.ones(d) if gain is None else np.asarray(gain, dtype=np.float64)
+    return g[:, None] * jacobian
+
+
+def oversquashing_terms(model: Transformer, inputs) -> dict:
+    """Theorem 5.1/B.5 on a model, with attention held fixed (assumption (ii)).
+
+    Returns ``jacobian``: the blocks ``dy_n / dv_i^(0)`` for every position ``i`` (``(n, d, d)``,
+    forward-mode through the fixed-attention model, in float64), the per-layer ``attention``
+    ``(heads, n, n)``, and the constants of the proof: ``beta1``/``beta2`` (per layer, the
+    reciprocal of the largest ``norm_1``/``norm_2`` Jacobian norm met), ``beta3`` (of ``norm_3``
+    at ``v_n``) and ``sigma_psi`` (per layer, ``||W_1|| ||W_2||``, a Lipschitz constant of the
+    ReLU MLP).
+    """
+    from numerics.transformer import forward
+
+    run = forward(model, inputs, "fp64", "hw", trace=True)
+    first = _host(run.trace[0]["v"])
+    n, d = first.shape
+    paths = np.zeros((n, n, d, d))
+    paths[np.arange(n), np.arange(n)] = np.eye(d)
+    beta1, beta2, sigma, attention = [], [], [], []
+    for layer, record in zip(model.layers, run.trace, strict=True):
+        weights = _host(record["weights"])
+        attention.append(weights)
+        norm_1 = _norm_jacobian(model, record["v"], layer.gain_1)
+        beta1.append(1.0 / np.linalg.norm(norm_1, 2, axis=(-2, -1)).max())
+        mixing = np.einsum("hde,hef->hdf", layer.w_v,
+                           layer.w_o.reshape(model.heads, model.d_head, d))
+        step = np.einsum("hjk,hfd,kda->jkfa", weights, mixing, norm_1)
+        step[np.arange(n), np.arange(n)] += np.eye(d)
+        paths = np.einsum("jkab,kibc->jiac", step, paths)
+        if layer.has_mlp:
+            z = _host(record["z"])
+            norm_2 = _norm_jacobian(model, z, layer.gain_2)
+            beta2.append(1.0 / np.linalg.norm(norm_2, 2, axis=(-2, -1)).max())
+            sigma.append(np.linalg.norm(layer.w_1, 2) * np.linalg.norm(layer.w_2, 2))
+            h = _host(layer_norm(z, layer.gain_2, layer.bias_2, "fp64", "hw", eps=model.norm_eps)
+                      if model.norm == "layer" else z)
+            active = (h @ layer.w_1 + layer.b_1 > 0).astype(np.float64)
+            psi = np.einsum("fd,jf,ef,jea->jda", layer.w_2, active, layer.w_1, norm_2)
+            paths = np.einsum("jab,jibc->jiac", np.eye(d) + psi, paths)
+        else:
+            beta2.append(1.0)
+            sigma.append(0.0)
+    norm_3 = _norm_jacobian(model, _host(run.states)[-1], model.gain_out)
+    return {
+        "jacobian": np.einsum("ab,ibc->iac", norm_3, paths[-1]),
+        "attention": attention,
+        "beta1": np.array(beta1), "beta2": np.array(beta2),
+        "beta3": 1.0 / np.linalg.norm(norm_3, 2), "sigma_psi": np.array(sigma),
+    }
+
+
+def oversquashing_bound_values(attention, beta1, beta2, beta3: float, sigma_psi) -> np.ndarray:
+    """Theorem 5.1/B.5 with the constants its proof derives, for every position ``i``:
+    ``C (Abar^(L-1) ... Abar^(0))_{n,i}`` with ``Abar^(l) = Lambda^(l) / beta1^(l) + I`` and
+    ``C = (1 / beta3) prod_l (sigma_psi^(l) / beta2^(l) + 1)``."""
+    product = None
+    for matrix, b1 in zip(attention, beta1, strict=True):
+        step = np.asarray(matrix, dtype=np.float64) / b1 + np.eye(len(matrix))
+        product = step if product is None else step @ product
+    constant = np.prod(np.asarray(sigma_psi) / np.asarray(beta2) + 1.0) / beta3
+    return constant * product[-1]
+
+
+def _norm_jacobian(model: Transformer, x, gain) -> np.ndarray:
+    x = _host(x)
+    if model.norm == "none":
+        return np.broadcast_to(np.eye(x.shape[-1]), (*x.shape[:-1], x.shape[-1], x.shape[-1]))
+    return layer_norm_jacobian(x, gain, eps=model.norm_eps)

@@ -25,11 +25,11 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from numerics import get_backend, get_format, get_policy
+from numerics import get_backend, get_format, get_policy, to_numpy
 from numerics.iso_perplexity import (
     ONE,
     copy_log_perplexity,
-    log_perplexity_surface,
+    model_selection,
     sequence_log_perplexity,
 )
 from numerics.kernels import sequential_total
@@ -309,78 +309,26 @@ def _row(base, quantity, observed, bound, margin, verdict, mechanism="", **extra
 def _surface(params: dict) -> list[dict]:
     """Every pair (old model, more confident new model) on a grid: does perplexity select the new
     one exactly when its accuracy exceeds a' (exact), and does the format's arithmetic agree?"""
-    xp = get_backend(params["backend"])
     fmt, policy = get_format(params["format"]), get_policy(params["policy"])
     n = params["n"]
-    accuracies = np.linspace(0.02, 0.98, n)
-    gammas = np.linspace(0.02, 0.48, n)
-    shifts = np.linspace(0.0, 0.9, max(2, n // 4))
-    a, g, s = np.meshgrid(accuracies, gammas, shifts, indexing="ij")
-    stored = [np.asarray(policy.load(x, fmt), dtype=np.float64) for x in (a, g, s)]
-    a, g, s = stored
-    shifted = np.asarray(policy.load(g * (1 - s), fmt), dtype=np.float64)  # the stored gamma'
-    a_new = np.asarray(policy.load(accuracies, fmt), dtype=np.float64)[None, None, None, :]
-    # rounding can push a stored value out of the theorem's domain (0.98 -> 1 in fp8)
-    inside = ((a > 0) & (a < 1) & (g > 0) & (shifted < 0.5) & (shifted > 0))[..., None]
-    inside = inside & (a_new > 0) & (a_new < 1)
-    # exact comparison in extended precision, and the rule from Eq. 11
-    a_w, g_w, shifted_w, new_w = (x.astype(np.longdouble) for x in (a, g, shifted, a_new))
-    old = -a_w * np.log1p(-g_w) - (1 - a_w) * np.log(g_w)
-    new = (-new_w * np.log1p(-shifted_w)[..., None]
-           - (1 - new_w) * np.log(shifted_w)[..., None])
-    with np.errstate(divide="ignore", invalid="ignore"):  # outside the domain; masked below
-        critical = (old + np.log(shifted_w)) / (np.log(shifted_w) - np.log1p(-shifted_w))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        difference = new - old[..., None]
-    decided = (np.abs(difference) > 1e-15) & inside  # pairs extended precision can order
-    rule = a_new > critical[..., None]
-    exact = difference < 0
-    rule_breaks = int(np.sum((rule != exact) & decided))
+    counts = model_selection(np.linspace(0.02, 0.98, n), np.linspace(0.02, 0.48, n),
+                             np.linspace(0.0, 0.9, max(2, n // 4)), fmt, policy,
+                             xp=get_backend(params["backend"]))
     base = _base(params, "surface")
-    rows = [_row(base, "selection rule", rule_breaks, 0, -rule_breaks,
-                 "holds" if rule_breaks == 0 else "violated", pairs=int(np.sum(inside)))]
-    # the same comparison with both perplexities computed in the format
-    old_fmt = _to_host(log_perplexity_surface(xp.asarray(a), xp.asarray(g), fmt, policy), xp)
-    new_fmt = _to_host(log_perplexity_surface(
-        xp.asarray(np.broadcast_to(a_new, difference.shape)),
-        xp.asarray(np.broadcast_to(shifted[..., None], difference.shape)), fmt, policy), xp)
-    chosen = new_fmt < old_fmt[..., None]
-    flips = (chosen != exact) & inside
-    band = (_error_bound(a, g, old, fmt, policy)[..., None]
-            + _error_bound(a_new, shifted[..., None], new, fmt, policy))
-    near = (np.abs(difference.astype(np.float64)) <= band) & inside
-    outside = int(np.sum(flips & ~near))
-    count = int(np.sum(flips))
-    ties = int(np.sum(flips & (new_fmt == old_fmt[..., None])))
-    if count == 0:
+    breaks = counts["rule_breaks"]
+    rows = [_row(base, "selection rule", breaks, 0, -breaks,
+                 "holds" if breaks == 0 else "violated", pairs=counts["pairs"])]
+    flips, near = counts["flips"], counts["near"]
+    if flips == 0:
         verdict, mechanism = "holds", ""
-    elif outside == 0:
+    elif counts["outside"] == 0:
         verdict = "precision-effect"
-        mechanism = "rounding to equality" if ties == count else "rounding"
+        mechanism = "rounding to equality" if counts["ties"] == flips else "rounding"
     else:
         verdict, mechanism = "violated", ""
-    rows.append(_row(base, f"selection in {fmt.name}", count, int(np.sum(near)),
-                     int(np.sum(near)) - count, verdict, mechanism, ties=ties,
-                     pairs=int(np.sum(inside)), predicted=bool(np.sum(near) > 0)))
+    rows.append(_row(base, f"selection in {fmt.name}", flips, near, near - flips, verdict,
+                     mechanism, ties=counts["ties"], pairs=counts["pairs"], predicted=near > 0))
     return rows
-
-
-def _error_bound(a, gamma, exact, fmt, policy):
-    """A priori bound on the error of Eq. 10 evaluated in ``fmt`` from stored ``a``, ``gamma``.
-
-    ``strict`` rounds each of its operations (relative ``u``): ``1 - gamma`` (whose error the log
-    turns into an absolute ``u``), the two logs, the products, ``1 - a`` and the final
-    difference. ``hw`` computes in float32 and rounds the result once.
-    """
-    exact = np.abs(exact.astype(np.float64))
-    rounding = fmt.ulp(exact)
-    if not policy.round_each_op:
-        return rounding + 16 * 2.0**-24 * (1 + exact)
-    u = fmt.unit_roundoff
-    with np.errstate(divide="ignore", invalid="ignore"):
-        right = a * (2 + 2 * np.abs(np.log1p(-gamma)))
-        wrong = (1 - a) * (3 + 3 * np.abs(np.log(gamma)))
-    return 2 * u * (right + wrong + 2 * exact) + rounding
 
 
 def _sequence(params: dict) -> list[dict]:
@@ -484,8 +432,7 @@ def _copy(params: dict) -> list[dict]:
 
 
 def _to_host(x, xp):
-    x = x.astype(np.float64) if xp is np else x.astype(xp.float64).get()
-    return np.asarray(x)
+    return to_numpy(x).astype(np.float64)
 
 
 _EXPERIMENTS = {"surface": _surface, "sequence": _sequence, "copy": _copy}
