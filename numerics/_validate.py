@@ -61,7 +61,8 @@ def check_choice(value, choices: Sequence[str], name: str) -> str:
     if value in choices:
         return value
     message = f"unknown {name} {value!r}; expected one of {', '.join(choices)}"
-    close = difflib.get_close_matches(value, choices, n=1)
+    close = [c for c in choices if c.lower() == value.lower()]
+    close = close or difflib.get_close_matches(value, choices, n=1)
     if close:
         message += f" (did you mean {close[0]!r}?)"
     raise ValueError(message)

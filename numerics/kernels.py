@@ -35,6 +35,10 @@ def softmax(
     x = load_finite(logits, fmt, policy, "logits")
     if temperature != 1.0:
         x = policy.step(x / x.dtype.type(temperature), fmt)
+        if not (bool(xp.isfinite(xp.max(x))) and bool(xp.isfinite(xp.min(x)))):
+            raise ValueError(f"logits / temperature overflow {fmt.name} (max {fmt.max:g}) at "
+                             f"temperature={temperature!r}; use a larger temperature or a wider "
+                             f"format")
     top = xp.max(x, axis=axis, keepdims=True)
     # work in place on a copy we own: at n = 2^24 every fresh array costs page faults
     z = xp.subtract(x, top, out=x) if x is not logits else x - top

@@ -120,7 +120,8 @@ class Theorem:
             get_backend("cupy")
         workers = check_int(workers, "workers", min=1)
         singular = {"sizes": "n", "formats": "format", "policies": "policy", "seeds": "seed"}
-        named = {singular.get(k, k): v for k, v in axes.items()}
+        # a repeated value would evaluate and store the same cell twice
+        named = {singular.get(k, k): list(dict.fromkeys(v)) for k, v in axes.items()}
         cells = self.cells({**named, "backend": [backend]})
         store = (ResultStore(Path(out) / f"{self.name}.cells.jsonl", version=self.code_version())
                  if out is not None else None)
