@@ -2,7 +2,7 @@
 
 from numerics.backend import BACKENDS, array_namespace, get_backend, to_numpy
 from numerics.formats import FORMAT_NAMES, FORMATS, Format, get_format, round_to
-from numerics.kernels import entropy, logsumexp, softmax
+from numerics.kernels import entropy, logsumexp, softmax, softmax_entropy
 from numerics.policies import POLICIES, POLICY_NAMES, Policy, get_policy
 from numerics.store import ResultStore
 from numerics.sweep import Cell, Sweep, grid, run_sweep
@@ -28,5 +28,6 @@ __all__ = [
     "round_to",
     "run_sweep",
     "softmax",
+    "softmax_entropy",
     "to_numpy",
 ]

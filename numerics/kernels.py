@@ -60,6 +60,34 @@ def entropy(p, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, axis:
     return policy.output(policy.sum(terms, fmt, axis=axis), fmt)
 
 
+def softmax_entropy(
+    logits,
+    fmt: Format | str = "fp64",
+    policy: Policy | str = "hw",
+    *,
+    temperature: float = 1.0,
+    axis: int = -1,
+):
+    """Return the entropy (nats) of ``softmax_theta(logits)`` along ``axis``.
+
+    Uses ``H = ln Z - sum_i p_i z_i`` with ``z = (e - max e) / theta`` and ``Z = sum exp(z)``,
+    which stays accurate where ``-p ln p`` of tiny coefficients would underflow.
+    """
+    fmt, policy = get_format(fmt), get_policy(policy)
+    temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
+    xp = array_namespace(logits)
+    x = load_finite(logits, fmt, policy, "logits")
+    z = policy.step(x - xp.max(x, axis=axis, keepdims=True), fmt)
+    if temperature != 1.0:
+        z = policy.step(z / z.dtype.type(temperature), fmt)
+    e = policy.step(xp.exp(z), fmt)
+    total = policy.sum(e, fmt, axis=axis, keepdims=True)
+    p = policy.step(e / total, fmt)
+    mean = policy.sum(policy.step(p * z, fmt), fmt, axis=axis)
+    log_total = policy.step(xp.log(xp.squeeze(total, axis=axis)), fmt)
+    return policy.output(log_total - mean, fmt)
+
+
 def logsumexp(logits, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, axis: int = -1):
     """Return ``ln sum_i exp(e_i)`` along ``axis``, computed as ``max + ln sum exp(e - max)``."""
     fmt, policy = get_format(fmt), get_policy(policy)
