@@ -127,7 +127,9 @@ class Derivation:
         for result in self.steps + self.printed:
             printed = r"\textit{as printed:} " if result in self.printed else ""
             cite = f" [{result.step.cite}]" if result.step.cite else ""
-            items.append(f"  \\item[({result.label})] {printed}${sp.latex(result.claim)}$ "
+            claim = (f"\\texttt{{{_escape(result.step.show)}}}" if result.step.show
+                     else f"${sp.latex(result.claim)}$")
+            items.append(f"  \\item[({result.label})] {printed}{claim} "
                          f"\\hfill by {result.by}{cite}: \\textbf{{{result.status}}}")
         goal = sp.latex(self.goal)
         return ("\\paragraph{" + self.name + f"}} Goal: ${goal}$.\n\\begin{{enumerate}}\n"
@@ -139,6 +141,12 @@ class Derivation:
             for r in self.steps + self.printed
         )
         return f"$\\begin{{array}}{{lll}} {rows} \\end{{array}}$"
+
+
+def _escape(text: str) -> str:
+    special = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\^{}",
+               "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$", "~": r"\~{}"}
+    return "".join(special.get(char, char) for char in text)
 
 
 def _check_label(step: Step, known: set[str]) -> None:

@@ -117,3 +117,19 @@ def test_the_softmax_dispersion_figure_compiles(tmp_path):
     assert files.tex.exists() and files.csv.exists() and files.pdf.exists()
     pdf = compile_with_pdflatex(files.tex)
     assert pdf.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.tex
+@pytest.mark.parametrize("name", theorems.names())
+def test_derivation_latex_compiles(name, tmp_path):
+    require_pdflatex()
+    import subprocess
+
+    (tmp_path / "derivation.tex").write_text(theorems.get(name).derive().to_latex())
+    (tmp_path / "main.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage[margin=1cm]{geometry}\n"
+        "\\begin{document}\n\\input{derivation.tex}\n\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "main.pdf").stat().st_size > 1000
