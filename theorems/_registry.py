@@ -8,6 +8,7 @@ from numerics._validate import check_choice
 
 _STEMS: tuple[str, ...] = (
     "softmax_dispersion",
+    "representational_collapse",
     "iso_perplexity",
 )
 
