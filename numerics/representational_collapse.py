@@ -6,8 +6,9 @@
   (Theorem B.3), all ``n`` at once by :func:`numerics.transformer.branch_forward`.
 - :func:`state_gaps`, :func:`equal_rows`, :func:`fit_rate`: ``||v_n - v*_{n+1}||``, bitwise
   equality, and the log-log decay rate.
-- :func:`predicted_collapse`: the first ``n`` at which the exact gap is below half an ulp of the
-  format in every coordinate (the unit-roundoff threshold model).
+- :func:`predicted_collapse`: the lengths at which the exact gap, of the final states or of a
+  quantity that determines them, is below half an ulp of the format in every coordinate (the
+  unit-roundoff threshold model).
 - :func:`gap_bound`: Theorem B.3's proof chain evaluated on a model: Lemma B.1's rate for the new
   token's weight, Lemma B.2's bound on the change of the old weights, the triangle inequality, and
   the MLP's Lipschitz constant, layer by layer.
@@ -115,16 +116,39 @@ def fit_rate(lengths, gaps, *, low: int, high: int, scale=None) -> float:
     return float(-slope)
 
 
-def predicted_collapse(short, long, fmt: Format) -> np.ndarray:
+def predicted_collapse(short, long, fmt: Format, *, trace=(), positional: bool = True
+                       ) -> np.ndarray:
     """Per row: does the unit-roundoff model predict equal states in ``fmt``?
 
-    ``short``/``long`` are exact (fp64) states; the model says the stored states agree once every
-    coordinate's gap is below half the format's spacing there, ``|x_k - x*_k| < ulp(x_k) / 2``,
-    i.e. below the unit roundoff relative to ``|x_k|`` (to within the binade).
+    ``short``/``long`` are exact (fp64) final states; the stored values of a quantity agree once
+    every coordinate's gap is below half the format's spacing there, ``|x_k - x*_k| < ulp(x_k) /
+    2``, i.e. below the unit roundoff relative to ``|x_k|`` (to within the binade). Equal stored
+    values stay equal downstream, so with an fp64 :func:`numerics.transformer.branch_forward`
+    ``trace`` the model also tests the quantities that alone determine the final state: the last
+    layer's ``z`` and, when ``positional`` is False (NoPE: a branch's state depends on its own
+    earlier state and the shared prefix, not on its position), every layer's attention outputs
+    and ``z``. A row is predicted equal when any of these quantities is.
     """
-    a, b = to_numpy(short).astype(np.float64), to_numpy(long).astype(np.float64)
-    spacing = to_numpy(fmt.ulp(a))
-    return np.all(np.abs(a - b) < spacing / 2, axis=-1)
+    stages = [(short, long)]
+    records = list(trace) if not positional else list(trace)[-1:]
+    for record in records:
+        stages.append((record["short_z"], record["long_z"]))
+        if not positional:
+            stages.append((_rows_last(record["short_mix"]), _rows_last(record["long_mix"])))
+    flags = None
+    for a, b in stages:
+        a, b = _host(a), _host(b)
+        spacing = to_numpy(fmt.ulp(a))
+        equal = np.all(np.abs(a - b) < spacing / 2, axis=-1)
+        flags = equal if flags is None else flags | equal
+    return flags
+
+
+def _rows_last(mix) -> np.ndarray:
+    """Per-head attention outputs ``(heads, n, d_head)`` as one row per length ``(n, heads
+    d_head)``."""
+    mix = _host(mix)
+    return np.moveaxis(mix, 0, 1).reshape(mix.shape[1], -1)
 
 
 def first_true(flags, *, start: int = 1) -> int | None:

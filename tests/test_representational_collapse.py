@@ -272,6 +272,23 @@ def test_predicted_collapse_is_the_unit_roundoff_threshold():
     assert int(np.argmax(flags)) + 1 == math.floor(math.sqrt(2**8)) + 1
 
 
+def test_predicted_collapse_looks_at_what_determines_the_final_state():
+    # final states 1/n apart never round together in bf16 below n = 257, but a first-layer
+    # attention output that already agrees fixes everything downstream, under NoPE only
+    size = 64
+    short = np.full((size, 3), 1.5)
+    long = short + 1.0 / np.arange(1, size + 1)[:, None]
+    mix = np.ones((2, size, 4))
+    far = {"short_z": short, "long_z": long, "short_mix": mix, "long_mix": mix + 1.0}
+    near = {"short_z": short, "long_z": long, "short_mix": mix, "long_mix": mix + 2.0**-12}
+    bf16 = FORMATS["bf16"]
+    assert not predicted_collapse(short, long, bf16, trace=[near, far], positional=True).any()
+    assert predicted_collapse(short, long, bf16, trace=[near, far], positional=False).all()
+    assert not predicted_collapse(short, long, bf16, trace=[far, far], positional=False).any()
+    z_equal = {**far, "long_z": short}
+    assert predicted_collapse(short, long, bf16, trace=[far, z_equal], positional=True).all()
+
+
 @pytest.mark.parametrize("pe", PES)
 def test_one_token_against_two_copies_agree_exactly(pe):
     # [a] against [a, a]: every value is the same, so any weights give the same state; the fp64

@@ -183,7 +183,7 @@ def thresholds(report) -> list[dict]:
     """The collapse-length rows: first length with bitwise equal states, observed and predicted."""
     keys = ("format", "policy", "family", "layers", "pe", "seed", "n_max")
     return [{**{key: row[key] for key in keys}, "observed_n": row["observed_n"],
-             "predicted_n": row["predicted_n"]}
+             "predicted_n": row["predicted_n"], "equal_fraction": row["equal_fraction"]}
             for row in report.rows if row["quantity"] == "collapse-length"
             and (row["observed_n"] is not None or row["predicted_n"] is not None)]
 
@@ -274,14 +274,16 @@ class RepresentationalCollapse(Theorem):
         """Collapse lengths, predicted against observed, and the over-squashing bound where its
         hypothesis (attention independent of the input) does not hold."""
         table = thresholds(report)
-        near = sum(row["observed_n"] is not None and row["predicted_n"] is not None
-                   and 0.25 <= row["observed_n"] / row["predicted_n"] <= 4 for row in table)
-        lines = [f"collapse lengths (first n with bitwise equal states), {near} of {len(table)} "
-                 f"within a factor 4 of the unit-roundoff model:"]
+        both = [row["observed_n"] / row["predicted_n"] for row in table
+                if row["observed_n"] is not None and row["predicted_n"] is not None]
+        lines = [f"collapse lengths (first n with bitwise equal states): {len(both)} cells have "
+                 f"both, {sum(0.5 <= r <= 2 for r in both)} within a factor 2 of the "
+                 f"unit-roundoff model and {sum(0.25 <= r <= 4 for r in both)} within 4; "
+                 f"{len(table) - len(both)} have one only (equal-state share of n >= 2 shown):"]
         for row in table[:16]:
             lines.append(f"  {row['format']:<9} {row['policy']:<7} {row['family']:<12} "
                          f"L={row['layers']} {row['pe']:<10} observed n={row['observed_n']}, "
-                         f"predicted n={row['predicted_n']}")
+                         f"predicted n={row['predicted_n']}, equal {row['equal_fraction']:.0%}")
         lines.append("outside Thm 5.1's hypothesis (attention depends on the input; true Jacobian "
                      "by central differences), L = 1, 2:")
         for scale in (1.0, 9.0):
@@ -464,8 +466,9 @@ def _family_rows(params: dict) -> list[dict]:
         rows.append(_rate_row(base, family, params["layers"], size, weight, observed["l1"],
                               exact["l1"], fmt, accumulates))
     rows.append(_collapse_row(base, size, equal, distinct,
-                              predicted_collapse(_host(reference.short), _host(reference.long),
-                                                 fmt)))
+                              predicted_collapse(reference.short, reference.long, fmt,
+                                                 trace=reference.trace,
+                                                 positional=params["pe"] != "nope")))
     return rows
 
 
