@@ -6,11 +6,11 @@
   when its accuracy exceeds Eq. 11's ``a'``, and where the format's arithmetic flips the choice.
 - :func:`sequence_log_perplexity`: Eq. 3's mean negative log-likelihood of a sequence,
   accumulated under a policy (``strict`` sums sequentially in the format and can stagnate).
-- :func:`copy_model_probabilities`: a one-layer decoder-only Transformer with bounded (compact)
-  sinusoidal positional encodings whose head attends uniformly, so its next-token distribution
-  depends on the token frequencies of the context; it copies a constant string ``alpha`` with a
-  margin at every length. All prefixes are evaluated in one pass (cumulative sums), not one
-  forward pass per length.
+- :func:`copy_transformer`: a one-layer decoder-only Transformer (:mod:`numerics.transformer`)
+  with bounded (compact) sinusoidal positional encodings whose head attends uniformly, so its
+  next-token distribution depends on the token frequencies of the context; it copies a constant
+  string ``alpha`` with a margin at every length. :func:`copy_model_probabilities` evaluates it on
+  all prefixes in ``O(N)`` (cumulative sums), not by a forward pass per length.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import numpy as np
 from numerics.backend import array_namespace, to_numpy
 from numerics.formats import Format
 from numerics.policies import Policy
+from numerics.transformer import Layer, Transformer
 
 #: Token ids of the copy task's vocabulary {0, 1, |}.
 ZERO, ONE, SEPARATOR = 0, 1, 2
+COPY_TOKENS = 3
 
 
 def _constant(value: float, like, fmt: Format, policy: Policy):
@@ -129,32 +131,47 @@ def sequence_log_perplexity(nll, fmt: Format, policy: Policy, *, axis: int = -1)
     return policy.output(policy.step(total / values.dtype.type(count), fmt), fmt)
 
 
-def copy_model_probabilities(tokens, *, weight: float = 4.0, positions: int = 4):
-    """Return ``P(next token = 1)`` after every prefix of ``tokens`` (float64).
+def copy_transformer() -> Transformer:
+    """The copy model as a :class:`numerics.transformer.Transformer` (Lemma 3.1's ``T``).
 
-    The model: embeddings ``E[t] + PE(i)`` (one-hot token plus ``positions`` sinusoidal
-    dimensions, all bounded); one causal head with zero query and key weights, so every position
-    attends uniformly to its prefix; a value map that keeps the token part; and a readout with
-    ``logit(1) - logit(0) = weight * (share of ones - share of zeros)`` (the separator's logit is
-    -inf). Uniform attention over a prefix is its running mean, so all prefixes cost one
-    cumulative sum.
+    One layer, one head, no norms, no MLP, sinusoidal positional encodings (bounded, hence
+    compact), width 6: coordinates 0-2 hold the one-hot token, 3-5 the attended token shares.
+    ``W_Q = W_K = 0``, so every position attends uniformly to its prefix whatever the encoding;
+    ``W_V`` copies the one-hot token into coordinates 3-5 and ``W_O = I``, so the final state at
+    ``i`` is ``e_{t_i}`` followed by the token shares of ``t_1..t_i``. :func:`copy_readout` turns
+    states into next-token probabilities.
+    """
+    eye = np.eye(2 * COPY_TOKENS)
+    w_v = np.zeros((1, 2 * COPY_TOKENS, 2 * COPY_TOKENS))
+    w_v[0, np.arange(COPY_TOKENS), COPY_TOKENS + np.arange(COPY_TOKENS)] = 1.0
+    blind = np.zeros_like(w_v)
+    return Transformer(eye[:COPY_TOKENS], (Layer(blind, blind, w_v, eye),), pe="sinusoidal",
+                       norm="none")
+
+
+def copy_readout(states, *, weight: float = 4.0):
+    """``P(next token = 1)`` from :func:`copy_transformer`'s final states: ``logit(1) - logit(0)
+    = weight * (share of ones - share of zeros)``; the separator's logit is ``-inf``."""
+    xp = array_namespace(states)
+    shares = xp.asarray(states, dtype=xp.float64)[..., COPY_TOKENS:]
+    logit = weight * (shares[..., ONE] - shares[..., ZERO])
+    return 1.0 / (1.0 + xp.exp(-logit))
+
+
+def copy_model_probabilities(tokens, *, weight: float = 4.0):
+    """Return ``P(next token = 1)`` after every prefix of ``tokens`` (float64), in ``O(N)``.
+
+    Equal to ``copy_readout(forward(copy_transformer(), tokens).states)``, which costs
+    ``O(N^2)``: uniform causal attention over a prefix is its running mean, so every prefix's
+    token shares come from one cumulative sum.
     """
     xp = array_namespace(tokens)
     tokens = xp.asarray(tokens)
-    length = tokens.shape[-1]
-    index = xp.arange(1, length + 1, dtype=xp.float64)
-    embedded = xp.stack([tokens == ZERO, tokens == ONE, tokens == SEPARATOR], axis=-1)
-    embedded = embedded.astype(xp.float64)
-    frequencies = 10000.0 ** (-xp.arange(positions // 2, dtype=xp.float64) / max(positions, 1))
-    angles = index[:, None] * frequencies[None, :]
-    encoding = xp.concatenate([xp.sin(angles), xp.cos(angles)], axis=-1)  # |PE| <= 1: compact
-    residual = xp.concatenate([embedded, xp.broadcast_to(encoding, (*embedded.shape[:-1],
-                                                                    encoding.shape[-1]))], -1)
-    attended = xp.cumsum(residual, axis=-2) / index[:, None]  # uniform causal attention
-    readout = xp.zeros(residual.shape[-1])
-    readout[ZERO], readout[ONE] = -weight, weight
-    logit = attended @ readout
-    return 1.0 / (1.0 + xp.exp(-logit))
+    index = xp.arange(1, tokens.shape[-1] + 1, dtype=xp.float64)
+    one_hot = xp.stack([tokens == ZERO, tokens == ONE, tokens == SEPARATOR], axis=-1)
+    shares = xp.cumsum(one_hot.astype(xp.float64), axis=-2) / index[:, None]
+    return copy_readout(xp.concatenate([one_hot.astype(xp.float64), shares], axis=-1),
+                        weight=weight)
 
 
 def copy_log_perplexity(target, prompt, *, weight: float = 4.0):

@@ -6,6 +6,7 @@ the copy model, and a scalar in-format summation loop.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import ml_dtypes
@@ -17,7 +18,14 @@ import sympy as sp
 import numerics.iso_perplexity
 import theorems
 import theorems.iso_perplexity as iso
-from numerics.iso_perplexity import copy_log_perplexity
+from numerics.iso_perplexity import (
+    SEPARATOR,
+    copy_log_perplexity,
+    copy_model_probabilities,
+    copy_readout,
+    copy_transformer,
+)
+from numerics.transformer import forward
 from proofs import certify, gt
 from proofs import iso_perplexity as proof
 
@@ -174,6 +182,33 @@ def test_copy_model_against_closed_form(n):
     assert pa == pytest.approx(float(closed_form_copy(list(alpha))), rel=1e-12)
     assert pb == pytest.approx(float(closed_form_copy(list(beta))), rel=1e-12)
     assert np.array_equal(out_a, alpha) and np.array_equal(out_b, alpha)  # beta copied wrongly
+
+
+@pytest.mark.parametrize("n", [8, 300])
+def test_copy_model_is_the_transformer_it_describes(n):
+    # the O(N) running mean against a full forward pass of the hand-set Transformer
+    bits = np.random.default_rng(n).integers(0, 2, n)
+    sequence = np.concatenate([bits, [SEPARATOR], np.zeros(n, dtype=int)])
+    direct = copy_readout(forward(copy_transformer(), sequence).states)
+    np.testing.assert_allclose(copy_model_probabilities(sequence), direct, rtol=0, atol=1e-14)
+    # and against mpmath: after prefix i the logit is 4 (ones - zeros) / i
+    ones = np.cumsum(sequence == 1)
+    zeros = np.cumsum(sequence == 0)
+    exact = [1 / (1 + mpmath.exp(-4 * mpmath.mpf(int(o) - int(z)) / (i + 1)))
+             for i, (o, z) in enumerate(zip(ones, zeros, strict=True))]
+    np.testing.assert_allclose(direct, np.array(exact, dtype=float), rtol=1e-14)
+
+
+def test_negative_control_copy_model_with_attention_that_is_not_uniform(monkeypatch):
+    params = {"n": 64, "format": "fp64", "policy": "hw", "seed": 0, "backend": "numpy"}
+    assert iso._copy(params)[-1]["verdict"] == "holds"
+    model = copy_transformer()
+    looking = dataclasses.replace(model.layers[0], w_q=np.ones_like(model.layers[0].w_q),
+                                  w_k=np.ones_like(model.layers[0].w_k))
+    monkeypatch.setattr(iso, "copy_transformer",
+                        lambda: dataclasses.replace(model, layers=(looking,)))
+    row = iso._copy(params)[-1]
+    assert row["quantity"] == "running mean = forward pass" and row["verdict"] == "violated"
 
 
 def test_copy_gap_shrinks_within_the_corrected_bound_and_breaks_the_printed_one():

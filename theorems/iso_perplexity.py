@@ -28,12 +28,18 @@ import sympy as sp
 from numerics import get_backend, get_format, get_policy, to_numpy
 from numerics.iso_perplexity import (
     ONE,
+    SEPARATOR,
+    ZERO,
     copy_log_perplexity,
+    copy_model_probabilities,
+    copy_readout,
+    copy_transformer,
     model_selection,
     sequence_log_perplexity,
 )
 from numerics.kernels import sequential_total
 from numerics.sweep import Cell
+from numerics.transformer import forward
 from proofs import certify, conjunction, gt, lt
 from proofs import iso_perplexity as proof
 from theorems._theorem import Statement, Theorem
@@ -45,6 +51,8 @@ MODEL_A = {"accuracy": 0.9, "gamma": 0.05, "wrong_every": 10}
 B_OVER_A = 1.05
 #: The copy experiment's model weight (margin sigma(2) - 1/2 = 0.38 on the constant string).
 COPY_WEIGHT = 4.0
+#: Up to this length the copy cells also run the model's full forward pass (O(N^2)).
+FORWARD_CHECK_MAX = 1024
 
 
 def log_perplexity(a, gamma):
@@ -428,7 +436,24 @@ def _copy(params: dict) -> list[dict]:
                      exact_gap=exact_gap, floor=floor, eta=eta,
                      printed_bound=float(proof.printed_lemma_bound(n, 0.5 - floor, floor)
                                          .evalf())))
+    if fmt.name == "fp64" and n <= FORWARD_CHECK_MAX:
+        rows.append(_forward_row(base, beta))
     return rows
+
+
+def _forward_row(base: dict, bits) -> dict:
+    """The model's probabilities on the decoded sequence by the running mean, against a full
+    forward pass of :func:`numerics.iso_perplexity.copy_transformer` (fp64; the running mean and
+    the attention product sum the same ``m <= 2N + 1`` terms in different orders, so they agree to
+    within ``m`` unit roundoffs of the weight-4 logit, through a sigmoid of slope <= 1/4)."""
+    n = len(bits)
+    sequence = np.concatenate([bits, [SEPARATOR], np.full(n, ZERO)])
+    direct = copy_readout(forward(copy_transformer(), sequence).states, weight=COPY_WEIGHT)
+    difference = float(np.max(np.abs(direct - copy_model_probabilities(sequence,
+                                                                       weight=COPY_WEIGHT))))
+    tolerance = COPY_WEIGHT * 2 * (2 * n + 1) * 2.0**-53
+    return _row(base, "running mean = forward pass", difference, tolerance,
+                tolerance - difference, "holds" if difference <= tolerance else "violated")
 
 
 def _to_host(x, xp):
