@@ -87,7 +87,8 @@ def check_finite(x, name: str):
         kind = "NaN" if n_nan else "infinite"
         count = n_nan if n_nan else int(bad.sum())
         first = int(np.flatnonzero(np.isnan(host) if n_nan else bad)[0])
-        raise ValueError(f"{name} contain {count} {kind} values (first at index {first}); "
+        plural = "s" if count != 1 else ""
+        raise ValueError(f"{count} {kind} value{plural} in {name} (first at index {first}); "
                          f"pass finite {name}")
     return x
 

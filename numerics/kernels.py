@@ -119,9 +119,10 @@ def load_finite(x, fmt: Format, policy: Policy, name: str):
         if bool(xp.any(bad_in)):
             kind = "NaN" if bool(xp.any(xp.isnan(raw))) else "infinite"
             mask = xp.isnan(raw) if kind == "NaN" else bad_in
-            first = int(xp.argmax(mask.ravel()))
-            raise ValueError(f"{name} contain {int(mask.sum())} {kind} values "
-                             f"(first at index {first}); pass finite {name}")
+            first, count = int(xp.argmax(mask.ravel())), int(mask.sum())
+            plural = "s" if count != 1 else ""
+            raise ValueError(f"{count} {kind} value{plural} in {name} (first at index {first}); "
+                             f"pass finite {name}")
         first = int(xp.argmax((~finite).ravel()))
         raise ValueError(f"{name} overflow {fmt.name} (max {fmt.max:g}) at index {first}; "
                          f"scale them into the format's range")
