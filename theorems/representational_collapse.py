@@ -282,8 +282,9 @@ class RepresentationalCollapse(Theorem):
                  f"{len(table) - len(both)} have one only (equal-state share of n >= 2 shown):"]
         for row in table[:16]:
             lines.append(f"  {row['format']:<9} {row['policy']:<7} {row['family']:<12} "
-                         f"L={row['layers']} {row['pe']:<10} observed n={row['observed_n']}, "
-                         f"predicted n={row['predicted_n']}, equal {row['equal_fraction']:.0%}")
+                         f"L={row['layers']} {row['pe']:<10} seed {row['seed']}: "
+                         f"observed n={row['observed_n']}, predicted n={row['predicted_n']}, "
+                         f"equal {row['equal_fraction']:.0%}")
         lines.append("outside Thm 5.1's hypothesis (attention depends on the input; true Jacobian "
                      "by central differences), L = 1, 2:")
         for scale in (1.0, 9.0):
