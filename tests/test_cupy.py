@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from _reference import DTYPES, NARROW
 
+import theorems.representational_collapse as collapse
 from numerics import FORMAT_NAMES, FORMATS, POLICY_NAMES, entropy, round_to, softmax, to_numpy
 from numerics.formats import round_by_quantum
+from numerics.representational_collapse import TOKEN, family_prefix
+from numerics.transformer import branch_forward, random_transformer
 
 cupy = pytest.importorskip("cupy")
 try:
@@ -107,3 +110,35 @@ def test_output_stays_on_the_device():
     out = softmax(cupy.asarray(logits()), "bf16", "hw")
     assert isinstance(out, cupy.ndarray) and out.dtype == np.float32
     assert isinstance(softmax(cupy.asarray(logits()), "fp16", "strict"), cupy.ndarray)
+
+
+@pytest.mark.parametrize("fmt,policy", [("fp64", "hw"), ("bf16", "strict"), ("fp8-e4m3", "hw")])
+def test_branch_forward_on_cupy_equals_numpy(fmt, policy):
+    model = random_transformer(vocab=32, d=8, layers=2, heads=2, pe="rope", seed=0)
+    prefix = family_prefix("sampled", 40)
+    host = branch_forward(model, prefix, TOKEN, fmt=fmt, policy=policy)
+    device = branch_forward(model, cupy.asarray(prefix), TOKEN, fmt=fmt, policy=policy)
+    for a, b in ((host.short, device.short), (host.long, device.long)):
+        assert isinstance(b, cupy.ndarray)
+        a, b = as_float64(a), as_float64(b)
+        if policy == "strict" or fmt == "fp64":
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=0)
+        else:  # a GPU's float32 matmul may sum in another order: at most a rounding apart
+            assert np.all(np.abs(b - a) <= 2 * FORMATS[fmt].ulp(a))
+
+
+@pytest.mark.parametrize("experiment", ["repeated", "perturbed-softmax"])
+@pytest.mark.parametrize("fmt,policy", [("fp64", "hw"), ("bf16", "strict")])
+def test_collapse_cells_run_on_cupy(experiment, fmt, policy):
+    # the same rows; in fp64 the margins are far above a GPU's last-bit differences, so the same
+    # verdicts too
+    params = {"experiment": experiment, "n": 64, "format": fmt, "policy": policy, "seed": 0,
+              "layers": 1, "pe": "alibi", "d": 16, "backend": "numpy"}
+    if experiment == "perturbed-softmax":
+        params.update(layers=None, pe=None, d=None)
+    host = collapse.evaluate(params)
+    device = collapse.evaluate({**params, "backend": "cupy"})
+    assert [(r["quantity"], r["n"]) for r in device] == [(r["quantity"], r["n"]) for r in host]
+    assert all(r["backend"] == "cupy" for r in device)
+    if fmt == "fp64":
+        assert [r["verdict"] for r in device] == [r["verdict"] for r in host]

@@ -111,9 +111,10 @@ def test_broken_tex_is_reported(tmp_path):
 
 
 @pytest.mark.tex
-def test_the_softmax_dispersion_figure_compiles(tmp_path):
+@pytest.mark.parametrize("name", theorems.names())
+def test_every_theorem_figure_compiles(name, tmp_path):
     require_pdflatex()
-    files = theorems.get("softmax-dispersion").figure(tmp_path, quick=True)
+    files = theorems.get(name).figure(tmp_path, quick=True)
     assert files.tex.exists() and files.csv.exists() and files.pdf.exists()
     pdf = compile_with_pdflatex(files.tex)
     assert pdf.read_bytes().startswith(b"%PDF")
