@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from numerics.backend import to_numpy
+
 
 def check_int(value, name: str, *, min: int | None = None, max: int | None = None) -> int:
     """Return ``value`` as an int, or raise if it is not an integer in ``[min, max]``."""
@@ -80,7 +82,7 @@ def check_nonempty(values: Iterable, name: str) -> list:
 
 def check_finite(x, name: str):
     """Raise if the array ``x`` holds NaN or infinite values; return it unchanged."""
-    host = np.asarray(_to_host(x), dtype=np.float64)
+    host = to_numpy(x, np.float64)
     bad = ~np.isfinite(host)
     if bad.any():
         n_nan = int(np.isnan(host).sum())
@@ -95,7 +97,7 @@ def check_finite(x, name: str):
 
 def check_row_stochastic(P, name: str = "P", *, atol: float = 1e-12):
     """Raise unless ``P`` is a square-or-rectangular matrix with non-negative rows summing to 1."""
-    host = np.asarray(_to_host(P), dtype=np.float64)
+    host = to_numpy(P, np.float64)
     if host.ndim != 2:
         raise ValueError(f"{name} has shape {host.shape}; expected a 2-D matrix")
     check_finite(host, name)
@@ -109,10 +111,3 @@ def check_row_stochastic(P, name: str = "P", *, atol: float = 1e-12):
         raise ValueError(f"{name} is not row-stochastic: row {row} sums to {sums[row]:.6g} "
                          f"(atol={atol:g})")
     return P
-
-
-def _to_host(x):
-    get = getattr(x, "get", None)
-    if callable(get) and type(x).__module__.startswith("cupy"):
-        return get()
-    return x

@@ -60,8 +60,8 @@ def get_backend(name: str | None = None) -> ModuleType:
     return cupy
 
 
-def to_numpy(x) -> np.ndarray:
-    """Return ``x`` as a NumPy array (copying from the GPU when needed)."""
-    if _is_cupy_array(x):
-        return x.get()
-    return np.asarray(x)
+def to_numpy(x, dtype=None) -> np.ndarray:
+    """Return ``x`` as a NumPy array (copying from the GPU when needed); with ``dtype``, a new
+    array of that dtype."""
+    host = x.get() if _is_cupy_array(x) else np.asarray(x)
+    return host if dtype is None else host.astype(dtype)

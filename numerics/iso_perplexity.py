@@ -27,16 +27,11 @@ ZERO, ONE, SEPARATOR = 0, 1, 2
 COPY_TOKENS = 3
 
 
-def _constant(value: float, like, fmt: Format, policy: Policy):
-    xp = array_namespace(like)
-    return policy.load(xp.asarray(value, dtype=np.float64), fmt)
-
-
 def log_perplexity_surface(a, gamma, fmt: Format, policy: Policy):
     """Eq. 10, ``-a log(1 - gamma) - (1 - a) log(gamma)``, with every input stored in ``fmt``."""
     xp = array_namespace(a, gamma)
     a, gamma = policy.load(a, fmt), policy.load(gamma, fmt)
-    one = _constant(1.0, a, fmt, policy)
+    one = policy.constant(1.0, a, fmt)
     right = policy.step(-a * policy.step(xp.log(policy.step(one - gamma, fmt)), fmt), fmt)
     wrong = policy.step(policy.step(one - a, fmt) * policy.step(xp.log(gamma), fmt), fmt)
     return policy.output(right - wrong, fmt)
@@ -48,7 +43,7 @@ def critical_accuracy_surface(a, gamma, s, fmt: Format, policy: Policy):
     xp = array_namespace(a, gamma, s)
     perplexity = policy.load(log_perplexity_surface(a, gamma, fmt, policy), fmt)
     gamma, s = policy.load(gamma, fmt), policy.load(s, fmt)
-    one = _constant(1.0, gamma, fmt, policy)
+    one = policy.constant(1.0, gamma, fmt)
     shifted = policy.step(gamma * policy.step(one - s, fmt), fmt)
     log_shifted = policy.step(xp.log(shifted), fmt)
     log_right = policy.step(xp.log(policy.step(one - shifted, fmt)), fmt)
@@ -83,10 +78,11 @@ def model_selection(accuracies, gammas, shifts, fmt: Format, policy: Policy, *, 
         difference = new - old[..., None]
     decided = (np.abs(difference) > 1e-15) & inside  # pairs extended precision can order
     exact = difference < 0
-    old_fmt = _host(log_perplexity_surface(xp.asarray(a), xp.asarray(g), fmt, policy))
-    new_fmt = _host(log_perplexity_surface(
+    old_fmt = to_numpy(log_perplexity_surface(xp.asarray(a), xp.asarray(g), fmt, policy),
+                       np.float64)
+    new_fmt = to_numpy(log_perplexity_surface(
         xp.asarray(np.broadcast_to(a_new, difference.shape)),
-        xp.asarray(np.broadcast_to(shifted[..., None], difference.shape)), fmt, policy))
+        xp.asarray(np.broadcast_to(shifted[..., None], difference.shape)), fmt, policy), np.float64)
     flips = ((new_fmt < old_fmt[..., None]) != exact) & inside
     band = (log_perplexity_error_bound(a, g, old, fmt, policy)[..., None]
             + log_perplexity_error_bound(a_new, shifted[..., None], new, fmt, policy))
@@ -117,10 +113,6 @@ def log_perplexity_error_bound(a, gamma, exact, fmt: Format, policy: Policy):
         right = a * (2 + 2 * np.abs(np.log1p(-gamma)))
         wrong = (1 - a) * (3 + 3 * np.abs(np.log(gamma)))
     return 2 * u * (right + wrong + 2 * exact) + rounding
-
-
-def _host(x) -> np.ndarray:
-    return to_numpy(x).astype(np.float64)
 
 
 def sequence_log_perplexity(nll, fmt: Format, policy: Policy, *, axis: int = -1):

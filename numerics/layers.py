@@ -23,12 +23,12 @@ def layer_norm(x, gain, bias, fmt: Format | str, policy: Policy | str, *, eps: f
     fmt, policy = get_format(fmt), get_policy(policy)
     xp = array_namespace(x)
     x = policy.load(x, fmt)
-    scale = _constant(1.0 / x.shape[-1], x, fmt, policy)
+    scale = policy.constant(1.0 / x.shape[-1], x, fmt)
     mean = policy.step(policy.sum(x, fmt, axis=-1, keepdims=True) * scale, fmt)
     centred = policy.step(x - mean, fmt)
     square = policy.step(centred * centred, fmt)
     var = policy.step(policy.sum(square, fmt, axis=-1, keepdims=True) * scale, fmt)
-    root = policy.step(xp.sqrt(policy.step(var + _constant(eps, x, fmt, policy), fmt)), fmt)
+    root = policy.step(xp.sqrt(policy.step(var + policy.constant(eps, x, fmt), fmt)), fmt)
     y = policy.step(centred / root, fmt)
     if gain is not None:
         y = policy.step(y * policy.load(xp.asarray(gain), fmt), fmt)
@@ -100,7 +100,7 @@ class LayerOps:
 
     def constant(self, value: float, like):
         """``value`` stored in the format, in ``like``'s dtype."""
-        return _constant(value, like, self.fmt, self.policy)
+        return self.policy.constant(value, like, self.fmt)
 
     def matmul(self, a, b):
         """``a @ b`` accumulated as the policy says (not yet rounded to the format)."""
@@ -219,9 +219,3 @@ class LayerOps:
         psi = self.out(self.step(self.matmul(hidden, self.weight(layer.w_2))
                                  + self.weight(layer.b_2)))
         return self.residual(z, psi)
-
-
-def _constant(value: float, like, fmt: Format, policy: Policy):
-    """A scalar stored in the format, in ``like``'s container dtype (so it never widens it)."""
-    xp = array_namespace(like)
-    return policy.load(xp.asarray(value, dtype=np.float64), fmt).astype(like.dtype)

@@ -44,6 +44,12 @@ class Policy:
             x = x.astype(np.float32 if narrow else np.float64)
         return fmt.round(x).astype(fmt.container, copy=False)
 
+    def constant(self, value: float, like, fmt: Format | str):
+        """``value`` stored in ``fmt``, in ``like``'s namespace and dtype (so it never widens
+        ``like``: a bf16 array plus a Python float would become float32)."""
+        xp = array_namespace(like)
+        return self.load(xp.asarray(value, dtype=np.float64), fmt).astype(like.dtype)
+
     def step(self, y, fmt: Format | str):
         """Round an intermediate result when this policy rounds after every operation."""
         return get_format(fmt).round(y) if self.round_each_op else y

@@ -72,7 +72,7 @@ def collapse_model(*, d: int, layers: int, pe: str, seed: int, heads: int = 1) -
 
 def state_gaps(short, long, norm: str = "l1") -> np.ndarray:
     """``||short_n - long_n||`` per row in float64 (``norm`` "l1", "l2" or "max")."""
-    difference = np.abs(to_numpy(short).astype(np.float64) - to_numpy(long).astype(np.float64))
+    difference = np.abs(to_numpy(short, np.float64) - to_numpy(long, np.float64))
     if norm == "l1":
         return difference.sum(axis=-1)
     if norm == "l2":
@@ -89,7 +89,7 @@ def distinct_rows(short, long) -> np.ndarray:
     arithmetic (``v = [a]`` against ``v* = [a, a]``: the same value with weights summing to 1), so
     a row counts as distinct when its L1 gap exceeds ``2^-36 ||v_n||_1``; row 0 never does.
     """
-    a, b = to_numpy(short).astype(np.float64), to_numpy(long).astype(np.float64)
+    a, b = to_numpy(short, np.float64), to_numpy(long, np.float64)
     flags = np.abs(a - b).sum(axis=-1) > RESOLUTION * np.abs(a).sum(axis=-1)
     flags[:1] = False
     return flags
@@ -137,7 +137,7 @@ def predicted_collapse(short, long, fmt: Format, *, trace=(), positional: bool =
             stages.append((_rows_last(record["short_mix"]), _rows_last(record["long_mix"])))
     flags = None
     for a, b in stages:
-        a, b = _host(a), _host(b)
+        a, b = to_numpy(a, np.float64), to_numpy(b, np.float64)
         spacing = to_numpy(fmt.ulp(a))
         equal = np.all(np.abs(a - b) < spacing / 2, axis=-1)
         flags = equal if flags is None else flags | equal
@@ -147,7 +147,7 @@ def predicted_collapse(short, long, fmt: Format, *, trace=(), positional: bool =
 def _rows_last(mix) -> np.ndarray:
     """Per-head attention outputs ``(heads, n, d_head)`` as one row per length ``(n, heads
     d_head)``."""
-    mix = _host(mix)
+    mix = to_numpy(mix, np.float64)
     return np.moveaxis(mix, 0, 1).reshape(mix.shape[1], -1)
 
 
@@ -172,13 +172,15 @@ def gap_bound(model: Transformer, trace) -> np.ndarray:
     """
     first = trace[0]
     size = first["short"].shape[0]
-    eps = np.linalg.norm(_host(first["long"]) - _host(first["short"]), axis=-1)
+    eps = np.linalg.norm(to_numpy(first["long"], np.float64)
+                         - to_numpy(first["short"], np.float64), axis=-1)
     rows = np.arange(size)
     shared = np.concatenate([np.arange(size - 1)[None, :] < rows[:, None],
                              np.ones((size, 1), dtype=bool)], axis=-1)
     lengths = rows + 1.0
     for layer, record in zip(model.layers, trace, strict=True):
-        x, x_star = _host(record["short_scores"]), _host(record["long_scores"])
+        x = to_numpy(record["short_scores"], np.float64)
+        x_star = to_numpy(record["long_scores"], np.float64)
         old_star = x_star[..., :-1]
         top = np.max(np.where(shared, old_star, -np.inf), axis=-1, keepdims=True)
         change = np.where(shared, np.exp(np.maximum(x, old_star) - top)
@@ -192,7 +194,7 @@ def gap_bound(model: Transformer, trace) -> np.ndarray:
             new = np.minimum(1.0, np.exp(spread) / (lengths + 1))
         values = _value_norms(model, layer, record)
         dz = eps + ((tv + 2 * new) * values).sum(axis=0)
-        eps = dz * _mlp_factor(model, layer, _host(record["short_z"]), dz)
+        eps = dz * _mlp_factor(model, layer, to_numpy(record["short_z"], np.float64), dz)
     return eps
 
 
@@ -211,14 +213,15 @@ def identity_residual(record, *, unit: float, compute_unit: float,
     ``(5 rho + 3 gamma + 3 u) U`` to first order; the tolerance adds ``10 u^2 U`` for the
     second-order terms and is infinite (vacuous) once ``(n + 1) u_a >= 1/3``.
     """
-    short, long = _host(record["short_mix"]), _host(record["long_mix"])
-    own = _host(record["short_value"])
-    weight = _host(record["long_self"])[..., None]
+    short = to_numpy(record["short_mix"], np.float64)
+    long = to_numpy(record["long_mix"], np.float64)
+    own = to_numpy(record["short_value"], np.float64)
+    weight = to_numpy(record["long_self"], np.float64)[..., None]
     residual = np.abs((long - short) - weight * (own - short)).max(axis=(0, 2))
-    prefix = np.abs(_host(record["prefix_value"])).max(axis=(0, 2))
+    prefix = np.abs(to_numpy(record["prefix_value"], np.float64)).max(axis=(0, 2))
     running = np.maximum.accumulate(np.concatenate([[0.0], prefix]))
     scale = np.maximum(running, np.abs(own).max(axis=(0, 2)))
-    scale = np.maximum(scale, np.abs(_host(record["long_value"])).max(axis=(0, 2)))
+    scale = np.maximum(scale, np.abs(to_numpy(record["long_value"], np.float64)).max(axis=(0, 2)))
     terms = np.arange(2, short.shape[1] + 2) * accumulate_unit
     with np.errstate(divide="ignore"):
         gamma = np.where(terms < 1 / 3, terms / (1 - terms), np.inf)
@@ -253,9 +256,9 @@ def perturbed_softmax(lengths, *, k: int, noise: float, seed: int, fmt: Format, 
     mask = np.arange(size)[None, :] < lengths[:, None]
     logits = xp.asarray(np.ascontiguousarray(np.broadcast_to(stored[:, None, :],
                                                              (2, lengths.size, size))))
-    computed = _host(masked_softmax(logits, xp.asarray(mask), fmt, policy)).astype(np.float64)
-    exact = _host(masked_softmax(xp.asarray(stored[:, None, :].repeat(lengths.size, axis=1)),
-                                 xp.asarray(mask), "fp64", "hw"))
+    computed = to_numpy(masked_softmax(logits, xp.asarray(mask), fmt, policy), np.float64)
+    exact = to_numpy(masked_softmax(xp.asarray(stored[:, None, :].repeat(lengths.size, axis=1)),
+                                 xp.asarray(mask), "fp64", "hw"), np.float64)
     delta = np.where(mask, np.abs(stored[1] - stored[0])[None, :], 0.0)
     big = np.where(mask, np.maximum(np.abs(stored[0]), np.abs(stored[1]))[None, :], 0.0)
     bound = 2 * np.exp(2 * big.max(axis=-1)) / lengths * delta.sum(axis=-1)
@@ -273,7 +276,7 @@ def _value_norms(model: Transformer, layer, record) -> np.ndarray:
     heads, d_head = model.heads, model.d_head
     norms = []
     for name in ("prefix", "short", "long"):
-        states = _host(record[name])
+        states = to_numpy(record[name], np.float64)
         h = layer_norm(states, layer.gain_1, layer.bias_1, "fp64", "hw", eps=model.norm_eps) \
             if model.norm == "layer" else states
         values = np.einsum("nd,hde->hne", h, layer.w_v)
@@ -297,14 +300,10 @@ def _mlp_factor(model: Transformer, layer, z, dz) -> np.ndarray:
     return 1 + lipschitz * gain / np.sqrt(low**2 + model.norm_eps)
 
 
-def _host(x) -> np.ndarray:
-    return to_numpy(x).astype(np.float64)
-
-
 def layer_norm_jacobian(x, gain=None, *, eps: float = 1e-5) -> np.ndarray:
     """``d norm(x) / dx`` per row of ``x`` (float64 ``(..., d, d)``): for ``c = x - mean(x)`` and
     ``s = sqrt(mean(c^2) + eps)``, ``J_ab = g_a ((delta_ab - 1/d) / s - c_a c_b / (d s^3))``."""
-    x = _host(x)
+    x = to_numpy(x, np.float64)
     d = x.shape[-1]
     c = x - x.mean(axis=-1, keepdims=True)
     s = np.sqrt((c**2).mean(axis=-1) + eps)[..., None, None]
@@ -324,13 +323,13 @@ def oversquashing_terms(model: Transformer, inputs) -> dict:
     ReLU MLP).
     """
     run = forward(model, inputs, "fp64", "hw", trace=True)
-    first = _host(run.trace[0]["v"])
+    first = to_numpy(run.trace[0]["v"], np.float64)
     n, d = first.shape
     paths = np.zeros((n, n, d, d))
     paths[np.arange(n), np.arange(n)] = np.eye(d)
     beta1, beta2, sigma, attention = [], [], [], []
     for layer, record in zip(model.layers, run.trace, strict=True):
-        weights = _host(record["weights"])
+        weights = to_numpy(record["weights"], np.float64)
         attention.append(weights)
         norm_1 = _norm_jacobian(model, record["v"], layer.gain_1)
         beta1.append(1.0 / np.linalg.norm(norm_1, 2, axis=(-2, -1)).max())
@@ -340,19 +339,19 @@ def oversquashing_terms(model: Transformer, inputs) -> dict:
         step[np.arange(n), np.arange(n)] += np.eye(d)
         paths = np.einsum("jkab,kibc->jiac", step, paths)
         if layer.has_mlp:
-            z = _host(record["z"])
+            z = to_numpy(record["z"], np.float64)
             norm_2 = _norm_jacobian(model, z, layer.gain_2)
             beta2.append(1.0 / np.linalg.norm(norm_2, 2, axis=(-2, -1)).max())
             sigma.append(np.linalg.norm(layer.w_1, 2) * np.linalg.norm(layer.w_2, 2))
-            h = _host(layer_norm(z, layer.gain_2, layer.bias_2, "fp64", "hw", eps=model.norm_eps)
-                      if model.norm == "layer" else z)
+            h = to_numpy(layer_norm(z, layer.gain_2, layer.bias_2, "fp64", "hw", eps=model.norm_eps)
+                      if model.norm == "layer" else z, np.float64)
             active = (h @ layer.w_1 + layer.b_1 > 0).astype(np.float64)
             psi = np.einsum("fd,jf,ef,jea->jda", layer.w_2, active, layer.w_1, norm_2)
             paths = np.einsum("jab,jibc->jiac", np.eye(d) + psi, paths)
         else:
             beta2.append(1.0)
             sigma.append(0.0)
-    norm_3 = _norm_jacobian(model, _host(run.states)[-1], model.gain_out)
+    norm_3 = _norm_jacobian(model, to_numpy(run.states, np.float64)[-1], model.gain_out)
     return {
         "jacobian": np.einsum("ab,ibc->iac", norm_3, paths[-1]),
         "attention": attention,
@@ -406,7 +405,7 @@ def oversquashing_bound_values(attention, beta1, beta2, beta3: float, sigma_psi)
 
 
 def _norm_jacobian(model: Transformer, x, gain) -> np.ndarray:
-    x = _host(x)
+    x = to_numpy(x, np.float64)
     if model.norm == "none":
         return np.broadcast_to(np.eye(x.shape[-1]), (*x.shape[:-1], x.shape[-1], x.shape[-1]))
     return layer_norm_jacobian(x, gain, eps=model.norm_eps)

@@ -355,9 +355,9 @@ def _sequence(params: dict) -> list[dict]:
     level_b = float(np.asarray(policy.load(np.float64(
         B_OVER_A * ((every - 1) * stored_right + stored_wrong) / every), fmt), dtype=np.float64))
     exact_b = level_b
-    computed_a = float(_to_host(sequence_log_perplexity(xp.asarray(nll_a), fmt, policy), xp))
-    computed_b = float(_to_host(sequence_log_perplexity(xp.asarray(np.full(n, level_b)), fmt,
-                                                        policy), xp))
+    computed_a, computed_b = (
+        float(to_numpy(sequence_log_perplexity(xp.asarray(nll), fmt, policy)))
+        for nll in (nll_a, np.full(n, level_b)))
     predicted_n = _predicted_flip(level_b, stored_wrong / every, fmt, policy)
     base = _base(params, "sequence")
     agrees = (computed_a < computed_b) == (exact_a < exact_b)
@@ -417,7 +417,7 @@ def _copy(params: dict) -> list[dict]:
     bound = corrected_bound(n, floor, eta)
     exact_gap = abs(math.fsum((-np.log(chosen_alpha)).tolist())
                     - math.fsum((-np.log(chosen_beta)).tolist())) / n
-    pplx = [float(_to_host(sequence_log_perplexity(xp.asarray(-np.log(p)), fmt, policy), xp))
+    pplx = [float(to_numpy(sequence_log_perplexity(xp.asarray(-np.log(p)), fmt, policy)))
             for p in (chosen_alpha, chosen_beta)]
     gap = abs(pplx[0] - pplx[1])
     base = _base(params, "copy")
@@ -454,10 +454,6 @@ def _forward_row(base: dict, bits) -> dict:
     tolerance = COPY_WEIGHT * 2 * (2 * n + 1) * 2.0**-53
     return _row(base, "running mean = forward pass", difference, tolerance,
                 tolerance - difference, "holds" if difference <= tolerance else "violated")
-
-
-def _to_host(x, xp):
-    return to_numpy(x).astype(np.float64)
 
 
 _EXPERIMENTS = {"surface": _surface, "sequence": _sequence, "copy": _copy}

@@ -456,14 +456,14 @@ def _family_rows(params: dict) -> list[dict]:
                              margin=_relative(bound, value)))
         if distinct[i]:
             value = observed["max"][i]
-            spacing = float(fmt.ulp(np.abs(_host(reference.short[i])).max()))
+            spacing = float(fmt.ulp(np.abs(to_numpy(reference.short[i], np.float64)).max()))
             rows.append(_row(base, n, "distinct", value, 0.0, exact["max"][i], holds=value > 0,
                              exact_holds=True, mechanism="rounding to equality",
                              margin=value / spacing, gap_in_ulps=_plain(value / spacing)))
     if identity:
         rows += _identity_rows(base, run.trace[0], reference.trace[0], fmt, policy)
     if params["pe"] == "nope" and size >= RATE_MIN_SIZE:
-        weight = np.asarray(_host(reference.trace[0]["long_self"])).mean(axis=0)
+        weight = np.asarray(to_numpy(reference.trace[0]["long_self"], np.float64)).mean(axis=0)
         rows.append(_rate_row(base, family, params["layers"], size, weight, observed["l1"],
                               exact["l1"], fmt, accumulates))
     rows.append(_collapse_row(base, size, equal, distinct,
@@ -601,10 +601,6 @@ def _first(flags) -> int | None:
 
 def _container_unit(fmt) -> float:
     return 2.0**-53 if fmt.container == np.float64 else 2.0**-24
-
-
-def _host(x) -> np.ndarray:
-    return to_numpy(x).astype(np.float64)
 
 
 def _plain(value):
