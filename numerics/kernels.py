@@ -23,11 +23,14 @@ def softmax(
     *,
     temperature: float = 1.0,
     axis: int = -1,
+    mask=None,
 ):
     """Return ``softmax_theta(e)_i = exp(e_i / theta) / sum_k exp(e_k / theta)`` along ``axis``.
 
     The logits are first stored in ``fmt``; the maximum is subtracted before exponentiating (which
-    leaves the exact result unchanged), as every production softmax does.
+    leaves the exact result unchanged), as every production softmax does. With a boolean ``mask``
+    (broadcast against the logits) the softmax runs over the unmasked entries only and masked
+    entries get weight exactly 0 (causal attention); every row needs one unmasked entry.
     """
     fmt, policy = get_format(fmt), get_policy(policy)
     temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
@@ -39,11 +42,19 @@ def softmax(
             raise ValueError(f"logits / temperature overflow {fmt.name} (max {fmt.max:g}) at "
                              f"temperature={temperature!r}; use a larger temperature or a wider "
                              f"format")
-    top = xp.max(x, axis=axis, keepdims=True)
-    # work in place on a copy we own: at n = 2^24 every fresh array costs page faults
-    z = xp.subtract(x, top, out=x) if x is not logits else x - top
-    z = policy.step(z, fmt)
-    e = policy.step(xp.exp(z, out=z), fmt)
+    if mask is None:
+        top = xp.max(x, axis=axis, keepdims=True)
+        # work in place on a copy we own: at n = 2^24 every fresh array costs page faults
+        z = xp.subtract(x, top, out=x) if x is not logits else x - top
+        z = policy.step(z, fmt)
+        e = policy.step(xp.exp(z, out=z), fmt)
+    else:
+        mask = xp.broadcast_to(xp.asarray(mask), x.shape)
+        zero = xp.zeros((), dtype=x.dtype)
+        top = xp.max(xp.where(mask, x, xp.asarray(-np.inf, dtype=x.dtype)), axis=axis,
+                     keepdims=True)
+        z = policy.step(xp.where(mask, x - top, zero), fmt)  # masked entries never meet -inf
+        e = xp.where(mask, policy.step(xp.exp(z), fmt), zero)
     total = policy.sum(e, fmt, axis=axis, keepdims=True)
     e = xp.divide(e, total, out=e)
     return policy.output(e, fmt)

@@ -1,10 +1,9 @@
 """Building blocks of a decoder layer under a format and a precision policy.
 
-:func:`layer_norm`, :func:`masked_softmax` (causal attention weights), the positional encodings
-(:func:`sinusoidal_encoding`, :func:`alibi_slopes`, RoPE in :meth:`LayerOps.rotate`), and
-:class:`LayerOps`, the kernels of one forward pass bound to a model, format, policy and array
-namespace. Each kernel computes as the policy says and rounds its output to the format, as unfused
-eager code does; constants are stored in the format.
+:func:`layer_norm`, the positional encodings (:func:`sinusoidal_encoding`, :func:`alibi_slopes`,
+RoPE in :meth:`LayerOps.rotate`), and :class:`LayerOps`, the kernels of one forward pass bound to
+a model, format, policy and array namespace. Each kernel computes as the policy says and rounds
+its output to the format, as unfused eager code does; constants are stored in the format.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import numpy as np
 
 from numerics.backend import array_namespace
 from numerics.formats import Format, get_format
+from numerics.kernels import softmax
 from numerics.policies import Policy, get_policy
 
 
@@ -35,26 +35,6 @@ def layer_norm(x, gain, bias, fmt: Format | str, policy: Policy | str, *, eps: f
     if bias is not None:
         y = policy.step(y + policy.load(xp.asarray(bias), fmt), fmt)
     return policy.output(y, fmt)
-
-
-def masked_softmax(scores, mask, fmt: Format | str, policy: Policy | str):
-    """Softmax over the last axis restricted to ``mask`` (masked entries get weight exactly 0).
-
-    As :func:`numerics.kernels.softmax`: the row maximum (over unmasked entries) is subtracted,
-    exponentials summed as the policy accumulates, the output rounded once. Every row needs at
-    least one unmasked entry.
-    """
-    fmt, policy = get_format(fmt), get_policy(policy)
-    xp = array_namespace(scores)
-    x = policy.load(scores, fmt)
-    mask = xp.broadcast_to(xp.asarray(mask), x.shape)
-    low = xp.asarray(-np.inf, dtype=x.dtype)
-    top = xp.max(xp.where(mask, x, low), axis=-1, keepdims=True)
-    zero = xp.zeros((), dtype=x.dtype)
-    z = policy.step(xp.where(mask, x - top, zero), fmt)  # masked entries never meet -inf here
-    e = xp.where(mask, policy.step(xp.exp(z), fmt), zero)
-    total = policy.sum(e, fmt, axis=-1, keepdims=True)
-    return policy.output(e / total, fmt)
 
 
 def sinusoidal_encoding(positions, d: int):
@@ -181,8 +161,9 @@ class LayerOps:
         return self.out(s)
 
     def softmax(self, scores, mask):
-        """Attention weights: :func:`masked_softmax` over the last axis."""
-        return self.policy.load(masked_softmax(scores, mask, self.fmt, self.policy), self.fmt)
+        """Attention weights: :func:`numerics.kernels.softmax` over the last axis, ``mask``
+        choosing the keys."""
+        return self.policy.load(softmax(scores, self.fmt, self.policy, mask=mask), self.fmt)
 
     def mix(self, weights, values):
         """``weights @ values`` as the policy accumulates (zeros when there are no keys)."""

@@ -26,12 +26,12 @@ import numpy as np
 
 from numerics.backend import to_numpy
 from numerics.formats import Format
+from numerics.kernels import softmax
 from numerics.policies import Policy
 from numerics.transformer import (
     Transformer,
     forward,
     layer_norm,
-    masked_softmax,
     random_transformer,
 )
 
@@ -256,9 +256,8 @@ def perturbed_softmax(lengths, *, k: int, noise: float, seed: int, fmt: Format, 
     mask = np.arange(size)[None, :] < lengths[:, None]
     logits = xp.asarray(np.ascontiguousarray(np.broadcast_to(stored[:, None, :],
                                                              (2, lengths.size, size))))
-    computed = to_numpy(masked_softmax(logits, xp.asarray(mask), fmt, policy), np.float64)
-    exact = to_numpy(masked_softmax(xp.asarray(stored[:, None, :].repeat(lengths.size, axis=1)),
-                                 xp.asarray(mask), "fp64", "hw"), np.float64)
+    computed = to_numpy(softmax(logits, fmt, policy, mask=xp.asarray(mask)), np.float64)
+    exact = to_numpy(softmax(logits, "fp64", "hw", mask=xp.asarray(mask)), np.float64)
     delta = np.where(mask, np.abs(stored[1] - stored[0])[None, :], 0.0)
     big = np.where(mask, np.maximum(np.abs(stored[0]), np.abs(stored[1]))[None, :], 0.0)
     bound = 2 * np.exp(2 * big.max(axis=-1)) / lengths * delta.sum(axis=-1)

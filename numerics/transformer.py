@@ -36,11 +36,11 @@ from numerics._validate import (
 )
 from numerics.backend import array_namespace
 from numerics.formats import Format, get_format
-from numerics.layers import LayerOps, alibi_slopes, layer_norm, masked_softmax, sinusoidal_encoding
+from numerics.layers import LayerOps, alibi_slopes, layer_norm, sinusoidal_encoding
 from numerics.policies import Policy, get_policy
 
 __all__ = ["PE_NAMES", "Branches", "Forward", "Layer", "Transformer", "alibi_slopes",
-           "branch_forward", "forward", "layer_norm", "masked_softmax", "random_transformer",
+           "branch_forward", "forward", "layer_norm", "random_transformer",
            "sinusoidal_encoding"]
 
 PE_NAMES: tuple[str, ...] = ("nope", "sinusoidal", "rope", "alibi")

@@ -301,3 +301,20 @@ def test_softmax_entropy_against_mpmath(temperature):
     scale = np.log(np.exp(z).sum(axis=1))
     assert (np.abs(low.astype(np.float64) - reference) <= 2 * 2**-7 * np.maximum(scale, 1e-3)
             + 2**-8 * np.abs(reference)).all()
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_masked_softmax_is_the_softmax_of_the_kept_entries(name, policy):
+    # a causal mask: row i keeps the first i + 1 logits; masked entries get exactly 0
+    fmt = get_format(name)
+    logits = np.random.default_rng(3).normal(0, 2, (6, 6))
+    mask = np.tril(np.ones((6, 6), dtype=bool))
+    weights = softmax(logits, name, policy, mask=mask).astype(np.float64)
+    assert np.all(weights[~mask] == 0)
+    for i in range(6):
+        kept = softmax(logits[i, : i + 1], name, policy).astype(np.float64)
+        if policy == "strict":  # zeros appended to a sequential sum change nothing
+            np.testing.assert_array_equal(weights[i, : i + 1], kept)
+        else:  # a float32 sum with zeros may pair its terms differently: one output rounding
+            assert np.all(np.abs(weights[i, : i + 1] - kept) <= fmt.ulp(kept))
