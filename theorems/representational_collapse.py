@@ -46,6 +46,7 @@ from numerics.representational_collapse import (
     equal_rows,
     family_prefix,
     finite_difference_jacobian,
+    first_true,
     fit_rate,
     gap_bound,
     identity_residual,
@@ -345,8 +346,7 @@ def _branches(family, n_max, *, layers, d, pe, fmt, policy, seed):
 
 
 def _first_collapse(short, long, distinct) -> int | None:
-    flags = equal_rows(short, long) & distinct
-    return int(np.argmax(flags)) + 1 if flags.any() else None
+    return first_true(equal_rows(short, long) & distinct)
 
 
 def _per_layer(value, name: str, layers: int, *, positive: bool) -> np.ndarray:
@@ -535,8 +535,8 @@ def _rate_row(base, family, layers, size, weight, observed, exact, fmt, accumula
 def _collapse_row(base, size, equal, differ, predicted) -> dict:
     observed_flags = equal & differ
     predicted_flags = predicted & differ
-    observed_n = _first(observed_flags)
-    predicted_n = _first(predicted_flags)
+    observed_n = first_true(observed_flags)
+    predicted_n = first_true(predicted_flags)
     unequal = np.flatnonzero(~equal & differ)
     stable_n = int(unequal[-1]) + 2 if unequal.size else 2
     return _row(base, size, "collapse-length", observed_n, predicted_n, None,
@@ -606,11 +606,6 @@ def _sample_lengths(size: int) -> list[int]:
     return sorted({2**j for j in range(size.bit_length()) if 2**j <= size} | {size})
 
 
-def _first(flags) -> int | None:
-    flags = np.asarray(flags, dtype=bool)
-    return int(np.argmax(flags)) + 1 if flags.any() else None
-
-
 def _container_unit(fmt) -> float:
     return 2.0**-53 if fmt.container == np.float64 else 2.0**-24
 
@@ -653,10 +648,10 @@ def _gap_panels(size: int, d: int) -> list[Panel]:
             reference = state_gaps(exact[family].short, exact[family].long, "max")
             series.append(Series(f"{family} (exact)", tuple(lengths), tuple(reference[index]),
                                  "line", colour))
-            equal = equal_rows(run.short, run.long) & distinct_rows(exact[family].short,
-                                                                     exact[family].long)
-            if equal.any():
-                marks.append((f"{family} collapses", float(np.argmax(equal) + 1)))
+            collapse = _first_collapse(run.short, run.long,
+                                       distinct_rows(exact[family].short, exact[family].long))
+            if collapse is not None:
+                marks.append((f"{family} collapses", float(collapse)))
         series.append(Series("unit roundoff", (1.0, float(size)),
                              (fmt.unit_roundoff, fmt.unit_roundoff), "dashed", 2))
         panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\|v_n - v^*_{n+1}\|_\infty$",
