@@ -121,20 +121,17 @@ def final_state_gaps(family: str, n_max: int, *, layers: int = 1, d: int = 64, p
     ``fmt`` under ``policy`` by the model of :func:`numerics.representational_collapse.
     collapse_model` with weights from ``seed``.
     """
-    short, long = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt, policy=policy,
-                            seed=seed)
-    return state_gaps(short, long, check_choice(norm, NORMS, "norm"))
+    run = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt, policy=policy, seed=seed)
+    return state_gaps(run.short, run.long, check_choice(norm, NORMS, "norm"))
 
 
 def collapse_length(family: str, *, fmt: str, policy: str = "hw", n_max: int = 4096,
                     layers: int = 1, d: int = 64, pe: str = "nope", seed: int = 0) -> int | None:
     """The smallest ``n >= 2`` at which the final states of ``v`` and ``v*`` are bitwise equal in
     ``fmt`` (while they differ in exact arithmetic), or None up to ``n_max``."""
-    short, long = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt, policy=policy,
-                            seed=seed)
-    exact = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt="fp64", policy="hw",
-                      seed=seed)
-    return _first_collapse(short, long, distinct_rows(*exact))
+    run, reference = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt,
+                               policy=policy, seed=seed, exact=True)
+    return _first_collapse(run.short, run.long, distinct_rows(reference.short, reference.long))
 
 
 def oversquashing_bound(attention, *, beta1=1.0, beta2=1.0, beta3: float = 1.0,
@@ -304,11 +301,10 @@ class RepresentationalCollapse(Theorem):
 
         Raises ``ValueError`` if no ``n <= n_max`` collapses.
         """
-        short, long = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt,
-                                policy=policy, seed=seed)
-        exact = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt="fp64", policy="hw",
-                          seed=seed)
-        n = _first_collapse(short, long, distinct_rows(*exact))
+        run, reference = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt,
+                                   policy=policy, seed=seed, exact=True)
+        exact = (reference.short, reference.long)
+        n = _first_collapse(run.short, run.long, distinct_rows(*exact))
         if n is None:
             raise ValueError(f"no n <= {n_max} gives bitwise equal states in {fmt}/{policy}; "
                              f"raise n_max or pick a narrower format")
@@ -316,7 +312,7 @@ class RepresentationalCollapse(Theorem):
         others = np.flatnonzero(tokens != TOKEN)
         copies = int(len(tokens) - others[-1] - 1) if others.size else len(tokens)
         return Counterexample(family, get_format(fmt).name, get_policy(policy).name, n, tokens,
-                              np.concatenate([tokens, [TOKEN]]), to_numpy(short[n - 1]),
+                              np.concatenate([tokens, [TOKEN]]), to_numpy(run.short[n - 1]),
                               float(state_gaps(*exact)[n - 1]), copies)
 
 
@@ -333,16 +329,20 @@ def _certificate():
     return certify(claim, {n: (1, 2**24), bound: (0, 8)})
 
 
-def _branches(family, n_max, *, layers, d, pe, fmt, policy, seed):
+def _branches(family, n_max, *, layers, d, pe, fmt, policy, seed, exact=False):
+    """The branches of a family in ``fmt``; with ``exact``, also their fp64 reference."""
     family = check_choice(family, FAMILIES, "family")
     n_max = check_int(n_max, "n_max", min=1, max=THEOREM.max_size)
     layers = check_int(layers, "layers", min=1)
     d = check_int(d, "d", min=2)
     fmt, policy = get_format(fmt), get_policy(policy)
     model = collapse_model(d=d, layers=layers, pe=check_choice(pe, PE_NAMES, "pe"), seed=seed)
-    result = branch_forward(model, family_prefix(family, n_max, seed=seed), TOKEN, fmt=fmt,
-                            policy=policy)
-    return result.short, result.long
+    prefix = family_prefix(family, n_max, seed=seed)
+    run = branch_forward(model, prefix, TOKEN, fmt=fmt, policy=policy)
+    if not exact:
+        return run
+    same = (fmt.name, policy.name) == ("fp64", "hw")
+    return run, run if same else branch_forward(model, prefix, TOKEN)
 
 
 def _first_collapse(short, long, distinct) -> int | None:
