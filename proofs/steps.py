@@ -1,14 +1,43 @@
 """Steps of a derivation and the methods that check them.
 
-A :class:`Step` states a claim (a SymPy ``Eq``, inequality or Boolean) and how it is checked
-(``by``). Checking returns a new :class:`StepResult`; it never mutates the step and never prints.
-A method that cannot decide answers ``unchecked``, never ``checked``. Inequalities that SymPy
-cannot sign are routed to interval certification when the step carries a ``box``.
+A :class:`Step` states a claim (a SymPy ``Eq``, inequality or ``And`` of them) and how it is
+checked (``by``). A step may rest only on the hypotheses and earlier steps it names in ``uses``;
+the method receives exactly those claims (``Context.given``) and reports which of them it
+consumed, so a premise that played no part is reported as unused. Checking returns a new
+:class:`StepResult`; it never mutates the step and never prints. A method that cannot decide
+answers ``unchecked``, never ``checked``.
+
+Every check runs under a time and memory budget (:data:`BUDGET_SECONDS`,
+:data:`BUDGET_BYTES`, or the step's own ``budget_s``): over it, the step is
+``unchecked (timeout)`` or ``unchecked (memory)``, never a hang.
+
+Methods (one function each in :data:`METHODS`):
+
+- ``simplify``: an identity whose difference SymPy simplifies to 0, or an inequality whose
+  difference SymPy signs from the symbols' assumptions (interval certification when the step has
+  a ``box``);
+- ``chain``: ``a <= c`` from named steps ``a <= b`` and ``b <= c`` (any length; equalities and
+  strict links allowed); this is how a conclusion is checked *from the steps it names*;
+- ``instance``: a named step with its symbols replaced as ``at`` says (a lemma applied);
+- ``apply``: a monotone function ``at={x: f(x)}`` applied to both sides of a named inequality;
+- ``sum``: a named termwise inequality summed over ``at={j: (lo, hi)}``;
+- ``limit``, ``series``, ``interval``, ``monotone`` as their docstrings say.
+
+Every method but the four matching ones (chain, instance, apply, sum) first substitutes the named
+definitions (``Eq(symbol, expr)`` among the used claims)
+into the claim, so a step can use a definition by reference.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import pickle
+import resource
+import selectors
+import signal
+import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -17,15 +46,22 @@ import sympy as sp
 
 from proofs.certify import certify
 
-STATUSES = ("checked", "failed", "unchecked")
+ROLES = ("paper", "algebra")
+#: Default budget of one step's check.
+BUDGET_SECONDS = 60.0
+BUDGET_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
 class Step:
     """One claim of a derivation and the method that checks it.
 
+    ``role`` is ``paper`` for a step of the paper's argument and ``algebra`` for a generic fact
+    (true whatever the paper says) that a paper step leans on; the two print apart.
     ``box`` maps symbols to ranges ``(lo, hi)``: the domain of an interval check, and where a
-    witness is searched for when the claim fails.
+    witness is searched for when the claim fails. ``at`` maps symbols to expressions for
+    ``instance``. ``erratum`` (printed statements only) says what a failed check means:
+    ``refuted``, ``inconsistent`` or ``unconfirmed source``.
     """
 
     label: str
@@ -36,20 +72,39 @@ class Step:
     box: Mapping[sp.Symbol, tuple[float, float]] | None = None
     note: str = ""
     show: str = ""  # a short form to print when the claim itself is too long to read
+    role: str = "paper"
+    at: Mapping[sp.Symbol, sp.Basic] | None = None
+    budget_s: float | None = None
+    erratum: str = ""
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"step {self.label!r} has role={self.role!r}; expected one of "
+                             f"{', '.join(ROLES)}")
+        if isinstance(self.uses, str):
+            raise TypeError(f"step {self.label!r} has uses={self.uses!r}; pass a tuple of labels")
+        if self.erratum and self.erratum not in ERRATUM_STATUSES:
+            raise ValueError(f"step {self.label!r} has erratum={self.erratum!r}; expected one of "
+                             f"{', '.join(ERRATUM_STATUSES)}")
+        _refuse_vacuous(self.label, self.claim)
 
     def __str__(self) -> str:
         return self.show or str(self.claim)
 
 
+ERRATUM_STATUSES = ("refuted", "inconsistent", "unconfirmed source")
+
+
 @dataclass(frozen=True)
 class StepResult:
-    """The outcome of checking one :class:`Step`."""
+    """The outcome of checking one :class:`Step`; ``consumed`` lists the used labels it needed."""
 
     step: Step
     status: str
     by: str
     witness: dict[str, float] | None = None
     detail: str = ""
+    consumed: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -66,9 +121,9 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Context:
-    """What a method may consult: the derivation's hypotheses (name to claim)."""
+    """What a method may consult: the claims of the labels the step uses (label to claim)."""
 
-    hypotheses: Mapping[str, sp.Basic] = field(default_factory=dict)
+    given: Mapping[str, sp.Basic] = field(default_factory=dict)
 
 
 def eq(lhs, rhs) -> sp.Equality:
@@ -97,23 +152,147 @@ def lt(lhs, rhs) -> sp.StrictLessThan:
 
 
 def check_step(step: Step, context: Context | None = None) -> StepResult:
-    """Check ``step`` with its method and return the result."""
+    """Check ``step`` with its method, within its budget, and return the result.
+
+    Results are cached on the claim, method, box, substitution and used claims, so a derivation
+    rebuilt with one quantity changed re-checks only the steps that quantity reaches.
+    """
     context = context or Context()
     method = METHODS.get(step.by)
     if method is None:
         raise ValueError(f"step {step.label!r} has by={step.by!r}; expected one of "
                          f"{', '.join(METHODS)}")
+    key = _cache_key(step, context)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return StepResult(step, *cached)
+    result = _within_budget(_checked_by(method), step, context)
+    if not result.detail.startswith(("unchecked (timeout)", "unchecked (memory)")):
+        _CACHE[key] = (result.status, result.by, result.witness, result.detail, result.consumed)
+    return result
+
+
+_CACHE: dict[tuple, tuple] = {}
+
+
+def _cache_key(step: Step, context: Context) -> tuple:
+    def canonical(mapping):
+        if not mapping:
+            return ()
+        return tuple(sorted((str(k), sp.srepr(sp.sympify(v)) if not isinstance(v, tuple)
+                             else repr(v)) for k, v in mapping.items()))
+
+    given = tuple(sorted((label, sp.srepr(claim)) for label, claim in context.given.items()))
+    return (sp.srepr(step.claim), step.by, canonical(step.box), canonical(step.at), given,
+            step.label)
+
+
+def _checked_by(method):
+    def run(step: Step, context: Context) -> StepResult:
+        # chain, instance, apply and sum match used claims as written; the others see the
+        # named definitions substituted into the claim
+        defined, consumed = ((step, ()) if method in _MATCHING
+                             else _substitute_definitions(step, context))
+        try:
+            result = method(defined, context)
+        except (NotImplementedError, TypeError, ValueError, AttributeError,
+                RecursionError) as exc:
+            return StepResult(step, "unchecked", step.by, detail=f"{type(exc).__name__}: {exc}")
+        return StepResult(step, result.status, result.by, result.witness, result.detail,
+                          tuple(dict.fromkeys(consumed + result.consumed)))
+    return run
+
+
+def _substitute_definitions(step: Step, context: Context) -> tuple[Step, tuple[str, ...]]:
+    """Replace each symbol that a used ``Eq(symbol, expr)`` defines by its definition."""
+    claim, consumed = step.claim, []
+    for label, given in context.given.items():
+        if isinstance(given, sp.Equality) and isinstance(given.lhs, sp.Symbol) \
+                and given.lhs in claim.free_symbols:
+            claim = claim.subs(given.lhs, given.rhs)
+            consumed.append(label)
+    if not consumed:
+        return step, ()
+    return _replace(step, claim), tuple(consumed)
+
+
+def _replace(step: Step, claim: sp.Basic) -> Step:
+    fields = {name: getattr(step, name) for name in step.__dataclass_fields__}
+    fields["claim"] = claim
+    obj = object.__new__(Step)  # skip the vacuity check: substitution may well make it trivial
+    for name, value in fields.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _within_budget(function, step: Step, context: Context) -> StepResult:
+    """Run ``function(step, context)`` in a forked child limited in time and address space."""
+    seconds = step.budget_s or BUDGET_SECONDS
+    if not hasattr(os, "fork"):
+        return function(step, context)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: check, send the pickled result, exit without cleanup
+        status = 0
+        try:
+            os.close(read_end)
+            limit = _address_space() + BUDGET_BYTES
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            try:
+                payload = ("result", function(step, context))
+            except MemoryError:
+                payload = ("memory", None)
+            except BaseException as exc:  # a bug in a method: the parent raises it
+                payload = ("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            data = pickle.dumps(payload)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+        except BaseException:
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + seconds
+    with os.fdopen(read_end, "rb") as pipe, selectors.DefaultSelector() as selector:
+        selector.register(pipe, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return StepResult(step, "unchecked", step.by,
+                                  detail=f"unchecked (timeout): over the {seconds:g} s budget")
+            chunk = os.read(pipe.fileno(), 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.waitpid(pid, 0)
+    if not chunks:
+        return StepResult(step, "unchecked", step.by,
+                          detail="unchecked (memory): the check ran out of its "
+                                 f"{BUDGET_BYTES / 2**30:g} GiB budget")
+    kind, value = pickle.loads(b"".join(chunks))
+    if kind == "memory":
+        return StepResult(step, "unchecked", step.by,
+                          detail=f"unchecked (memory): over the {BUDGET_BYTES / 2**30:g} GiB "
+                                 "budget")
+    if kind == "error":
+        raise RuntimeError(f"checking step {step.label!r} by {step.by} failed: {value}")
+    return value
+
+
+def _address_space() -> int:
     try:
-        return method(step, context)
-    except (NotImplementedError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-        return StepResult(step, "unchecked", step.by, detail=f"{type(exc).__name__}: {exc}")
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
 
 
 def _by_simplify(step: Step, context: Context) -> StepResult:
     claim = step.claim
     if isinstance(claim, sp.And):
-        parts = [_by_simplify(Step(step.label, part, box=step.box), context)
-                 for part in claim.args]
+        parts = [_by_simplify(_replace(step, part), context) for part in claim.args]
         for part in parts:
             if part.status != "checked":
                 return StepResult(step, part.status, part.by, part.witness, part.detail)
@@ -147,6 +326,164 @@ def _by_simplify(step: Step, context: Context) -> StepResult:
     if claim is sp.false:
         return StepResult(step, "failed", "simplify", detail="the claim simplifies to False")
     return StepResult(step, "unchecked", "simplify", detail=f"cannot check {type(claim).__name__}")
+
+
+def _by_chain(step: Step, context: Context) -> StepResult:
+    """``a R c`` from used claims forming a chain ``a R1 b1 R2 ... c``.
+
+    Every conjunct of the claim needs its own chain; the links are the used claims (conjuncts
+    included), an equality usable either way. Two ends are the same node when their difference
+    simplifies to 0. The chain is strict when any link is.
+    """
+    links = []  # (low, high, strict, label): low <= high, or low < high when strict
+    for label, given in context.given.items():
+        for part in _conjuncts(given):
+            links += [(*link, label) for link in _as_links(part)]
+    consumed: list[str] = []
+    details = []
+    for part in _conjuncts(step.claim):
+        wanted = _as_links(part)
+        if not wanted:
+            return StepResult(step, "unchecked", "chain",
+                              detail=f"cannot read {type(part).__name__} as a chain")
+        for low, high, strict in wanted[:1] if not isinstance(part, sp.Equality) else wanted:
+            path = _find_path(low, high, strict, links)
+            if path is None:
+                witness = find_witness(part, step.box) \
+                    if isinstance(part, sp.core.relational.Relational) else None
+                if witness is not None:
+                    return StepResult(step, "failed", "chain", *witness)
+                return StepResult(step, "unchecked", "chain",
+                                  detail=f"no chain from {low} to {high} through "
+                                         f"{', '.join(context.given) or 'no named steps'}")
+            consumed += path
+            details.append(" -> ".join(f"({label})" for label in path))
+    return StepResult(step, "checked", "chain", detail="; ".join(details),
+                      consumed=tuple(dict.fromkeys(consumed)))
+
+
+def _conjuncts(claim: sp.Basic) -> tuple[sp.Basic, ...]:
+    return claim.args if isinstance(claim, sp.And) else (claim,)
+
+
+def _as_links(claim: sp.Basic) -> list[tuple[sp.Expr, sp.Expr, bool]]:
+    if isinstance(claim, sp.Equality):
+        return [(claim.lhs, claim.rhs, False), (claim.rhs, claim.lhs, False)]
+    if isinstance(claim, sp.LessThan | sp.StrictLessThan):
+        return [(claim.lhs, claim.rhs, isinstance(claim, sp.StrictLessThan))]
+    if isinstance(claim, sp.GreaterThan | sp.StrictGreaterThan):
+        return [(claim.rhs, claim.lhs, isinstance(claim, sp.StrictGreaterThan))]
+    return []
+
+
+def _same(a: sp.Expr, b: sp.Expr) -> bool:
+    if a == b:
+        return True
+    difference = sp.expand(a - b)
+    if difference == 0:
+        return True
+    return sp.simplify(difference) == 0
+
+
+def _find_path(low, high, strict, links) -> list[str] | None:
+    """Breadth-first search from ``low`` to ``high``; returns the labels of the links."""
+    frontier = [(low, [], False)]
+    seen = [low]
+    for _ in range(len(links) + 1):
+        following = []
+        for node, path, is_strict in frontier:
+            for a, b, link_strict, label in links:
+                if not _same(node, a):
+                    continue
+                now_strict = is_strict or link_strict
+                if _same(b, high) and (now_strict or not strict):
+                    return [*path, label]
+                if not any(_same(b, s) for s in seen):
+                    seen.append(b)
+                    following.append((b, [*path, label], now_strict))
+        if not following:
+            return None
+        frontier = following
+    return None
+
+
+def _by_instance(step: Step, context: Context) -> StepResult:
+    """The claim is a used claim with ``at``'s substitution applied (sides may be swapped and a
+    strict relation weakened)."""
+    if not step.at:
+        return StepResult(step, "unchecked", "instance", detail="no substitution given (at=...)")
+    wanted = _as_links(step.claim)
+    for label, given in context.given.items():
+        for part in _conjuncts(given):
+            instance = part.subs(dict(step.at), simultaneous=True)
+            for low, high, strict in _as_links(instance):
+                for w_low, w_high, w_strict in wanted:
+                    if (strict or not w_strict) and _same(low, w_low) and _same(high, w_high):
+                        return StepResult(step, "checked", "instance",
+                                          detail=f"({label}) at {dict(step.at)}",
+                                          consumed=(label,))
+    return StepResult(step, "unchecked", "instance",
+                      detail="no named claim becomes this one under the substitution")
+
+
+def _by_apply(step: Step, context: Context) -> StepResult:
+    """``f(A) R f(B)`` from a used ``A R B``, for a monotone ``f`` given as ``at={x: f(x)}``.
+
+    SymPy must sign ``f'(x)`` under ``x``'s assumptions (which state the range of ``A`` and
+    ``B``): increasing keeps the relation, decreasing reverses it.
+    """
+    if not step.at or len(step.at) != 1:
+        return StepResult(step, "unchecked", "apply", detail="at must be {x: f(x)}")
+    (variable, function), = step.at.items()
+    slope = sp.simplify(sp.diff(function, variable))
+    if slope.is_nonnegative:
+        direction = 1
+    elif slope.is_nonpositive:
+        direction = -1
+    else:
+        return StepResult(step, "unchecked", "apply",
+                          detail=f"cannot sign f'({variable}) = {slope}")
+    wanted = _as_links(step.claim)
+    for label, given in context.given.items():
+        for part in _conjuncts(given):
+            for low, high, strict in _as_links(part):
+                if strict and not (slope.is_positive or slope.is_negative):
+                    continue
+                image = (function.subs(variable, low), function.subs(variable, high))
+                if direction < 0:
+                    image = image[::-1]
+                for w_low, w_high, w_strict in wanted:
+                    if (strict or not w_strict) and _same(image[0], w_low) \
+                            and _same(image[1], w_high):
+                        kind = "increasing" if direction > 0 else "decreasing"
+                        return StepResult(step, "checked", "apply",
+                                          detail=f"f({variable}) = {function} is {kind} "
+                                                 f"(f' = {slope}); from ({label})",
+                                          consumed=(label,))
+    return StepResult(step, "unchecked", "apply",
+                      detail="the claim is not f applied to both sides of a named claim")
+
+
+def _by_sum(step: Step, context: Context) -> StepResult:
+    """``sum_j t_j R sum_j u_j`` from a used termwise ``t_j R u_j``, with ``at={j: (lo, hi)}``.
+
+    Each side of the claim must equal the evaluated sum of the same side of the named claim.
+    """
+    if not step.at or len(step.at) != 1:
+        return StepResult(step, "unchecked", "sum", detail="at must be {j: (lo, hi)}")
+    (index, (lo, hi)), = step.at.items()
+    wanted = _as_links(step.claim)
+    for label, given in context.given.items():
+        for part in _conjuncts(given):
+            for low, high, strict in _as_links(part):
+                total = (sp.summation(low, (index, lo, hi)), sp.summation(high, (index, lo, hi)))
+                for w_low, w_high, _ in wanted:
+                    if _same(total[0], w_low) and _same(total[1], w_high):
+                        return StepResult(step, "checked", "sum",
+                                          detail=f"summed ({label}) over {index} = {lo}..{hi}",
+                                          consumed=(label,))
+    return StepResult(step, "unchecked", "sum",
+                      detail="the claim is not a named termwise claim summed over the range")
 
 
 def _by_limit(step: Step, context: Context) -> StepResult:
@@ -223,21 +560,31 @@ def _by_monotone(step: Step, context: Context) -> StepResult:
                       detail=f"cannot sign f({start}) = {at_start} or f' = {slope}")
 
 
-def _by_given(step: Step, context: Context) -> StepResult:
-    for name, hypothesis in context.hypotheses.items():
-        if hypothesis == step.claim:
-            return StepResult(step, "checked", "given", detail=f"hypothesis {name}")
-    return StepResult(step, "unchecked", "given", detail="not one of the hypotheses")
-
-
 METHODS: dict[str, Callable[[Step, Context], StepResult]] = {
     "simplify": _by_simplify,
+    "chain": _by_chain,
+    "instance": _by_instance,
+    "apply": _by_apply,
+    "sum": _by_sum,
     "limit": _by_limit,
     "series": _by_series,
     "interval": _by_interval,
     "monotone": _by_monotone,
-    "given": _by_given,
 }
+
+_MATCHING = (_by_chain, _by_instance, _by_apply, _by_sum)
+
+
+def _refuse_vacuous(label: str, claim: sp.Basic) -> None:
+    """A claim that cannot fail is refused when the step is built."""
+    if claim is sp.true or claim is True:
+        raise ValueError(f"step {label!r}: the claim is already True as written; state what "
+                         f"it says, unevaluated (eq, le, ge, ...)")
+    if not isinstance(claim, sp.Basic):
+        raise TypeError(f"step {label!r}: claim={claim!r} is not a SymPy relation")
+    for part in _conjuncts(claim):
+        if isinstance(part, sp.core.relational.Relational) and part.lhs == part.rhs:
+            raise ValueError(f"step {label!r} compares {part.lhs} with itself; it cannot fail")
 
 
 def _as_nonnegative(claim: sp.Basic) -> tuple[sp.Expr, bool]:

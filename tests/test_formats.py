@@ -152,8 +152,9 @@ BF16_DOUBLE_ROUNDING = 1 + 2**-8 + 2**-30
 
 def test_float64_to_bf16_rounds_once():
     x = np.array([BF16_DOUBLE_ROUNDING, -BF16_DOUBLE_ROUNDING])
-    # the library cast goes through float32, where the 2^-30 is lost and a tie remains
-    assert x.astype(ml_dtypes.bfloat16).astype(np.float64)[0] == 1.0
+    # ml_dtypes before 0.6 cast through float32, where the 2^-30 is lost and a tie remains (1.0);
+    # later versions round once. Either way the toolkit's rounders must give the single rounding.
+    assert x.astype(ml_dtypes.bfloat16).astype(np.float64)[0] in (1.0, 1 + 2**-7)
     assert exact_round(BF16_DOUBLE_ROUNDING, "bf16") == 1 + 2**-7
     for rounder in ROUNDERS:
         np.testing.assert_array_equal(rounder(x, FORMATS["bf16"]), [1 + 2**-7, -(1 + 2**-7)])

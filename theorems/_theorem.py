@@ -46,7 +46,12 @@ class Statement:
 
 
 class Theorem:
-    """A result with a checked derivation and a numeric checker. Subclass once per theorem."""
+    """A result with a checked derivation and a numeric checker. Subclass once per theorem.
+
+    ``quantities`` is the theorem's table of paper quantities (its ``proofs`` module's
+    ``PAPER``), which the mutation audit changes one at a time; ``audit_exempt`` maps a mutation
+    (``"b1.shift +1"``, ``"gap<=bound 1% tighter"``) to the reason it leaves the statement true.
+    """
 
     name: str = ""
     title: str = ""
@@ -54,6 +59,8 @@ class Theorem:
     statement: Statement
     max_size: int = 2**26
     evaluate: Callable[[dict], list[dict]]
+    quantities = None
+    audit_exempt: dict[str, str] = {}
 
     def derive(self):
         """Return the checked :class:`proofs.Derivation` of this theorem."""
@@ -83,6 +90,18 @@ class Theorem:
     def counterexample(self, **kwargs):
         """Return a witness for what the theorem refutes, or for a mis-stated bound."""
         raise NotImplementedError
+
+    def audit_grid(self) -> dict:
+        """The ``check`` arguments the mutation audit runs under each mutation (the quick grid,
+        in-process, by default)."""
+        return {"quick": True, "workers": 1}
+
+    def audit(self, *, quantities: bool = True, bounds: bool = True):
+        """Mutate every paper quantity and tighten every numeric bound by 1%; return the
+        :class:`theorems.audit.Audit` saying which step or rows caught each mutation."""
+        from theorems.audit import run_audit
+
+        return run_audit(self, quantities=quantities, bounds=bounds)
 
     def plan(
         self,

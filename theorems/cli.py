@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--out", help="directory for the result store and CSV")
     check.add_argument("--workers", default="1", help="worker processes")
     check.add_argument("--quick", action="store_true", help="the small grid")
+    audit = verbs.add_parser("audit", help="mutate every paper quantity and bound; report "
+                                           "which step or rows catch each")
+    audit.add_argument("name")
     figure = verbs.add_parser("figure", help="write the theorem's pgfplots figure")
     figure.add_argument("name")
     figure.add_argument("--out", required=True, help="output directory")
@@ -96,6 +99,8 @@ def _prepare(args):
         return lambda: _derive(theorem, args.latex)
     if args.verb == "certify":
         return lambda: _certify(theorem)
+    if args.verb == "audit":
+        return lambda: _audit(theorem)
     if args.verb == "figure":
         return lambda: _figure(theorem, Path(args.out), args.quick)
     sizes = _split(args.sizes)
@@ -138,6 +143,12 @@ def _certify(theorem) -> int:
     return 0 if certificate.ok else 1
 
 
+def _audit(theorem) -> int:
+    audit = theorem.audit()
+    print(audit)
+    return 0 if audit.ok else 1
+
+
 def _check(theorem, sweep) -> int:
     report = theorem.run(sweep, progress=sys.stderr.isatty())
     print(report)
@@ -176,24 +187,29 @@ def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
             print(findings, flush=True)
         ok = derivation.ok and certificate.ok and report.ok
         counts = report.counts
+        errata = derivation.errata
         summary.append([
             theorem.name,
             f"{derivation.checked}/{len(derivation.steps)}"
-            + (f" +{sum(r.status == 'failed' for r in derivation.printed)} errata"
-               if derivation.printed else ""),
+            + (", goal" if derivation.goal_step else ", NO GOAL"),
+            "/".join(str(errata.get(s, 0)) for s in ("refuted", "inconsistent",
+                                                     "unconfirmed source")),
             f"{certificate.status} ({certificate.boxes})",
             f"{counts['holds']}/{counts['precision-effect']}/{counts['violated']}",
             figure.tex.name,
             f"{time.perf_counter() - start:.1f}s",
             "ok" if ok else "FAILED",
         ])
-    header = ["theorem", "steps", "certificate", "holds/precision/violated", "figure", "time",
-              "verdict"]
+    header = ["theorem", "steps", "errata r/i/u", "certificate", "holds/precision/violated",
+              "figure", "time", "verdict"]
     widths = [max(len(h), *(len(row[i]) for row in summary)) for i, h in enumerate(header)]
     print()
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in summary:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print("steps: checked/total, and whether a checked step discharges the goal; errata: the "
+          "paper's printed statements shown refuted / inconsistent with another printed form / "
+          "from an unconfirmed copy of the paper")
     print(f"results in {out}/")
     return 0 if all(row[-1] == "ok" for row in summary) else 1
 

@@ -1,8 +1,9 @@
 """Reports: the rows of a sweep (one per cell and quantity), a verdict each, and a summary table.
 
 Every row carries at least ``theorem``, ``format``, ``policy``, ``verdict`` (``holds``,
-``violated`` or ``precision-effect``) and ``mechanism`` (empty unless a precision effect). A report
-is ``ok`` when no row is violated and every precision effect names its mechanism.
+``violated`` or ``precision-effect``) and ``mechanism`` (empty unless a precision effect), as
+:func:`theorems.verdicts.judge` writes them. A report is ``ok`` when no row is violated and every
+precision effect names a mechanism whose predicate its evidence satisfies (not ``unexplained``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from theorems.verdicts import MECHANISMS, UNEXPLAINED
 
 VERDICTS = ("holds", "violated", "precision-effect")
 
@@ -32,7 +35,8 @@ class Report:
     def ok(self) -> bool:
         return all(
             row["verdict"] == "holds"
-            or (row["verdict"] == "precision-effect" and row.get("mechanism"))
+            or (row["verdict"] == "precision-effect" and row.get("mechanism")
+                and row["mechanism"] != UNEXPLAINED)
             for row in self.rows
         )
 
@@ -54,7 +58,8 @@ class Report:
         return path
 
     def summary_rows(self) -> list[dict]:
-        """One row per (format, policy): verdict counts, mechanisms and the smallest margin."""
+        """One row per (format, policy): verdict counts, mechanisms and the smallest margins
+        (in ulps and relative) among the rows that hold."""
         groups: dict[tuple, list[dict]] = defaultdict(list)
         for row in self.rows:
             groups[(row["format"], row["policy"])].append(row)
@@ -62,19 +67,21 @@ class Report:
         for (fmt, policy), rows in groups.items():
             tally = Counter(row["verdict"] for row in rows)
             mechanisms = sorted({row["mechanism"] for row in rows if row.get("mechanism")})
-            margins = [row["margin"] for row in rows
-                       if row["verdict"] == "holds" and row.get("margin") is not None]
+            held = [row for row in rows if row["verdict"] == "holds"]
+            ulps = [row["margin_ulps"] for row in held if row.get("margin_ulps") is not None]
+            rel = [row["margin_rel"] for row in held if row.get("margin_rel") is not None]
             table.append({
                 "format": fmt, "policy": policy, "rows": len(rows),
                 "holds": tally["holds"], "precision-effect": tally["precision-effect"],
                 "violated": tally["violated"], "mechanisms": ", ".join(mechanisms),
-                "min margin": min(margins) if margins else None,
+                "min margin_ulps": min(ulps) if ulps else None,
+                "min margin_rel": min(rel) if rel else None,
             })
         return table
 
     def __str__(self) -> str:
         header = ["format", "policy", "rows", "holds", "precision-effect", "violated",
-                  "min margin", "mechanisms"]
+                  "min margin_ulps", "min margin_rel", "mechanisms"]
         body = [[_cell(row[h]) for h in header] for row in self.summary_rows()]
         widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
         lines = [f"{self.theorem}: {len(self.rows)} rows; "
@@ -82,9 +89,20 @@ class Report:
                  + ("" if self.ok else "  NOT OK")]
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+        lines.append(self.key())
         for row in self.violations[:5]:
             lines.append("violated: " + ", ".join(f"{k}={_cell(v)}" for k, v in row.items()))
         return "\n".join(line.rstrip() for line in lines)
+
+    def key(self) -> str:
+        """What the summary's columns and this report's mechanisms mean."""
+        seen = {row.get("mechanism") for row in self.rows}
+        mechanisms = [f"{m.name} = {m.meaning}" for m in MECHANISMS if m.name in seen]
+        if UNEXPLAINED in seen:
+            mechanisms.append(f"{UNEXPLAINED} = no mechanism's predicate holds (fails the run)")
+        text = ("key: min margin_ulps = smallest distance from the bound among rows that hold, "
+                "in ulps of the format at the bound; min margin_rel = the same over |bound|")
+        return text + ("; " + "; ".join(mechanisms) if mechanisms else "")
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in self.counts.items())
