@@ -476,9 +476,11 @@ def _by_sum(step: Step, context: Context) -> StepResult:
     for label, given in context.given.items():
         for part in _conjuncts(given):
             for low, high, strict in _as_links(part):
-                total = (sp.summation(low, (index, lo, hi)), sp.summation(high, (index, lo, hi)))
-                for w_low, w_high, _ in wanted:
-                    if _same(total[0], w_low) and _same(total[1], w_high):
+                total = (sp.summation(low, (index, lo, hi)),
+                         sp.summation(high, (index, lo, hi)))
+                for w_low, w_high, w_strict in wanted:
+                    if (strict or not w_strict) and _same(total[0], w_low) \
+                            and _same(total[1], w_high):
                         return StepResult(step, "checked", "sum",
                                           detail=f"summed ({label}) over {index} = {lo}..{hi}",
                                           consumed=(label,))
