@@ -25,6 +25,7 @@ from functools import cache
 import sympy as sp
 
 from proofs.derivation import Derivation
+from proofs.quantities import Quantities, Quantity
 from proofs.steps import Step, eq, ge, gt, le, lt
 
 n = sp.Symbol("n", positive=True, integer=True)
@@ -44,25 +45,99 @@ L = sp.Symbol("L", positive=True, integer=True)
 u, K, X = sp.symbols("u K X", positive=True)
 
 
+#: Every number the derivation (and, through plain values, the numeric checker) takes from the
+#: paper or from the notes' quantitative forms of its limits. Read by reference, never retyped.
+PAPER = Quantities("representational-collapse", [
+    Quantity("b1.shift", 1, "index", cite="Lemma B.1 (rate)",
+             meaning="the +1 in e^delta/(n + 1): x* has n + 1 entries, each exponential >= e^m"),
+    Quantity("b1.spread_factor", 2, "exponent", cite="Lemma B.1 (rate)",
+             meaning="the 2 in e^{2B}/(n + 1): |x_i| <= B gives the spread delta = M - m <= 2B"),
+    Quantity("b2.constant", 2, "constant", cite="Lemma B.2 (quantitative)",
+             meaning="the 2 in (2 e^{2B}/n) sum|Delta_i|: TV <= |Z - Z*|/Z* + D/Z* <= 2 D/Z*"),
+    Quantity("b2.exponent", 2, "exponent", cite="Lemma B.2 (quantitative)",
+             meaning="the 2 in e^{2B}: D <= e^B sum|Delta_i| and 1/Z* <= e^B/n"),
+    Quantity("b3.value_factor", 2, "constant", cite="Thm B.3, one layer",
+             meaning="the 2 in 2 V e^{2B}/(n + 1): ||u_a - m|| <= ||u_a|| + ||m|| <= 2V"),
+    Quantity("gap.order", 2, "exponent", cite="Thm B.3, repeated token",
+             meaning="the gap of a prompt followed by copies of a is Theta(1/n^gap.order)"),
+    Quantity("gap.order_varied", 1, "exponent", cite="Thm B.3, varied tokens",
+             meaning="the gap when u_a - m does not vanish (sampled digits, separators) is "
+                     "Theta(1/n^gap.order_varied)"),
+    Quantity("b4.factor", 2, "constant", cite="Prop. B.4",
+             meaning="the 2 in TV = 2(e - 1)/(e + 1) for the alternating pair, every even n"),
+    Quantity("b4.numerator_sign", -1, "sign", cite="Prop. B.4",
+             meaning="the -1 in e - 1: each coordinate differs by (e - 1)/Z"),
+    Quantity("b4.denominator_sign", 1, "sign", cite="Prop. B.4",
+             meaning="the +1 in e + 1: Z = Z* = (n/2)(e + 1)"),
+    Quantity("b4.printed_shift", 1, "constant", cite="Prop. B.4 proof, as printed",
+             meaning="the +1 in the printed intermediate denominator (ne + 1)/2 (a typo for "
+                     "n(e + 1)/2)",
+             exempt={"x0.99": "a typo's constant: (ne + 0.99)/2 is as wrong as (ne + 1)/2, so "
+                              "the printed intermediate stays refuted; no correct step uses it",
+                     "x1.01": "a typo's constant: (ne + 1.01)/2 is as wrong as (ne + 1)/2, so "
+                              "the printed intermediate stays refuted; no correct step uses it"}),
+    Quantity("c.residual", 1, "constant", cite="Thm B.5 proof",
+             meaning="the +1 in C = (1/beta3) prod_l (sigma_psi/beta2 + 1): the residual path "
+                     "v^(l+1) = psi(norm_2(z)) + z"),
+    Quantity("c.beta3_exponent", -1, "exponent", cite="Thm B.5 proof",
+             meaning="the power of beta3 in C: the final norm_3 contributes 1/beta3"),
+    Quantity("abar.identity", 1, "constant", cite="Thm B.5 proof",
+             meaning="the coefficient of delta_ji in Abar = alpha/beta1 + delta_ji: the residual "
+                     "z_j = sum alpha norm_1(v) + v_j"),
+    Quantity("b8.beta3_root", 4, "constant", cite="Prop. B.8",
+             meaning="beta3^{1/L} = 4, so each layer's factor is (1/4)(1 + 1)(Lambda + I) = "
+                     "(Lambda + I)/2"),
+    Quantity("threshold.unit_exponent", -8, "exponent", cite="threshold model (notes)",
+             meaning="bf16's unit roundoff u = 2^-8 (half its 2^-7 machine epsilon): states "
+                     "round together once the gap is below u |x|"),
+])
+
+
 def b1_rate(size, spread):
-    """Lemma B.1's rate: ``softmax(x*)_{n+1} <= e^{delta} / (n + 1)`` (``e^{2B}/(n+1)`` for
-    ``|x_i| <= B``)."""
-    return sp.exp(spread) / (size + 1)
+    """Lemma B.1's rate: ``softmax(x*)_{n+1} <= e^{delta} / (n + 1)``; ``spread`` is ``delta``
+    (``b1.spread_factor * B`` for ``|x_i| <= B``)."""
+    return sp.exp(spread) / (size + PAPER["b1.shift"])
+
+
+def b1_bound(size, bound):
+    """Lemma B.1 for ``|x_i| <= B``: ``e^{2B} / (n + 1)``."""
+    return b1_rate(size, PAPER["b1.spread_factor"] * bound)
 
 
 def b2_bound(size, bound, total):
     """Lemma B.2, quantitative: ``TV(y, y*) <= (2 e^{2B} / n) sum |Delta_i|``."""
-    return 2 * sp.exp(2 * bound) / size * total
+    return PAPER["b2.constant"] * sp.exp(PAPER["b2.exponent"] * bound) / size * total
+
+
+def one_layer_bound(size, bound, values):
+    """Theorem B.3, one layer, no positional encoding: ``||z_n - z*_{n+1}|| <= 2 V e^{2B}/(n + 1)``
+    with ``V`` a bound on the value norms and ``B`` on the logits."""
+    return PAPER["b3.value_factor"] * values * b1_bound(size, bound)
 
 
 def alternating_tv_closed():
     """Proposition B.4: the total variation of the alternating pair for even ``n``."""
-    return 2 * (sp.E - 1) / (sp.E + 1)
+    return (PAPER["b4.factor"] * (sp.E + PAPER["b4.numerator_sign"])
+            / (sp.E + PAPER["b4.denominator_sign"]))
 
 
-def oversquashing_constant(layers: int, sigma_psi=sigma, b2=beta2, b3=beta3):
+def abar(weight, b1=None, kronecker=1):
+    """One entry of ``Abar = Lambda / beta1 + I``: ``alpha/beta1 + delta_ji``."""
+    b1 = beta1 if b1 is None else b1
+    return weight / b1 + PAPER["abar.identity"] * kronecker
+
+
+def oversquashing_constant(layers: int, sigma_psi=None, b2=None, b3=None):
     """The constant the proof of Theorem B.5 derives: ``(1/beta3) prod_l (sigma/beta2 + 1)``."""
-    return (sigma_psi / b2 + 1) ** layers / b3
+    sigma_psi = sigma if sigma_psi is None else sigma_psi
+    b2 = beta2 if b2 is None else b2
+    b3 = beta3 if b3 is None else b3
+    return (sigma_psi / b2 + PAPER["c.residual"]) ** layers * b3 ** PAPER["c.beta3_exponent"]
+
+
+def unit_roundoff_bf16():
+    """The threshold model's bf16 unit roundoff ``u = 2^-8``."""
+    return sp.Integer(2) ** PAPER["threshold.unit_exponent"]
 
 
 def _sign_evident(label: str, lhs, rhs, **step) -> list[Step]:
