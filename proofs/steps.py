@@ -278,7 +278,7 @@ def _within_budget(function, step: Step, context: Context) -> StepResult:
                                  "budget")
     if kind == "error":
         raise RuntimeError(f"checking step {step.label!r} by {step.by} failed: {value}")
-    return value
+    return StepResult(step, value.status, value.by, value.witness, value.detail, value.consumed)
 
 
 def _address_space() -> int:
@@ -415,8 +415,7 @@ def _by_instance(step: Step, context: Context) -> StepResult:
     wanted = _as_links(step.claim)
     for label, given in context.given.items():
         for part in _conjuncts(given):
-            instance = part.subs(dict(step.at), simultaneous=True)
-            for low, high, strict in _as_links(instance):
+            for low, high, strict in _as_links(_subs(part, step.at)):
                 for w_low, w_high, w_strict in wanted:
                     if (strict or not w_strict) and _same(low, w_low) and _same(high, w_high):
                         return StepResult(step, "checked", "instance",
@@ -486,6 +485,15 @@ def _by_sum(step: Step, context: Context) -> StepResult:
                                           consumed=(label,))
     return StepResult(step, "unchecked", "sum",
                       detail="the claim is not a named termwise claim summed over the range")
+
+
+def _subs(claim: sp.Basic, mapping) -> sp.Basic:
+    """``claim`` with ``mapping`` substituted side by side, left unevaluated (a relation between
+    numbers would otherwise collapse to True or False)."""
+    if isinstance(claim, sp.core.relational.Relational):
+        return type(claim)(claim.lhs.subs(dict(mapping), simultaneous=True),
+                           claim.rhs.subs(dict(mapping), simultaneous=True), evaluate=False)
+    return claim.subs(dict(mapping), simultaneous=True)
 
 
 def _by_limit(step: Step, context: Context) -> StepResult:

@@ -25,6 +25,7 @@ from proofs import (
     le,
     lt,
 )
+from proofs.quantities import Quantities, Quantity
 from proofs.steps import Context
 
 x = sp.Symbol("x", real=True)
@@ -116,13 +117,6 @@ def test_false_limits_and_series_fail_with_the_value(step, shown):
     assert result.status == "failed" and shown in result.detail
 
 
-def test_given_checks_only_hypotheses():
-    context = Context({"h1": gt(y, 0)})
-    assert check_step(Step("a", gt(y, 0), by="given"), context).status == "checked"
-    assert check_step(Step("b", gt(y, 1), by="given"), context).status == "unchecked"
-    assert check_step(Step("c", gt(y, 0), by="given")).status == "unchecked"
-
-
 UNDECIDABLE = [
     Step("softplus", ge(sp.log(1 + sp.exp(x)) - x, 0)),
     Step("square", ge(x**2 + 1, 2 * x)),  # (x - 1)^2 >= 0, which SymPy does not see
@@ -154,20 +148,34 @@ def test_an_undecidable_inequality_with_a_box_goes_to_interval_certification():
 
 
 def test_an_unchecked_step_makes_the_derivation_incomplete():
-    d = Derivation.check("d", source="s", hypotheses={}, goal=sp.true,
+    d = Derivation.check("d", source="s", hypotheses={}, goal=TRUE_STEPS[0].claim,
                          steps=[TRUE_STEPS[0], UNDECIDABLE[0]])
     assert d.checked == 1 and not d.complete and not d.ok
+    assert d.goal_step == "identity"
     assert d.step("softplus").status == "unchecked"
 
 
 def test_methods_table():
-    assert set(METHODS) == {"simplify", "limit", "series", "interval", "monotone", "given"}
+    assert set(METHODS) == {"simplify", "chain", "instance", "apply", "sum", "limit", "series",
+                            "interval", "monotone"}
     with pytest.raises(ValueError, match=r"by='magic'; expected one of simplify"):
-        check_step(Step("a", eq(x, x), by="magic"))
+        check_step(Step("a", eq((x + 1) ** 2, x**2 + 2 * x + 1), by="magic"))
+
+
+@pytest.mark.parametrize("claim", [eq(x, x), le(y**2, y**2), sp.And(ge(y, 0), eq(x + 1, x + 1))],
+                         ids=str)
+def test_a_step_that_compares_an_expression_with_itself_is_refused(claim):
+    with pytest.raises(ValueError, match="with itself; it cannot fail"):
+        Step("v", claim)
+
+
+def test_a_claim_already_true_is_refused():
+    with pytest.raises(ValueError, match="already True as written"):
+        Step("v", sp.Ge(y**2 + 1, 0))  # evaluates to True on construction
 
 
 def test_checking_returns_a_new_result_and_leaves_the_step_alone():
-    step = Step("a", eq(x + x, 2 * x), cite="eq. (1)")
+    step = Step("a", eq((x + 1) ** 2, x**2 + 2 * x + 1), cite="eq. (1)")
     before = (step.label, step.claim, step.by, step.uses, step.cite, step.box)
     first, second = check_step(step), check_step(step)
     assert first == second and first is not second
@@ -185,12 +193,128 @@ def test_find_witness_respects_assumptions_and_boxes():
     assert 9 <= point["x"] <= 10
 
 
-H1 = gt(y, 0)
+# Lemma-2.1-shaped example: t_j >= e^{-d} for each of n - 1 terms, S their sum, a = 1/(1 + S)
+n = sp.Symbol("n", positive=True, integer=True)
+d = sp.Symbol("d", nonnegative=True)
+S = sp.Symbol("S", positive=True)
+a = sp.Symbol("a", positive=True)
+j = sp.Symbol("j", positive=True, integer=True)
+t = sp.Function("t")
+s_ = sp.Symbol("s", positive=True)
+RATE = 1 / (1 + (n - 1) * sp.exp(-d))
+HYPOTHESES = [("h_term", ge(t(j), sp.exp(-d))), ("h_sum", eq(S, sp.Sum(t(j), (j, 1, n - 1)))),
+              ("h_a", eq(a, 1 / (1 + S)))]
+
+
+def lemma(rate=RATE, goal=None, extra=()):
+    return Derivation.check(
+        "lemma", source="Example 2025, Lemma 1", hypotheses=HYPOTHESES,
+        goal=goal if goal is not None else le(a, rate),
+        steps=[Step("sum", ge(sp.Sum(t(j), (j, 1, n - 1)), (n - 1) * sp.exp(-d)), by="sum",
+                    at={j: (1, n - 1)}, uses=("h_term",)),
+               Step("S", ge(S, (n - 1) * sp.exp(-d)), by="chain", uses=("h_sum", "sum")),
+               Step("mono", le(1 / (1 + S), rate), by="apply", at={s_: 1 / (1 + s_)},
+                    uses=("S",)),
+               *extra,
+               Step("goal", le(a, rate), by="chain", uses=("h_a", "mono"))])
+
+
+def test_a_derivation_discharges_its_goal_from_the_steps_it_names():
+    d = lemma()
+    assert d.ok and d.complete and d.goal_step == "goal" and d.unused == ()
+    assert [r.by for r in d.steps] == ["sum", "chain", "apply", "chain"]
+    assert d.step("goal").consumed == ("h_a", "mono")
+    # mpmath at a point: the bound is the value at t_j = e^{-d}, so it is attained
+    with mpmath.workdps(50):
+        value = 1 / (1 + 4 * mpmath.exp(-mpmath.mpf(2)))
+    assert mp_value(RATE, {"n": 5, "d": 2}) == value
+
+
+def test_a_wrong_rate_breaks_a_named_step():
+    wrong = 1 / (1 + n * sp.exp(-d))  # n - 1 terms counted as n
+    broken = lemma(rate=wrong)
+    assert not broken.ok and broken.step("mono").status != "checked"
+    assert broken.step("goal").status == "unchecked"
+    assert "rests on (mono)" in broken.step("goal").detail
+    assert broken.goal_step is None
+
+
+def test_a_goal_no_step_states_is_not_discharged():
+    other = lemma(goal=le(a, 1 / (1 + (n - 1) * sp.exp(-2 * d))))
+    assert other.goal_step is None and not other.complete
+    assert "goal NOT discharged" in other.summary()
+
+
+@pytest.mark.parametrize("goal", [sp.Symbol("g"), sp.true, sp.Equivalent(ge(y, 0), gt(y, 1))],
+                         ids=str)
+def test_a_goal_must_be_a_relation(goal):
+    with pytest.raises(ValueError, match="the goal must be a relation"):
+        Derivation.check("d", source="s", hypotheses={}, goal=goal, steps=[TRUE_STEPS[0]])
+
+
+def test_unused_hypotheses_and_premises_are_reported():
+    extra = Step("spare", eq((y + 1) ** 2, y**2 + 2 * y + 1), uses=("h_term",))
+    d = lemma(extra=[extra])
+    assert d.unused == ("(spare) names h_term but does not need it",)
+    assert not d.complete and "unused: (spare) names h_term" in str(d)
+    unused_hypothesis = Derivation.check(
+        "d", source="s", hypotheses=[*HYPOTHESES, ("h_spare", gt(y, 0))], goal=le(a, RATE),
+        steps=lemma().steps and [r.step for r in lemma().steps])
+    assert unused_hypothesis.unused == ("hypothesis h_spare is never used",)
+
+
+def test_instance_applies_a_named_claim():
+    general = Step("g", ge((1 + y) ** 3, 1 + 3 * y))
+    half = sp.Rational(1, 2)
+    d = Derivation.check(
+        "d", source="s", hypotheses={}, goal=ge((1 + half) ** 3, 1 + 3 * half),
+        steps=[general, Step("i", ge((1 + half) ** 3, 1 + 3 * half), by="instance",
+                             at={y: half}, uses=("g",))])
+    assert d.ok and d.step("i").consumed == ("g",)
+    wrong = check_step(Step("i", ge((1 + half) ** 3, 3), by="instance",
+                            at={y: sp.Rational(1, 2)}), Context({"g": general.claim}))
+    assert wrong.status == "unchecked"
+
+
+def test_a_chain_needs_every_link_and_strictness():
+    links = {"1": le(x, x + 1), "2": lt(x + 1, x + 2)}
+    assert check_step(Step("c", lt(x, x + 2), by="chain"), Context(links)).ok
+    assert not check_step(Step("c", lt(x, x + 1), by="chain"), Context(links)).ok
+    assert not check_step(Step("c", le(x, x + 3), by="chain"), Context(links)).ok
+
+
+def test_definitions_are_substituted_and_count_as_used():
+    result = check_step(Step("1", ge(S, 0)), Context({"def": eq(S, y**2)}))
+    assert result.ok and result.consumed == ("def",)
+
+
+def test_a_check_over_its_time_budget_is_unchecked_not_a_hang():
+    slow = Step("slow", eq(sp.Integral(sp.exp(-y * sp.sin(x) ** 7), (x, 0, 1)), 3), budget_s=1)
+    result = check_step(slow)
+    assert result.status == "unchecked" and result.detail.startswith("unchecked (timeout)")
+
+
+def test_an_error_inside_a_method_is_raised(monkeypatch):
+    import proofs.steps as steps
+
+    def broken(step, context):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(steps.METHODS, "broken", broken)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError: a bug"):
+        check_step(Step("b", eq((x + 1) ** 2, x**2 + 2 * x + 1), by="broken"))
+
+
+w = sp.Symbol("w", real=True)
+H1 = eq(w, y**2)  # a definition: steps that use it see y**2 in place of w
 
 
 def build(*, hypotheses=(("h1", H1),), steps=(), as_printed=()):
     return Derivation.check("example", source="Example 2025, Lemma 1", hypotheses=hypotheses,
-                            goal=gt(y + 1, 1), steps=steps, as_printed=as_printed)
+                            goal=gt(w + 1, 1), steps=steps, as_printed=as_printed)
+
+
+SQUARE = eq((y + 1) ** 2, y**2 + 2 * y + 1)
 
 
 def test_duplicate_hypothesis_names_raise():
@@ -199,11 +323,11 @@ def test_duplicate_hypothesis_names_raise():
 
 
 def test_duplicate_step_labels_raise():
-    step = Step("1", eq(y, y))
+    step = Step("1", eq((y + 1) ** 2, y**2 + 2 * y + 1))
     with pytest.raises(ValueError, match=r"^step label '1' is used twice; use distinct labels$"):
         build(steps=[step, step])
     with pytest.raises(ValueError, match=r"step label 'h1' is used twice"):
-        build(steps=[Step("h1", eq(y, y))])
+        build(steps=[Step("h1", eq((y + 1) ** 2, y**2 + 2 * y + 1))])
     with pytest.raises(ValueError, match=r"step label '1' is used twice"):
         build(steps=[step], as_printed=[Step("1", eq(y, 1))])
 
@@ -211,19 +335,28 @@ def test_duplicate_step_labels_raise():
 def test_uses_of_an_unknown_label_raise():
     with pytest.raises(ValueError, match=r"^step '2' uses 'h9', which is not a hypothesis or "
                                          r"an earlier step$"):
-        build(steps=[Step("1", eq(y, y)), Step("2", eq(y, y), uses=("1", "h9"))])
+        build(steps=[Step("1", SQUARE), Step("2", SQUARE, uses=("1", "h9"))])
     with pytest.raises(ValueError, match="uses '2'"):  # a later step is not yet known
-        build(steps=[Step("1", eq(y, y), uses=("2",)), Step("2", eq(y, y))])
+        build(steps=[Step("1", SQUARE, uses=("2",)), Step("2", SQUARE)])
 
 
-def test_refuted_printed_statements_show_the_errata():
-    printed = Step("2'", le(y**2, y), cite="eq. (3)")
-    d = build(steps=[Step("1", gt(y + 1, 1), uses=("h1",))], as_printed=[printed])
+def test_printed_statements_carry_a_status():
+    refuted = Step("2'", le(y**2, y), cite="eq. (3)")
+    inconsistent = Step("3'", eq(y / 2, y / 3), cite="eq. (4)", erratum="inconsistent")
+    goal = Step("1", gt(w + 1, 1), uses=("h1",))
+    d = build(steps=[goal], as_printed=[refuted, inconsistent])
     assert d.complete and d.errata_shown and d.ok
+    assert d.errata == {"refuted": 1, "inconsistent": 1}
     assert d.step("2'").status == "failed"
-    assert_refutes(printed.claim, d.step("2'").witness)
-    right = build(steps=[Step("1", gt(y + 1, 1))], as_printed=[Step("2'", ge(y**2, 0))])
+    assert_refutes(refuted.claim, d.step("2'").witness)
+    assert "printed statements: 1 refuted, 1 inconsistent" in d.summary()
+    right = build(steps=[goal], as_printed=[Step("2'", ge(y**2, 0))])
     assert right.complete and not right.errata_shown and not right.ok
+    assert "1 NOT shown wrong" in right.summary()
+    with pytest.raises(ValueError, match="erratum='wrong'; expected one of refuted"):
+        Step("4'", le(y, 1), erratum="wrong")
+    with pytest.raises(ValueError, match="has an erratum status but is not a printed"):
+        build(steps=[goal, Step("5", le(y, 1), erratum="refuted")])
     with pytest.raises(KeyError):
         d.step("9")
 
@@ -231,34 +364,66 @@ def test_refuted_printed_statements_show_the_errata():
 def tiny() -> Derivation:
     return Derivation.check(
         "tiny", source="Example, Lemma 1",
-        hypotheses=[("h1", gt(y, 0))], goal=ge(y**2 + y, 0),
-        steps=[Step("1", eq((y + 1) ** 2, y**2 + 2 * y + 1), cite="eq. (1)"),
-               Step("2", gt(y, 0), by="given", uses=("h1",)),
-               Step("3", ge(sp.exp(y), 1 + y), by="interval", uses=("2",), cite="eq. (2)")],
+        hypotheses=[("h1", gt(y, 0))], goal=ge(sp.exp(y), 1 + y),
+        steps=[Step("1", eq((y + 1) ** 2, y**2 + 2 * y + 1), cite="eq. (1)", role="algebra"),
+               Step("2", ge(sp.exp(y), 1 + y), by="interval", cite="eq. (2)", uses=("h1",))],
         as_printed=[Step("3'", le(y**2, y), cite="eq. (3)")],
     )
 
 
-def test_derivation_prints_as_a_sequent_and_a_script():
+def test_derivation_prints_paper_steps_apart_from_algebra_and_errata():
     assert str(tiny()) == (
         "tiny  (Example, Lemma 1)\n"
         "  h1: y > 0\n"
-        "  |- y**2 + y >= 0\n"
-        "  (1)  Eq((y + 1)**2, y**2 + 2*y + 1)  by simplify [eq. (1)]  checked\n"
-        "  (2)  y > 0                           by given      checked\n"
-        "  (3)  exp(y) >= y + 1                 by interval [eq. (2)]  unchecked"
+        "  |- exp(y) >= y + 1\n"
+        "  paper steps:\n"
+        "  (2)  exp(y) >= y + 1                 by interval  [eq. (2)]  from h1  unchecked"
         "  no box to certify over\n"
-        "  (3') as printed: y**2 <= y           by simplify [eq. (3)]  FAILED  y=2: 4.0 > 2.0\n"
-        "  2 of 3 steps checked; derivation incomplete; 1 of 1 printed statements refuted"
+        "  algebra helpers (true whatever the paper says):\n"
+        "  (1)  Eq((y + 1)**2, y**2 + 2*y + 1)  by simplify  [eq. (1)]  checked\n"
+        "  as printed in the paper:\n"
+        "  (3') y**2 <= y                       by simplify  [eq. (3)]  REFUTED  y=2: 4.0 > 2.0\n"
+        "  1 of 2 steps checked (1 paper, 1 algebra); goal NOT discharged; derivation "
+        "incomplete; printed statements: 1 refuted"
     )
-    assert repr(tiny()) == "<Derivation tiny: 2/3 checked>"
+    assert repr(tiny()) == "<Derivation tiny: 1/2 checked>"
 
 
 def test_derivation_latex():
     latex = tiny().to_latex()
-    assert latex.startswith("\\paragraph{tiny} Goal: $y^{2} + y \\geq 0$.\n\\begin{enumerate}")
-    assert latex.count("\\item") == 4 and "\\textit{as printed:}" in latex
+    assert latex.startswith("\\paragraph{tiny} Goal: $e^{y} \\geq y + 1$.\n\\begin{enumerate}")
+    assert latex.count("\\item") == 3 and "\\textit{as printed:}" in latex
+    assert "\\textit{algebra:}" in latex
     assert tiny()._repr_latex_().startswith("$\\begin{array}{lll}")
+
+
+def test_quantities_are_read_by_reference_and_mutated_one_at_a_time():
+    table = Quantities("example", [Quantity("shift", 1, "index", cite="eq. (1)"),
+                                   Quantity("scale", sp.Rational(1, 2), "constant"),
+                                   Quantity("sign", -1, "sign", exempt={"negated": "only looser"})])
+    assert [str(m) for m in table.mutations()] == [
+        "shift -1", "shift +1", "scale x0.99", "scale x1.01", "sign negated"]
+    assert [m.value for m in table.mutations()] == [0, 2, sp.Rational(99, 200),
+                                                    sp.Rational(101, 200), 1]
+    assert table.mutations()[-1].exempt == "only looser"
+    calls = []
+
+    @table.cache
+    def bound():
+        calls.append(1)
+        return 1 / (n + table["shift"])
+
+    assert bound() == 1 / (n + 1) and bound() == 1 / (n + 1) and len(calls) == 1
+    with table.mutated(table.mutations()[1]):
+        assert table["shift"] == 2 and bound() == 1 / (n + 2)
+    assert table["shift"] == 1 and bound() == 1 / (n + 1) and len(calls) == 2
+    assert table.unread == ["scale", "sign"]
+    with pytest.raises(KeyError, match="no paper quantity 'shfit'"):
+        table["shfit"]
+    with pytest.raises(ValueError, match="defined twice"):
+        Quantities("example", [Quantity("a", 1, "index"), Quantity("a", 2, "index")])
+    with pytest.raises(ValueError, match="kind='power'; expected one of constant"):
+        Quantity("a", 1, "power")
 
 
 def test_certify_proves_with_a_box_count():
