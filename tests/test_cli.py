@@ -101,7 +101,7 @@ class FakeTheorem(Theorem):
             raise KeyboardInterrupt
         verdict = "holds" if self.report_ok else "violated"
         return Report("fake", [{"theorem": "fake", "format": "bf16", "policy": "hw",
-                                "verdict": verdict, "mechanism": "", "margin": 1.0}])
+                                "verdict": verdict, "mechanism": "", "margin_ulps": 1.0}])
 
     def plan(self, **kwargs):
         """No sweep is needed: ``run`` makes the rows."""
@@ -205,8 +205,9 @@ class Unproved(Theorem):
         from proofs import Derivation, Step, ge
         import sympy as sp
         x = sp.Symbol("x", real=True)
-        return Derivation.check("unproved", source="s", hypotheses={}, goal=sp.true,
-                                steps=[Step("1", ge(sp.log(1 + sp.exp(x)) - x, 0))])
+        claim = ge(sp.log(1 + sp.exp(x)) - x, 0)
+        return Derivation.check("unproved", source="s", hypotheses={}, goal=claim,
+                                steps=[Step("1", claim)])
 
 
 def test_fails_when_a_step_is_unchecked(theorem_check, monkeypatch):

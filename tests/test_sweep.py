@@ -206,11 +206,11 @@ def test_progress_bar_does_not_change_the_rows(tmp_path):
 
 REPORT_ROWS = [
     {"theorem": "t", "format": "bf16", "policy": "hw", "verdict": "holds", "mechanism": "",
-     "margin": 0.5},
+     "margin_ulps": 0.5, "margin_rel": 0.25},
     {"theorem": "t", "format": "bf16", "policy": "strict", "verdict": "precision-effect",
-     "mechanism": "underflow", "margin": -3.0},
+     "mechanism": "underflow", "margin_ulps": -3.0, "margin_rel": -1.0},
     {"theorem": "t", "format": "bf16", "policy": "strict", "verdict": "holds", "mechanism": "",
-     "margin": 2.0},
+     "margin_ulps": 2.0, "margin_rel": 0.5},
 ]
 
 
@@ -221,13 +221,16 @@ def test_report_counts_and_verdict():
     assert report.ok and report.violations == []
     unnamed = Report("t", [{**REPORT_ROWS[1], "mechanism": ""}])
     assert not unnamed.ok  # a precision effect must name its mechanism
+    unexplained = Report("t", [{**REPORT_ROWS[1], "mechanism": "unexplained"}])
+    assert not unexplained.ok
     violated = Report("t", [*REPORT_ROWS, {**REPORT_ROWS[0], "verdict": "violated"}])
     assert not violated.ok and len(violated.violations) == 1
     assert report.summary_rows() == [
         {"format": "bf16", "policy": "hw", "rows": 1, "holds": 1, "precision-effect": 0,
-         "violated": 0, "mechanisms": "", "min margin": 0.5},
+         "violated": 0, "mechanisms": "", "min margin_ulps": 0.5, "min margin_rel": 0.25},
         {"format": "bf16", "policy": "strict", "rows": 2, "holds": 1, "precision-effect": 1,
-         "violated": 0, "mechanisms": "underflow", "min margin": 2.0},
+         "violated": 0, "mechanisms": "underflow", "min margin_ulps": 2.0,
+         "min margin_rel": 0.5},
     ]
 
 
@@ -236,18 +239,23 @@ def test_report_csv_round_trips(tmp_path):
     path = Report("t", rows).to_csv(tmp_path / "sub" / "t.csv")
     with path.open(newline="", encoding="utf-8") as handle:
         read = list(csv.DictReader(handle))
-    assert list(read[0]) == ["theorem", "format", "policy", "verdict", "mechanism", "margin",
-                             "extra"]
-    assert [float(r["margin"]) for r in read] == [r["margin"] for r in rows]
+    assert list(read[0]) == ["theorem", "format", "policy", "verdict", "mechanism",
+                             "margin_ulps", "margin_rel", "extra"]
+    assert [float(r["margin_ulps"]) for r in read] == [r["margin_ulps"] for r in rows]
     assert read[-1]["extra"] == "x, y" and read[0]["extra"] == ""
 
 
 def test_report_prints_a_table():
     assert str(Report("t", list(REPORT_ROWS))) == (
         "t: 3 rows; 2 holds, 0 violated, 1 precision-effect\n"
-        "format  policy  rows  holds  precision-effect  violated  min margin  mechanisms\n"
-        "bf16    hw      1     1      0                 0         0.5\n"
-        "bf16    strict  2     1      1                 0         2           underflow"
+        "format  policy  rows  holds  precision-effect  violated  min margin_ulps  min margin_rel"
+        "  mechanisms\n"
+        "bf16    hw      1     1      0                 0         0.5              0.25\n"
+        "bf16    strict  2     1      1                 0         2                0.5"
+        "             underflow\n"
+        "key: min margin_ulps = smallest distance from the bound among rows that hold, in ulps of "
+        "the format at the bound; min margin_rel = the same over |bound|; underflow = the observed "
+        "value is exactly zero where the exact one is not"
     )
     assert repr(Report("t", list(REPORT_ROWS))) == (
         "<Report t: 2 holds, 0 violated, 1 precision-effect>")

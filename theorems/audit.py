@@ -5,7 +5,8 @@ Two kinds of mutation, each applied alone:
 - every paper quantity of the theorem's :class:`proofs.quantities.Quantities` table (constants
   by ±1%, exponents and indices by ±1, signs negated): the derivation is rebuilt and the audit
   grid re-run with the mutation in force. It is caught when a step stops being checked, the goal
-  is no longer discharged, a printed statement is no longer shown wrong, or a row is violated;
+  is no longer discharged, a printed statement is no longer shown wrong, a row is violated, or
+  the check itself fails on the mutated number (a zero denominator, say);
 - every numeric bound (each ``quantity`` of the rows whose bound is a nonzero number), made 1%
   tighter: caught when the rows' exact values break it (a ``violated`` row).
 
@@ -91,9 +92,14 @@ def run_audit(theorem, *, quantities: bool = True, bounds: bool = True) -> Audit
         for mutation in table.mutations():
             with table.mutated(mutation):
                 derivation = theorem.derive()
-                rows = theorem.check(**theorem.audit_grid()).rows
+                try:
+                    rows = theorem.check(**theorem.audit_grid()).rows
+                    crash = ""
+                except (ArithmeticError, ValueError, TypeError) as exc:
+                    # the mutated number broke the checker itself (a zero denominator, say)
+                    rows, crash = [], f"the check raised {type(exc).__name__}: {exc}"
             exempt = mutation.exempt or theorem.audit_exempt.get(str(mutation), "")
-            by = _caught_by(derivation, base_derivation, rows)
+            by = "; ".join(filter(None, [_caught_by(derivation, base_derivation, rows), crash]))
             entries.append(AuditEntry(str(mutation), "quantity", bool(by), by or "not caught",
                                       exempt))
     if bounds:

@@ -1,0 +1,99 @@
+"""The mutation audit on a throwaway theorem: what is caught, by what, and what is missed."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from proofs import Derivation, Step, eq, le
+from proofs.quantities import Quantities, Quantity
+from theorems import Statement, Theorem
+from theorems.verdicts import judge
+
+n = sp.Symbol("n", positive=True, integer=True)
+p = sp.Symbol("p", positive=True)
+
+PAPER = Quantities("toy", [
+    Quantity("rate.shift", 0, "index", cite="eq. (1)", meaning="p = 1/(n + shift)"),
+    Quantity("rate.scale", 1, "constant", cite="eq. (1)"),
+    Quantity("loose.factor", 2, "constant", cite="eq. (2)",
+             exempt={"x1.01": "a larger factor only loosens eq. (2)"}),
+])
+
+
+def rate(size):
+    return PAPER["rate.scale"] / (size + PAPER["rate.shift"])
+
+
+@PAPER.cache
+def derivation() -> Derivation:
+    return Derivation.check(
+        "toy", source="Toy 2026, Lemma 1", hypotheses=[("h_p", eq(p, 1 / n))],
+        goal=le(p, PAPER["loose.factor"] / n),
+        steps=[Step("rate", le(p, rate(n)), cite="eq. (1)", uses=("h_p",)),
+               Step("slack", le(rate(n), PAPER["loose.factor"] / n), cite="eq. (2)"),
+               Step("loose", le(p, PAPER["loose.factor"] / n), by="chain",
+                    uses=("rate", "slack"))])
+
+
+def evaluate(params: dict) -> list[dict]:
+    size = params["n"]
+    observed = float(1 / sp.Integer(size))  # the uniform weight, exactly rounded to fp64
+    base = {"theorem": "toy", "n": size, "format": params["format"], "policy": params["policy"]}
+    return [{**base, **judge(quantity="p<=rate", observed=observed, exact=observed,
+                             bound=float(rate(size)), relation="<=", format=params["format"])},
+            {**base, **judge(quantity="p<=loose", observed=observed, exact=observed,
+                             bound=float(PAPER["loose.factor"]) / size, relation="<=",
+                             format=params["format"])}]
+
+
+class Toy(Theorem):
+    name = "toy"
+    statement = Statement(("n >= 1",), "p <= 1/n", "$p \\le 1/n$")
+    quantities = PAPER
+    evaluate = staticmethod(evaluate)
+
+    def derive(self):
+        return derivation()
+
+    def axes(self, quick):
+        return {"sizes": [1, 2, 8], "formats": ["fp64"], "policies": ["hw"], "seeds": [0]}
+
+
+def test_every_mutation_is_caught_or_named():
+    audit = Toy().audit()
+    status = {e.mutation: (e.status, e.by) for e in audit.entries}
+    assert list(status) == ["rate.shift -1", "rate.shift +1", "rate.scale x0.99",
+                            "rate.scale x1.01", "loose.factor x0.99", "loose.factor x1.01",
+                            "p<=rate 1% tighter", "p<=loose 1% tighter"]
+    # 1/(n + 1) < 1/n: the step and all three rows notice
+    assert status["rate.shift +1"] == (
+        "caught", "steps (rate), (loose); goal not discharged; rows p<=rate x3")
+    # 1/(n - 1) divides by zero at n = 1: the check itself fails
+    assert status["rate.shift -1"][0] == "caught" and "the check raised" in status[
+        "rate.shift -1"][1]
+    assert status["rate.scale x0.99"][0] == "caught"
+    # true but weaker statements: 1.01/n and 1.98/n still bound p = 1/n; the second is exempt
+    assert status["rate.scale x1.01"] == ("MISSED", "not caught")
+    assert status["loose.factor x0.99"] == ("MISSED", "not caught")
+    assert status["loose.factor x1.01"] == ("exempt", "not caught")
+    assert status["p<=rate 1% tighter"] == ("caught", "3 of 3 rows violated")
+    # the loose bound has slack 1/n at every size: a 1% tighter one goes unnoticed
+    assert status["p<=loose 1% tighter"] == ("MISSED", "no row violated")
+    assert not audit.ok and audit.counts == {"caught": 4, "exempt": 1, "MISSED": 3}
+    assert str(audit).splitlines()[-1] == (
+        "  4 caught, 1 exempt (statement still true), 3 missed")
+
+
+def test_a_named_exception_makes_the_audit_ok():
+    toy = Toy()
+    toy.audit_exempt = {"p<=loose 1% tighter": "eq. (2) has slack 1/n by design",
+                        "loose.factor x0.99": "1.98/n still bounds p = 1/n",
+                        "rate.scale x1.01": "a larger scale only loosens eq. (1)"}
+    audit = toy.audit()
+    assert audit.ok, str(audit)
+    assert audit.counts == {"caught": 4, "exempt": 4, "MISSED": 0}
+
+
+def test_the_mutation_is_gone_after_the_audit():
+    Toy().audit()
+    assert PAPER.mutation is None and derivation().ok
