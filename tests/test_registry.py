@@ -163,3 +163,21 @@ def test_registered_theorems_document_their_public_api():
         assert (module.__doc__ or "").strip(), module.__name__
         for attribute in ("derive", "certify", "axes", "figure", "counterexample", "check"):
             assert (inspect.getdoc(getattr(theorem, attribute)) or "").strip(), attribute
+
+
+@pytest.mark.parametrize("stem", _registry._STEMS)
+def test_a_stored_cell_version_covers_the_theorem_and_nothing_of_other_theorems(stem):
+    import hashlib
+
+    from theorems._theorem import import_closure
+
+    closure = dict(import_closure(f"theorems.{stem}"))
+    for package in ("proofs", "numerics", "theorems"):
+        assert f"{package}.{stem}" in closure  # editing the derivation a check reads counts
+    others = set(_registry._STEMS) - {stem}
+    assert not [name for name in closure if name.rpartition(".")[2] in others]
+    # the version is the hash of exactly those sources, recomputed here by hand
+    digest = hashlib.sha256()
+    for name in sorted(closure):
+        digest.update(name.encode() + b"\0" + closure[name].read_bytes())
+    assert theorems.get(stem.replace("_", "-")).code_version() == digest.hexdigest()[:16]

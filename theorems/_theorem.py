@@ -16,10 +16,11 @@ and wraps the rows in a :class:`Report`.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import os
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,14 +177,13 @@ class Theorem:
         return self.run(sweep, progress=progress)
 
     def code_version(self) -> str:
-        """A hash of the code that computes this theorem's rows (its module and ``numerics``)."""
-        import numerics
-
-        sources = sorted(Path(numerics.__file__).parent.glob("*.py"))
-        sources.append(Path(sys.modules[type(self).__module__].__file__))
+        """A hash of the code that computes this theorem's rows: every project module in the
+        import closure of the theorem's module (its ``proofs`` and ``numerics`` modules and the
+        shared ones they import), so editing one theorem leaves the others' stored cells valid
+        and editing a derivation a check reads invalidates them."""
         digest = hashlib.sha256()
-        for path in sources:
-            digest.update(path.read_bytes())
+        for name, path in import_closure(type(self).__module__):
+            digest.update(name.encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()[:16]
 
     @property
@@ -195,6 +195,41 @@ class Theorem:
 
     def __str__(self) -> str:
         return f"{self.name}  ({self.source})\n{self.statement}"
+
+
+_PACKAGES = ("theorems", "numerics", "proofs")
+
+
+def import_closure(module: str) -> list[tuple[str, Path]]:
+    """The project modules ``module`` imports, directly or not, with their source files, sorted
+    by name. Imports are read from the source (also those inside functions), not executed."""
+    found: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in found or name.split(".")[0] not in _PACKAGES:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue  # an attribute imported from a package, not a module
+        path = Path(spec.origin)
+        found[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                todo += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return sorted(found.items())
 
 
 def parse_sizes(text: str) -> list[int]:
