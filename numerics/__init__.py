@@ -4,10 +4,10 @@ from numerics.backend import BACKENDS, array_namespace, get_backend, to_numpy
 from numerics.formats import FORMAT_NAMES, FORMATS, Format, get_format, round_to
 from numerics.kernels import entropy, logsumexp, softmax, softmax_entropy
 from numerics.policies import POLICIES, POLICY_NAMES, Policy, get_policy
-from numerics.store import ResultStore
-from numerics.sweep import Cell, Sweep, grid, run_sweep
+from numerics.sweep import ArtifactStore, Cell, ResultStore, Sweep, executor_spec, grid, run_sweep
 
 __all__ = [
+    "ArtifactStore",
     "BACKENDS",
     "FORMATS",
     "FORMAT_NAMES",
@@ -20,6 +20,7 @@ __all__ = [
     "Sweep",
     "array_namespace",
     "entropy",
+    "executor_spec",
     "get_backend",
     "get_format",
     "get_policy",

@@ -1,7 +1,9 @@
 """Argument checks shared by the numeric layer.
 
-Every helper raises ``ValueError`` for a bad value and ``TypeError`` for a wrong type, with a
-one-line message of the form ``<name>=<value!r> <problem>; <what is expected>``.
+Every helper raises :class:`InvalidArgument` (a ``ValueError``) for a bad value and
+:class:`InvalidType` (an ``InvalidArgument`` and a ``TypeError``) for a wrong type, with a one-line
+message of the form ``<name>=<value!r> <problem>; <what is expected>``. The command line turns
+exactly these into one ``theorems: error: ...`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -16,19 +18,28 @@ import numpy as np
 from numerics.backend import to_numpy
 
 
+class InvalidArgument(ValueError):
+    """A bad argument: a one-line message saying what is wrong and what is expected."""
+
+
+class InvalidType(InvalidArgument, TypeError):
+    """An argument of the wrong type."""
+
+
 def check_int(value, name: str, *, min: int | None = None, max: int | None = None) -> int:
     """Return ``value`` as an int, or raise if it is not an integer in ``[min, max]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise TypeError(f"expected int but got {name}={value!r} (type={type(value).__name__})")
+            raise InvalidType(f"expected int but got {name}={value!r} "
+                              f"(type={type(value).__name__})")
     value = int(value)
     if min is not None and value < min:
         what = "a positive integer" if min == 1 else f"an integer >= {min}"
-        raise ValueError(f"{name}={value} must be {what}")
+        raise InvalidArgument(f"{name}={value} must be {what}")
     if max is not None and value > max:
-        raise ValueError(f"{name}={value} must be an integer <= {max}")
+        raise InvalidArgument(f"{name}={value} must be an integer <= {max}")
     return value
 
 
@@ -42,23 +53,23 @@ def check_real(
 ) -> float:
     """Return ``value`` as a finite float, or raise if it is not a real number in range."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"expected a real number but got {name}={value!r} "
+        raise InvalidType(f"expected a real number but got {name}={value!r} "
                         f"(type={type(value).__name__})")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name}={value!r} must be finite")
+        raise InvalidArgument(f"{name}={value!r} must be finite")
     if min is not None and (value <= min if strict_min else value < min):
         relation = ">" if strict_min else ">="
-        raise ValueError(f"{name}={value!r} must be {relation} {min:g}")
+        raise InvalidArgument(f"{name}={value!r} must be {relation} {min:g}")
     if max is not None and value > max:
-        raise ValueError(f"{name}={value!r} must be <= {max:g}")
+        raise InvalidArgument(f"{name}={value!r} must be <= {max:g}")
     return value
 
 
 def check_choice(value, choices: Sequence[str], name: str) -> str:
     """Return ``value`` if it is one of ``choices``; otherwise raise with a suggestion."""
     if not isinstance(value, str):
-        raise TypeError(f"expected str but got {name}={value!r} (type={type(value).__name__}); "
+        raise InvalidType(f"expected str but got {name}={value!r} (type={type(value).__name__}); "
                         f"expected one of {', '.join(choices)}")
     if value in choices:
         return value
@@ -67,16 +78,16 @@ def check_choice(value, choices: Sequence[str], name: str) -> str:
     close = close or difflib.get_close_matches(value, choices, n=1)
     if close:
         message += f" (did you mean {close[0]!r}?)"
-    raise ValueError(message)
+    raise InvalidArgument(message)
 
 
 def check_nonempty(values: Iterable, name: str) -> list:
     """Return ``values`` as a list, or raise if it is empty (or a string, not a list)."""
     if isinstance(values, str):  # list("bf16") would be four one-letter formats
-        raise TypeError(f"{name}={values!r} is a string; pass a list such as [{values!r}]")
+        raise InvalidType(f"{name}={values!r} is a string; pass a list such as [{values!r}]")
     values = list(values)
     if not values:
-        raise ValueError(f"{name}=[] is empty; give at least one value")
+        raise InvalidArgument(f"{name}=[] is empty; give at least one value")
     return values
 
 
@@ -90,7 +101,7 @@ def check_finite(x, name: str):
         count = n_nan if n_nan else int(bad.sum())
         first = int(np.flatnonzero(np.isnan(host) if n_nan else bad)[0])
         plural = "s" if count != 1 else ""
-        raise ValueError(f"{count} {kind} value{plural} in {name} (first at index {first}); "
+        raise InvalidArgument(f"{count} {kind} value{plural} in {name} (first at index {first}); "
                          f"pass finite {name}")
     return x
 
@@ -99,15 +110,16 @@ def check_row_stochastic(P, name: str = "P", *, atol: float = 1e-12):
     """Raise unless ``P`` is a square-or-rectangular matrix with non-negative rows summing to 1."""
     host = to_numpy(P, np.float64)
     if host.ndim != 2:
-        raise ValueError(f"{name} has shape {host.shape}; expected a 2-D matrix")
+        raise InvalidArgument(f"{name} has shape {host.shape}; expected a 2-D matrix")
     check_finite(host, name)
     if (host < 0).any():
         i, j = np.argwhere(host < 0)[0]
-        raise ValueError(f"{name} is not row-stochastic: entry ({i}, {j}) = {host[i, j]:.3g} < 0")
+        raise InvalidArgument(f"{name} is not row-stochastic: entry ({i}, {j}) = "
+                              f"{host[i, j]:.3g} < 0")
     sums = host.sum(axis=1)
     bad = np.flatnonzero(np.abs(sums - 1) > atol)
     if bad.size:
         row = int(bad[0])
-        raise ValueError(f"{name} is not row-stochastic: row {row} sums to {sums[row]:.6g} "
+        raise InvalidArgument(f"{name} is not row-stochastic: row {row} sums to {sums[row]:.6g} "
                          f"(atol={atol:g})")
     return P

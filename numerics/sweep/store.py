@@ -1,15 +1,20 @@
-"""An append-only result store: one JSON line per finished cell.
+"""The result store (one JSON line per finished cell) and the artifact store (shared setup).
 
 Each line is written, flushed and fsynced as soon as its cell finishes, so a sweep that is killed
 loses at most the cell in flight. A torn last line (a kill mid-write) is ignored on reading, and
-the cell it held is simply computed again.
+the cell it held is simply computed again. Only the driver of a sweep writes either store, so
+worker processes or machines never race on a file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 
 class ResultStore:
@@ -67,3 +72,52 @@ def _plain(value):
     if callable(item):
         return item()
     raise TypeError(f"cannot store {type(value).__name__} in a result row")
+
+
+class ArtifactStore:
+    """Arrays shared by a group of cells (an fp64 reference, a dataset, trained weights), one
+    ``.npz`` per group, named by the hash of what computes it (content-addressed).
+
+    With ``directory=None`` the artifacts live in memory for the life of the store.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[str, dict[str, np.ndarray]] = {}
+
+    @staticmethod
+    def key(label: str, group: dict, version: str = "") -> str:
+        text = json.dumps({"label": label, "group": group, "version": version}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def path(self, key: str) -> Path | None:
+        return self.directory / f"{key}.npz" if self.directory is not None else None
+
+    def __contains__(self, key: str) -> bool:
+        path = self.path(key)
+        return key in self._memory or (path is not None and path.exists())
+
+    def save(self, key: str, arrays: dict) -> None:
+        """Store ``arrays`` (a dict of arrays) under ``key``, atomically on disk."""
+        arrays = {name: np.asarray(value) for name, value in arrays.items()}
+        path = self.path(key)
+        if path is None:
+            self._memory[key] = arrays
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)  # a kill leaves no half-written artifact behind
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+
+    def load(self, key: str) -> dict[str, np.ndarray]:
+        if key in self._memory:
+            return self._memory[key]
+        with np.load(self.path(key)) as data:
+            return {name: data[name] for name in data.files}

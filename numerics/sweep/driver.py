@@ -1,0 +1,130 @@
+"""The sweep driver: plans what is left to do, hands tasks to an executor, and alone writes the
+stores, so a killed sweep (or a killed worker) loses no finished cell and stores none twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from numerics._validate import check_int, check_nonempty
+from numerics.sweep.cells import Cell
+from numerics.sweep.executors import ExecutorSpec, executor_spec
+from numerics.sweep.store import ArtifactStore, ResultStore
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated grid of cells, the function that evaluates one cell, where results go, and
+    the engine that runs it. ``group(params)`` names the shared setup of a cell (``None``: none)
+    and ``prepare(group)`` computes it: a dict of arrays passed to ``evaluate(params, artifact)``.
+    """
+
+    cells: tuple[Cell, ...]
+    evaluate: Callable
+    store: ResultStore | None = None
+    workers: int = 1
+    label: str = "sweep"
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    group: Callable[[dict], dict | None] | None = None
+    prepare: Callable[[dict], dict] | None = None
+    artifacts: ArtifactStore | None = None
+
+    def run(self, *, progress: bool = False) -> list[dict]:
+        """Run every cell not yet in the store and return all rows in cell order."""
+        spec = self.executor if self.executor.engine != "serial" or self.workers == 1 \
+            else executor_spec(workers=self.workers)
+        return run_sweep(self.cells, self.evaluate, store=self.store, executor=spec,
+                         progress=progress, label=self.label, group=self.group,
+                         prepare=self.prepare, artifacts=self.artifacts)
+
+
+def run_sweep(
+    cells: Sequence[Cell],
+    evaluate: Callable,
+    *,
+    store: ResultStore | None = None,
+    workers: int = 1,
+    executor: ExecutorSpec | None = None,
+    progress: bool = False,
+    label: str = "sweep",
+    group: Callable[[dict], dict | None] | None = None,
+    prepare: Callable[[dict], dict] | None = None,
+    artifacts: ArtifactStore | None = None,
+) -> list[dict]:
+    """Evaluate every cell (skipping those already in ``store``) and return all rows in cell order.
+
+    Cells run on ``executor`` (default: ``workers`` local processes, or in-process for one). Each
+    finished cell is written to ``store`` by this function, before the next result is taken.
+    With ``group``/``prepare``, each group's artifact is computed once (skipped if ``artifacts``
+    already holds it) and every cell of the group receives it.
+    """
+    cells = check_nonempty(cells, "cells")
+    spec = executor or executor_spec(workers=check_int(workers, "workers", min=1))
+    done = store.load() if store is not None else {}
+    todo = [cell for cell in cells if cell.key not in done]
+    results: dict[str, list[dict]] = {cell.key: done[cell.key] for cell in cells
+                                      if cell.key in done}
+    if prepare is not None and artifacts is None:
+        artifacts = ArtifactStore(store.path.parent / f"{store.path.stem}.artifacts"
+                                  if store is not None else None)
+    version = store.version if store is not None else ""
+    groups: dict[str, dict] = {}
+    group_of: dict[str, str | None] = {}
+    for cell in todo:
+        params = group(cell.as_dict()) if group is not None and prepare is not None else None
+        key = ArtifactStore.key(label, params, version) if params is not None else None
+        group_of[cell.key] = key
+        if key is not None:
+            groups[key] = params
+
+    with _Progress(progress, label, total=len(cells), completed=len(cells) - len(todo)) as bar, \
+            (spec.open() if todo else _Nothing()) as engine:
+        missing = {key: (params,) for key, params in groups.items() if key not in artifacts}
+        for key, arrays in (engine.run(prepare, missing) if missing else ()):
+            artifacts.save(key, arrays)
+        shared = {key: engine.share(artifacts.load(key)) for key in groups}
+        tasks = {cell.key: ((cell.as_dict(), shared[group_of[cell.key]])
+                            if group_of[cell.key] is not None else (cell.as_dict(),))
+                 for cell in todo}
+        for key, rows in (engine.run(evaluate, tasks) if tasks else ()):
+            results[key] = rows
+            if store is not None:
+                store.append(key, rows)
+            bar.advance()
+    return [row for cell in cells for row in results[cell.key]]
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+class _Progress:
+    def __init__(self, enabled: bool, label: str, *, total: int, completed: int):
+        self.enabled, self.label, self.total, self.completed = enabled, label, total, completed
+        self._bar = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._bar = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.total,
+                                            completed=self.completed)
+        return self
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()

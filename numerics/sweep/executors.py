@@ -1,0 +1,157 @@
+"""Executors: where a sweep's tasks run. One interface, three engines.
+
+- ``serial``: in this process, in order;
+- ``processes``: a local pool of spawned worker processes (``--workers N``);
+- ``dask``: a Dask distributed cluster, either a ``LocalCluster`` of N worker processes started for
+  the sweep (``--dask N``) or an existing one (``--scheduler tcp://host:8786``). Needs the
+  ``distributed`` extra. Dask reschedules the task of a worker that dies mid-cell.
+
+An executor runs ``function(*arguments)`` for a dict of tasks and yields ``(token, result)`` as
+each finishes, in any order. It never writes results anywhere: the sweep's driver is the only
+writer of the store, so an interrupted or distributed sweep keeps the store's guarantees.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from numerics._validate import InvalidArgument, check_int
+
+ENGINES = ("serial", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Plain data naming an engine and its size, so a sweep can be planned (and validated)
+    before any process or cluster is started."""
+
+    engine: str = "serial"
+    workers: int = 1
+    scheduler: str | None = None
+
+    def open(self) -> Executor:
+        if self.engine == "serial" or (self.engine == "processes" and self.workers == 1):
+            return SerialExecutor()
+        if self.engine == "processes":
+            return ProcessExecutor(self.workers)
+        return DaskExecutor(workers=self.workers, scheduler=self.scheduler)
+
+
+def executor_spec(*, workers: int = 1, dask: int | None = None,
+                  scheduler: str | None = None) -> ExecutorSpec:
+    """Validate the engine arguments of a sweep: at most one of ``dask`` and ``scheduler``."""
+    workers = check_int(workers, "workers", min=1, max=1024)
+    if dask is not None and scheduler is not None:
+        raise InvalidArgument("give either dask=N (a local cluster) or scheduler=ADDRESS "
+                              "(an existing one), not both")
+    if dask is not None or scheduler is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise InvalidArgument("the Dask engine needs the distributed extra; install it with "
+                                  "pip install 'theorems[distributed]'") from None
+        if scheduler is not None:
+            if not isinstance(scheduler, str) or "://" not in scheduler:
+                raise InvalidArgument(f"scheduler={scheduler!r} is not an address; expected "
+                                      f"one such as tcp://host:8786")
+            return ExecutorSpec("dask", 0, scheduler)
+        return ExecutorSpec("dask", check_int(dask, "dask", min=1, max=1024))
+    return ExecutorSpec("processes" if workers > 1 else "serial", workers)
+
+
+class Executor:
+    """Runs tasks; a context manager that owns its workers."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def share(self, value):
+        """A handle to ``value`` that tasks can take as an argument (sent once where possible)."""
+        return value
+
+    def run(self, function: Callable, tasks: dict) -> Iterator[tuple[object, object]]:
+        """Yield ``(token, function(*tasks[token]))`` for every task, as each one finishes."""
+        raise NotImplementedError
+
+
+class SerialExecutor(Executor):
+    """In this process, in order."""
+
+    def run(self, function, tasks):
+        for token, arguments in tasks.items():
+            yield token, function(*arguments)
+
+
+class ProcessExecutor(Executor):
+    """A pool of ``workers`` spawned processes on this machine."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = None
+
+    def __enter__(self):
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+
+    def run(self, function, tasks):
+        pending = {self._pool.submit(function, *arguments): token
+                   for token, arguments in tasks.items()}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield pending.pop(future), future.result()
+
+
+class DaskExecutor(Executor):
+    """A Dask distributed cluster: a ``LocalCluster`` of ``workers`` single-threaded processes,
+    or the cluster at ``scheduler``."""
+
+    def __init__(self, *, workers: int = 0, scheduler: str | None = None):
+        self.workers, self.scheduler = workers, scheduler
+        self._client = self._cluster = None
+
+    def __enter__(self):
+        from distributed import Client, LocalCluster
+
+        if self.scheduler is not None:
+            try:
+                self._client = Client(self.scheduler, timeout="10s")
+            except OSError as exc:
+                raise OSError(f"cannot reach the Dask scheduler at {self.scheduler}: "
+                              f"{exc}") from None
+        else:
+            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None)
+            self._client = Client(self._cluster)
+        return self
+
+    def __exit__(self, *exc):
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def share(self, value):
+        return self._client.scatter(value, broadcast=False) if value is not None else None
+
+    def run(self, function, tasks):
+        from distributed import as_completed
+
+        futures = {self._client.submit(function, *arguments, pure=False): token
+                   for token, arguments in tasks.items()}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            self._client.cancel(list(futures))
+            raise
