@@ -24,3 +24,33 @@ def evaluate(params: dict) -> list[dict]:
     n = params["n"]
     return [{**params, "quantity": quantity, "value": value}
             for quantity, value in (("square", n * n), ("half", n / 2))]
+
+
+def group(params: dict) -> dict:
+    """Cells with the same parity share their setup."""
+    return {"parity": params["n"] % 2}
+
+
+def prepare(group: dict) -> dict:
+    """The shared setup of a group: logged, so tests can count how often it is computed."""
+    log = os.environ.get("SWEEP_TEST_PREPARE_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(group, sort_keys=True) + "\n")
+    import numpy as np
+
+    return {"offset": np.array([10.0 * (group["parity"] + 1)])}
+
+
+def evaluate_shared(params: dict, artifact: dict) -> list[dict]:
+    """Like ``evaluate``, plus the group's offset; kills its own worker process once per cell
+    when ``SWEEP_TEST_KILL_DIR`` is set (a marker file records the first attempt)."""
+    marker_dir = os.environ.get("SWEEP_TEST_KILL_DIR")
+    if marker_dir:
+        marker = os.path.join(marker_dir, f"{params['n']}.attempt")
+        if not os.path.exists(marker):
+            with open(marker, "w", encoding="utf-8") as handle:
+                handle.write(str(os.getpid()))
+            os._exit(1)  # the worker dies mid-cell
+    rows = evaluate(params)
+    return [{**row, "offset": float(artifact["offset"][0])} for row in rows]

@@ -259,3 +259,75 @@ def test_report_prints_a_table():
     )
     assert repr(Report("t", list(REPORT_ROWS))) == (
         "<Report t: 2 holds, 0 violated, 1 precision-effect>")
+
+
+def shared_rows(cells) -> list[dict]:
+    return [{**row, "offset": 10.0 * (row["n"] % 2 + 1)} for row in expected_rows(cells)]
+
+
+def test_group_artifacts_are_computed_once_and_reused_on_resume(tmp_path, monkeypatch,
+                                                                evaluations):
+    log = tmp_path / "prepare.log"
+    monkeypatch.setenv("SWEEP_TEST_PREPARE_LOG", str(log))
+    cells = grid(n=[1, 2, 3, 4, 5])
+    store = ResultStore(tmp_path / "g.cells.jsonl", version="v1")
+    rows = run_sweep(cells, _sweep_cells.evaluate_shared, store=store,
+                     group=_sweep_cells.group, prepare=_sweep_cells.prepare)
+    assert rows == shared_rows(cells)
+    assert sorted(log.read_text().splitlines()) == ['{"parity": 0}', '{"parity": 1}']
+    artifacts = sorted((tmp_path / "g.cells.artifacts").glob("*.npz"))
+    assert len(artifacts) == 2
+    # a resumed sweep with new cells reuses both artifacts from disk
+    more = grid(n=[1, 2, 3, 4, 5, 6, 7])
+    assert run_sweep(more, _sweep_cells.evaluate_shared, store=store, group=_sweep_cells.group,
+                     prepare=_sweep_cells.prepare) == shared_rows(more)
+    assert len(log.read_text().splitlines()) == 2
+    assert all(count == 1 for count in evaluations().values())
+
+
+@pytest.fixture(scope="module")
+def dask_available():
+    return pytest.importorskip("distributed")
+
+
+def test_a_two_worker_local_cluster_gives_the_in_process_rows(tmp_path, dask_available):
+    from numerics import executor_spec
+
+    cells = grid(n=[1, 2, 3, 4, 5, 6])
+    store = ResultStore(tmp_path / "dask.cells.jsonl")
+    rows = run_sweep(cells, _sweep_cells.evaluate_shared, store=store,
+                     executor=executor_spec(dask=2), group=_sweep_cells.group,
+                     prepare=_sweep_cells.prepare)
+    assert rows == run_sweep(cells, _sweep_cells.evaluate_shared, group=_sweep_cells.group,
+                             prepare=_sweep_cells.prepare) == shared_rows(cells)
+    assert_each_cell_stored_once(store.path, cells)
+
+
+def test_a_worker_killed_mid_cell_loses_nothing(tmp_path, monkeypatch, dask_available):
+    from numerics import executor_spec
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("SWEEP_TEST_KILL_DIR", str(markers))
+    cells = grid(n=[1, 2, 3])
+    store = ResultStore(tmp_path / "killed.cells.jsonl")
+    rows = run_sweep(cells, _sweep_cells.evaluate_shared, store=store,
+                     executor=executor_spec(dask=2), group=_sweep_cells.group,
+                     prepare=_sweep_cells.prepare)
+    assert rows == shared_rows(cells)
+    assert sorted(p.name for p in markers.iterdir()) == ["1.attempt", "2.attempt", "3.attempt"]
+    assert_each_cell_stored_once(store.path, cells)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"dask": 2, "scheduler": "tcp://h:8786"}, "not both"),
+    ({"scheduler": "localhost"}, "is not an address"),
+    ({"dask": 0}, "dask=0 must be a positive integer"),
+    ({"workers": 5000}, "workers=5000 must be an integer <= 1024"),
+])
+def test_engine_arguments_are_validated_before_any_work(kwargs, match, dask_available):
+    from numerics import executor_spec
+    from numerics._validate import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=match):
+        executor_spec(**kwargs)

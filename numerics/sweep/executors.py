@@ -142,7 +142,11 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
     def share(self, value):
-        return self._client.scatter(value, broadcast=False) if value is not None else None
+        if value is None:
+            return None
+        # a task rather than scattered data: if the worker holding it dies, the scheduler
+        # recomputes it from the graph instead of cancelling every cell that needs it
+        return self._client.submit(_identity, value, pure=False)
 
     def run(self, function, tasks):
         from distributed import as_completed
@@ -155,3 +159,7 @@ class DaskExecutor(Executor):
         except BaseException:
             self._client.cancel(list(futures))
             raise
+
+
+def _identity(value):
+    return value
