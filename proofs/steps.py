@@ -629,6 +629,8 @@ def find_witness(
                 holds = _relation_holds(claim, mpmath.mpf(a), mpmath.mpf(b))
             except (ZeroDivisionError, ValueError, TypeError, OverflowError):
                 continue
+            except NameError:  # an undefined function (a norm, a Jacobian): nothing evaluates
+                return None
             if not holds:
                 point = {s.name: float(v) for s, v in zip(symbols, combo, strict=True)}
                 values = ", ".join(f"{k}={v:.6g}" for k, v in point.items())
