@@ -11,19 +11,17 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from numerics.backend import to_numpy
+from numerics.errors import InvalidArgument, InvalidType
 
-
-class InvalidArgument(ValueError):
-    """A bad argument: a one-line message saying what is wrong and what is expected."""
-
-
-class InvalidType(InvalidArgument, TypeError):
-    """An argument of the wrong type."""
+__all__ = ["InvalidArgument", "InvalidType"]  # with the check_* helpers below
 
 
 def check_int(value, name: str, *, min: int | None = None, max: int | None = None) -> int:
@@ -123,3 +121,20 @@ def check_row_stochastic(P, name: str = "P", *, atol: float = 1e-12):
         raise InvalidArgument(f"{name} is not row-stochastic: row {row} sums to {sums[row]:.6g} "
                          f"(atol={atol:g})")
     return P
+
+
+def check_writable_directory(path, name: str) -> Path:
+    """Create ``path`` if needed and make sure a file can be written there, before any work."""
+    if not isinstance(path, str | os.PathLike) or str(path).strip() == "":
+        raise InvalidArgument(f"{name}={path!r} is not a directory path; pass a directory such "
+                              f"as 'theorems-out'")
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise InvalidArgument(f"{name}={str(path)!r} is not a writable directory "
+                              f"({exc.strerror or type(exc).__name__}); pass another --{name}") \
+            from None
+    return directory

@@ -13,6 +13,8 @@ from types import ModuleType
 
 import numpy as np
 
+from numerics.errors import InvalidArgument, InvalidType
+
 BACKENDS: tuple[str, ...] = ("numpy", "cupy")
 
 
@@ -25,7 +27,7 @@ def array_namespace(*arrays) -> ModuleType:
     """Return the module (``numpy`` or ``cupy``) that owns ``arrays``; Python scalars are NumPy."""
     on_gpu = [_is_cupy_array(a) for a in arrays]
     if any(on_gpu) and not all(on_gpu):
-        raise TypeError("arrays from numpy and cupy in one call; move them to one backend")
+        raise InvalidType("arrays from numpy and cupy in one call; move them to one backend")
     if on_gpu and all(on_gpu):
         return sys.modules["cupy"]
     return np
@@ -38,7 +40,8 @@ def is_numpy_namespace(xp: ModuleType) -> bool:
 def get_backend(name: str | None = None) -> ModuleType:
     """Return the array module for ``name`` (``numpy`` or ``cupy``; default from the environment).
 
-    Raises ``ValueError`` for an unknown name, or when CuPy or a CUDA device is missing.
+    Raises :class:`InvalidArgument` for an unknown name, or when CuPy or a CUDA device is
+    missing.
     """
     from numerics._validate import check_choice
 
@@ -49,14 +52,15 @@ def get_backend(name: str | None = None) -> ModuleType:
     try:
         import cupy
     except ImportError:
-        raise ValueError("backend='cupy' needs CuPy; install theorems[gpu] on a machine with a "
-                         "CUDA GPU, or use backend='numpy'") from None
+        raise InvalidArgument("backend='cupy' needs CuPy; install theorems[gpu] on a machine with "
+                              "a "
+                              "CUDA GPU, or use backend='numpy'") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception:  # CUDA runtime missing or broken: the same answer for the user
         count = 0
     if count < 1:
-        raise ValueError("backend='cupy' found no CUDA device; use backend='numpy'")
+        raise InvalidArgument("backend='cupy' found no CUDA device; use backend='numpy'")
     return cupy
 
 

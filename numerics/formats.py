@@ -20,6 +20,7 @@ import numpy as np
 
 from numerics._validate import check_choice
 from numerics.backend import array_namespace, is_numpy_namespace
+from numerics.errors import InvalidType
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,9 @@ def get_format(fmt: str | Format) -> Format:
         except TypeError:
             hint = None
         if hint:
-            raise TypeError(f"pass {hint!r}, not {fmt!r}")
-        raise TypeError(f"expected a format name but got format={fmt!r} "
-                        f"(type={type(fmt).__name__}); expected one of {', '.join(FORMATS)}")
+            raise InvalidType(f"pass {hint!r}, not {fmt!r}")
+        raise InvalidType(f"expected a format name but got format={fmt!r} "
+                          f"(type={type(fmt).__name__}); expected one of {', '.join(FORMATS)}")
     return FORMATS[check_choice(fmt, FORMAT_NAMES, "format")]
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from numerics._validate import check_real
 from numerics.backend import array_namespace
+from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
 from numerics.policies import Policy, get_policy
 
@@ -39,9 +40,9 @@ def softmax(
     if temperature != 1.0:
         x = policy.step(x / x.dtype.type(temperature), fmt)
         if not (bool(xp.isfinite(xp.max(x))) and bool(xp.isfinite(xp.min(x)))):
-            raise ValueError(f"logits / temperature overflow {fmt.name} (max {fmt.max:g}) at "
-                             f"temperature={temperature!r}; use a larger temperature or a wider "
-                             f"format")
+            raise InvalidArgument(f"logits / temperature overflow {fmt.name} (max {fmt.max:g}) at "
+                                  f"temperature={temperature!r}; use a larger temperature or a "
+                                  f"wider format")
     if mask is None:
         top = xp.max(x, axis=axis, keepdims=True)
         # work in place on a copy we own: at n = 2^24 every fresh array costs page faults
@@ -120,7 +121,7 @@ def load_finite(x, fmt: Format, policy: Policy, name: str):
     xp = array_namespace(x)
     x = xp.asarray(x)
     if x.size == 0:
-        raise ValueError(f"{name} are empty; pass at least one value")
+        raise InvalidArgument(f"{name} are empty; pass at least one value")
     loaded = policy.load(x, fmt)
     # NaN propagates through max, +inf sets it and -inf sets min: two cheap reductions decide
     if not (bool(xp.isfinite(xp.max(loaded))) and bool(xp.isfinite(xp.min(loaded)))):
@@ -132,11 +133,12 @@ def load_finite(x, fmt: Format, policy: Policy, name: str):
             mask = xp.isnan(raw) if kind == "NaN" else bad_in
             first, count = int(xp.argmax(mask.ravel())), int(mask.sum())
             plural = "s" if count != 1 else ""
-            raise ValueError(f"{count} {kind} value{plural} in {name} (first at index {first}); "
-                             f"pass finite {name}")
+            raise InvalidArgument(f"{count} {kind} value{plural} in {name} (first at index "
+                                  f"{first}); "
+                                  f"pass finite {name}")
         first = int(xp.argmax((~finite).ravel()))
-        raise ValueError(f"{name} overflow {fmt.name} (max {fmt.max:g}) at index {first}; "
-                         f"scale them into the format's range")
+        raise InvalidArgument(f"{name} overflow {fmt.name} (max {fmt.max:g}) at index {first}; "
+                              f"scale them into the format's range")
     return loaded
 
 

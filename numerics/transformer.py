@@ -35,6 +35,7 @@ from numerics._validate import (
     check_row_stochastic,
 )
 from numerics.backend import array_namespace
+from numerics.errors import InvalidArgument, InvalidType
 from numerics.formats import Format, get_format
 from numerics.layers import LayerOps, alibi_slopes, layer_norm, sinusoidal_encoding
 from numerics.policies import Policy, get_policy
@@ -107,24 +108,24 @@ class Transformer:
         object.__setattr__(self, "embedding", embedding)
         object.__setattr__(self, "layers", tuple(self.layers))
         if embedding.ndim != 2 or embedding.size == 0:
-            raise ValueError(f"embedding has shape {embedding.shape}; expected (vocab, d)")
+            raise InvalidArgument(f"embedding has shape {embedding.shape}; expected (vocab, d)")
         if not self.layers:
-            raise ValueError("layers=() is empty; give at least one Layer")
+            raise InvalidArgument("layers=() is empty; give at least one Layer")
         check_finite(embedding, "embedding")
         d = embedding.shape[1]
         for index, layer in enumerate(self.layers):
             _check_layer(layer, d, index)
         heads, _, d_head = np.shape(self.layers[0].w_q)
         if self.pe == "rope" and d_head % 2:
-            raise ValueError(f"pe='rope' needs an even d_head but got d_head={d_head}")
+            raise InvalidArgument(f"pe='rope' needs an even d_head but got d_head={d_head}")
         if self.pe == "sinusoidal" and d % 2:
-            raise ValueError(f"pe='sinusoidal' needs an even d but got d={d}")
+            raise InvalidArgument(f"pe='sinusoidal' needs an even d but got d={d}")
         for name in ("gain_out", "bias_out"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, value := _as_float64(value))
             if value is not None and np.shape(value) != (d,):
-                raise ValueError(f"{name} has shape {np.shape(value)}; expected ({d},)")
+                raise InvalidArgument(f"{name} has shape {np.shape(value)}; expected ({d},)")
 
     @property
     def d(self) -> int:
@@ -210,8 +211,8 @@ def random_transformer(
     d_ff = check_int(2 * d if d_ff is None else d_ff, "d_ff", min=1)
     seed = check_int(seed, "seed", min=0)
     if not value_projection and heads * d_head != d:
-        raise ValueError(f"value_projection=False needs heads * d_head == d but got "
-                         f"{heads} * {d_head} != {d}")
+        raise InvalidArgument(f"value_projection=False needs heads * d_head == d but got "
+                              f"{heads} * {d_head} != {d}")
     rng = np.random.default_rng(seed)
     embedding = rng.standard_normal((vocab, d))
     built = []
@@ -253,8 +254,9 @@ def forward(model: Transformer, inputs, fmt: Format | str = "fp64", policy: Poli
     if attention is not None:
         attention = list(attention)
         if len(attention) != len(model.layers):
-            raise ValueError(f"attention has {len(attention)} matrices; expected one per layer "
-                             f"({len(model.layers)})")
+            raise InvalidArgument(f"attention has {len(attention)} matrices; expected one per "
+                                  "layer "
+                                  f"({len(model.layers)})")
     records = []
     for index, layer in enumerate(model.layers):
         q, k, u = ops.heads(layer, v, positions)
@@ -346,8 +348,9 @@ def _check_inputs(inputs, model: Transformer, ops: LayerOps):
     if inputs.dtype.kind in "iu":
         return ops.embed(_check_tokens(inputs, model, "inputs"))
     if inputs.ndim != 2 or inputs.shape[1] != model.d or inputs.shape[0] == 0:
-        raise ValueError(f"inputs have shape {tuple(inputs.shape)}; expected token ids (n,) or "
-                         f"states (n, {model.d}) with n >= 1")
+        raise InvalidArgument(f"inputs have shape {tuple(inputs.shape)}; expected token ids (n,) "
+                              "or "
+                              f"states (n, {model.d}) with n >= 1")
     check_finite(inputs, "inputs")
     return ops.policy.load(inputs, ops.fmt)
 
@@ -358,11 +361,12 @@ def _check_attention(weights, shape: tuple, index: int, ops: LayerOps):
     if weights.ndim == 2:
         weights = weights[None]
     if weights.shape != shape:
-        raise ValueError(f"attention[{index}] has shape {tuple(weights.shape)}; expected {shape}")
+        raise InvalidArgument(f"attention[{index}] has shape {tuple(weights.shape)}; expected "
+                              f"{shape}")
     for head in range(shape[0]):
         check_row_stochastic(weights[head], f"attention[{index}][{head}]", atol=1e-9)
     if bool(xp.any(xp.triu(weights, 1) != 0)):
-        raise ValueError(f"attention[{index}] is not causal: it has weight above the diagonal")
+        raise InvalidArgument(f"attention[{index}] is not causal: it has weight above the diagonal")
     return ops.policy.load(weights, ops.fmt)
 
 
@@ -370,14 +374,16 @@ def _check_tokens(tokens, model: Transformer, name: str, *, allow_empty: bool = 
     xp = array_namespace(tokens)
     tokens = xp.asarray(tokens)
     if tokens.ndim != 1:
-        raise ValueError(f"{name} has shape {tuple(tokens.shape)}; expected one sequence of ids")
+        raise InvalidArgument(f"{name} has shape {tuple(tokens.shape)}; expected one sequence of "
+                              "ids")
     if tokens.shape[0] == 0 and not allow_empty:
-        raise ValueError(f"{name} are empty; pass at least one token id")
+        raise InvalidArgument(f"{name} are empty; pass at least one token id")
     if tokens.dtype.kind not in "iu":
-        raise TypeError(f"expected integer token ids but got {name} of dtype {tokens.dtype}")
+        raise InvalidType(f"expected integer token ids but got {name} of dtype {tokens.dtype}")
     if tokens.shape[0] and (int(tokens.min()) < 0 or int(tokens.max()) >= model.vocab):
-        raise ValueError(f"{name} hold ids outside 0..{model.vocab - 1}; the model's vocabulary "
-                         f"has {model.vocab} tokens")
+        raise InvalidArgument(f"{name} hold ids outside 0..{model.vocab - 1}; the model's "
+                              "vocabulary "
+                              f"has {model.vocab} tokens")
     return tokens
 
 
@@ -385,10 +391,11 @@ def _check_layer(layer: Layer, d: int, index: int) -> None:
     shapes = {name: np.shape(getattr(layer, name)) for name in ("w_q", "w_k", "w_v")}
     first = shapes["w_q"]
     if len(first) != 3 or first[1] != d:
-        raise ValueError(f"layers[{index}].w_q has shape {first}; expected (heads, {d}, d_head)")
+        raise InvalidArgument(f"layers[{index}].w_q has shape {first}; expected (heads, {d}, "
+                              "d_head)")
     for name, shape in shapes.items():
         if shape != first:
-            raise ValueError(f"layers[{index}].{name} has shape {shape}; expected {first}")
+            raise InvalidArgument(f"layers[{index}].{name} has shape {shape}; expected {first}")
     heads, _, d_head = first
     expected = {"w_o": (heads * d_head, d), "gain_1": (d,), "bias_1": (d,), "gain_2": (d,),
                 "bias_2": (d,)}
@@ -396,13 +403,13 @@ def _check_layer(layer: Layer, d: int, index: int) -> None:
         d_ff = np.shape(layer.w_1)[-1]
         expected.update({"w_1": (d, d_ff), "b_1": (d_ff,), "w_2": (d_ff, d), "b_2": (d,)})
     elif any(getattr(layer, name) is not None for name in ("b_1", "w_2", "b_2")):
-        raise ValueError(f"layers[{index}] has MLP parts but w_1=None; give all of w_1, b_1, "
-                         f"w_2, b_2 or none")
+        raise InvalidArgument(f"layers[{index}] has MLP parts but w_1=None; give all of w_1, b_1, "
+                              f"w_2, b_2 or none")
     for name, shape in expected.items():
         value = getattr(layer, name)
         if value is not None and np.shape(value) != shape:
-            raise ValueError(f"layers[{index}].{name} has shape {np.shape(value)}; "
-                             f"expected {shape}")
+            raise InvalidArgument(f"layers[{index}].{name} has shape {np.shape(value)}; "
+                                  f"expected {shape}")
     for name in ("w_q", "w_k", "w_v", "w_o", "w_1", "b_1", "w_2", "b_2"):
         value = getattr(layer, name)
         if value is not None:
@@ -411,6 +418,6 @@ def _check_layer(layer: Layer, d: int, index: int) -> None:
 
 def _as_float64(value) -> np.ndarray:
     if type(value).__module__.startswith("cupy"):
-        raise TypeError("pass model weights as NumPy arrays; the forward moves them to the "
-                        "tokens' backend")
+        raise InvalidType("pass model weights as NumPy arrays; the forward moves them to the "
+                          "tokens' backend")
     return np.asarray(value, dtype=np.float64)

@@ -182,6 +182,20 @@ CLI_ROWS += [
                  r"^unknown theorem 'softmax-dispersal'", id="cli-figure-unknown"),
     pytest.param(None, {}, None, ["check", SD, "--sizes", "0", "--out", "OUT"],
                  r"^n=0 must be a positive integer$", id="cli-no-output-on-bad-input"),
+    pytest.param(None, {}, None, ["check", SD, "--sizes", "9^999999999", "--out", "OUT"],
+                 r"^sizes='9\^999999999' is above 2\^62", id="cli-huge-power"),
+    pytest.param(None, {}, None, ["check", SD, "--sizes", "2..2^100000000", "--out", "OUT"],
+                 r"is above 2\^62", id="cli-huge-range"),
+    pytest.param(None, {}, None, ["check", SD, "--sizes", "2", "--out", "/proc/theorems-x"],
+                 r"^out='/proc/theorems-x' is not a writable directory", id="cli-unwritable-out"),
+    pytest.param(None, {}, None, ["check", SD, "--sizes", "2", "--out", ""],
+                 r"^out='' is not a directory path", id="cli-empty-out"),
+    pytest.param(None, {}, None, ["check", SD, "--sizes", "2", "--dask", "2", "--scheduler",
+                                  "tcp://localhost:1", "--out", "OUT"], r"not both",
+                 id="cli-dask-and-scheduler"),
+    pytest.param(None, {}, None, ["verify", "--out", "/proc/theorems-x"],
+                 r"^out='/proc/theorems-x/softmax-dispersion' is not a writable directory",
+                 id="cli-verify-unwritable-out"),
 ]
 
 

@@ -131,6 +131,19 @@ def test_exit_status(monkeypatch, capsys, theorem, verb, status):
         assert err.startswith("theorems: interrupted;") and len(err.splitlines()) == 1
 
 
+def test_a_bug_exits_3_with_its_traceback(monkeypatch, capsys):
+    class Broken(FakeTheorem):
+        def derive(self):
+            """A bug inside the work."""
+            raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "get", lambda name: Broken())
+    assert cli.main(["derive", "fake"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError: a bug" in err
+    assert err.splitlines()[-1].startswith("theorems: internal error")
+
+
 def test_figure_writes_three_files(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cli, "get", lambda name: FakeTheorem())
     assert cli.main(["figure", "fake", "--out", str(tmp_path)]) == 0
@@ -153,7 +166,7 @@ def test_verify_derives_certifies_checks_and_draws(monkeypatch, capsys, tmp_path
     written = {path.name for path in (tmp_path / "fake").iterdir()}
     assert {"derivation.txt", "derivation.tex", "certificate.txt", "fake.tex", "fake.csv",
             "fake.pdf"} <= written
-    last = capsys.readouterr().out.splitlines()[-2]
+    last = capsys.readouterr().out.splitlines()[-3]
     assert last.split()[0] == "fake" and last.split()[-1] == ("ok" if status == 0 else "FAILED")
 
 
@@ -168,9 +181,15 @@ def test_parse_sizes(text, sizes):
     assert parse_sizes(text) == sizes
 
 
-@pytest.mark.parametrize("text", ["2.5", "abc", "-4", "2^", "1e3"])
+@pytest.mark.parametrize("text", ["2.5", "abc", "-4", "2^", "1e3", "1" * 40])
 def test_parse_sizes_rejects(text):
     with pytest.raises(ValueError, match=r"is not a size; expected an integer such as 1024"):
+        parse_sizes(text)
+
+
+@pytest.mark.parametrize("text", ["9^999999999", "2..2^100000000", "2^63", str(2**63)])
+def test_parse_sizes_refuses_huge_sizes_without_computing_them(text):
+    with pytest.raises(ValueError, match=r"is above 2\^62"):
         parse_sizes(text)
 
 

@@ -21,5 +21,9 @@ def names() -> list[str]:
 def get(name: str):
     """Return the :class:`Theorem` called ``name``; its module is imported only now."""
     check_choice(name, names(), "theorem")
-    module = importlib.import_module(f"theorems.{name.replace('-', '_')}")
+    try:
+        module = importlib.import_module(f"theorems.{name.replace('-', '_')}")
+    except Exception as exc:  # a broken theorem module is a bug, not a bad argument
+        raise ImportError(f"theorem module for {name!r} failed to import: "
+                          f"{type(exc).__name__}: {exc}") from exc
     return module.THEOREM

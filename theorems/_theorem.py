@@ -19,14 +19,30 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from numerics import BACKENDS, FORMAT_NAMES, POLICY_NAMES, Cell, ResultStore, Sweep, grid
-from numerics._validate import check_choice, check_int, check_nonempty
+from numerics import (
+    BACKENDS,
+    FORMAT_NAMES,
+    POLICY_NAMES,
+    Cell,
+    ResultStore,
+    Sweep,
+    executor_spec,
+    grid,
+)
+from numerics._validate import (
+    InvalidArgument,
+    check_choice,
+    check_int,
+    check_nonempty,
+    check_writable_directory,
+)
 from theorems.report import Report
 
 
@@ -62,6 +78,11 @@ class Theorem:
     evaluate: Callable[[dict], list[dict]]
     quantities = None
     audit_exempt: dict[str, str] = {}
+    #: ``group(params) -> dict | None``: the shared setup a cell needs (an fp64 reference, a
+    #: dataset); ``prepare(group) -> dict of arrays`` computes it once per group, and
+    #: ``evaluate(params, artifact)`` receives it. Both ``None``: cells share nothing.
+    group = None
+    prepare = None
 
     def derive(self):
         """Return the checked :class:`proofs.Derivation` of this theorem."""
@@ -114,11 +135,16 @@ class Theorem:
         backend: str | None = None,
         out: str | os.PathLike | None = None,
         workers: int = 1,
+        dask: int | None = None,
+        scheduler: str | None = None,
         quick: bool = False,
     ) -> Sweep:
-        """Validate sweep arguments and return the :class:`numerics.Sweep`; no work is done here.
+        """Validate sweep arguments and return the :class:`numerics.Sweep`; no work is done here
+        (``out`` is checked to be a writable directory).
 
-        With ``out``, the sweep's store is ``<out>/<name>.cells.jsonl``.
+        With ``out``, the sweep's store is ``<out>/<name>.cells.jsonl``. Cells run in-process,
+        on ``workers`` local processes, on a local Dask cluster of ``dask`` workers, or on the
+        Dask cluster at ``scheduler``.
         """
         axes = dict(self.axes(bool(quick)))
         if sizes is not None:
@@ -138,14 +164,17 @@ class Theorem:
             from numerics import get_backend
 
             get_backend("cupy")
-        workers = check_int(workers, "workers", min=1)
+        engine = executor_spec(workers=workers, dask=dask, scheduler=scheduler)
+        if out is not None:
+            check_writable_directory(out, "out")
         singular = {"sizes": "n", "formats": "format", "policies": "policy", "seeds": "seed"}
         # a repeated value would evaluate and store the same cell twice
         named = {singular.get(k, k): list(dict.fromkeys(v)) for k, v in axes.items()}
         cells = self.cells({**named, "backend": [backend]})
         store = (ResultStore(Path(out) / f"{self.name}.cells.jsonl", version=self.code_version())
                  if out is not None else None)
-        return Sweep(tuple(cells), type(self).evaluate, store, workers, self.name)
+        return Sweep(tuple(cells), type(self).evaluate, store, engine.workers or 1, self.name,
+                     engine, type(self).group, type(self).prepare)
 
     def run(self, sweep: Sweep, *, progress: bool = False) -> Report:
         """Run a validated sweep; return its :class:`Report`, and a CSV next to the store."""
@@ -164,6 +193,8 @@ class Theorem:
         backend: str | None = None,
         out: str | os.PathLike | None = None,
         workers: int = 1,
+        dask: int | None = None,
+        scheduler: str | None = None,
         quick: bool = False,
         progress: bool = False,
     ) -> Report:
@@ -173,7 +204,8 @@ class Theorem:
         (a rerun skips them) and the rows are written to ``<out>/<name>.csv``.
         """
         sweep = self.plan(sizes=sizes, formats=formats, policies=policies, seeds=seeds,
-                          backend=backend, out=out, workers=workers, quick=quick)
+                          backend=backend, out=out, workers=workers, dask=dask,
+                          scheduler=scheduler, quick=quick)
         return self.run(sweep, progress=progress)
 
     def code_version(self) -> str:
@@ -245,9 +277,21 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+#: No sweep goes past 2^62 items; larger sizes are refused before they are computed.
+_SIZE_LIMIT_BITS = 62
+
+
 def _parse_size(token: str) -> int:
-    match = re.fullmatch(r"(\d+)(?:(?:\^|\*\*)(\d+))?", token)
+    match = re.fullmatch(r"(\d{1,30})(?:(?:\^|\*\*)(\d{1,30}))?", token)
     if not match:
-        raise ValueError(f"sizes={token!r} is not a size; expected an integer such as 1024 or 2^10")
-    base, power = match.groups()
-    return int(base) ** int(power) if power else int(base)
+        raise InvalidArgument(f"sizes={token!r} is not a size; expected an integer such as 1024 "
+                              f"or 2^10")
+    base, power = (int(g) if g is not None else None for g in match.groups())
+    if power is not None and base > 1 and power * math.log2(base) > _SIZE_LIMIT_BITS:
+        raise InvalidArgument(f"sizes={token!r} is above 2^{_SIZE_LIMIT_BITS}; give a size a "
+                              f"sweep can reach")
+    size = base**power if power is not None else base
+    if size.bit_length() > _SIZE_LIMIT_BITS:
+        raise InvalidArgument(f"sizes={token!r} is above 2^{_SIZE_LIMIT_BITS}; give a size a "
+                              f"sweep can reach")
+    return size

@@ -1,7 +1,9 @@
 """The ``theorems`` command: one verb per use.
 
-Exit status: 0 when everything claimed holds; 1 when a bound is violated or a step fails; 2 for
-bad usage (one ``theorems: error: ...`` line on stderr, never a traceback).
+Exit status: 0 when everything claimed holds; 1 when a bound is violated, a step fails or an
+audit misses a mutation; 2 for bad usage or an unwritable ``--out`` (one ``theorems: error: ...``
+line on stderr, never a traceback), checked before any work starts; 130 when interrupted; 3 for
+an internal error (a bug: its traceback is shown).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
+from numerics._validate import InvalidArgument
 from theorems._registry import get, names
 from theorems._theorem import parse_sizes
 
 USAGE_ERROR = 2
+INTERNAL_ERROR = 3
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
@@ -52,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--backend", help="numpy (default) or cupy")
     check.add_argument("--out", help="directory for the result store and CSV")
     check.add_argument("--workers", default="1", help="worker processes")
+    check.add_argument("--dask", help="start a local Dask cluster of N workers")
+    check.add_argument("--scheduler", help="run on the Dask cluster at this address "
+                                           "(tcp://host:8786)")
     check.add_argument("--quick", action="store_true", help="the small grid")
     audit = verbs.add_parser("audit", help="mutate every paper quantity and bound; report "
                                            "which step or rows catch each")
@@ -65,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--out", default="theorems-out", help="output directory")
     verify.add_argument("--workers", default=str(min(2, os.cpu_count() or 1)),
                         help="worker processes")
+    verify.add_argument("--dask", help="start a local Dask cluster of N workers")
+    verify.add_argument("--scheduler", help="run on the Dask cluster at this address")
     return parser
 
 
@@ -73,15 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         work = _prepare(args)
-    except (_UsageError, ValueError, TypeError) as exc:
+        return work()
+    except (_UsageError, InvalidArgument) as exc:
         print(f"theorems: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    try:
-        return work()
     except KeyboardInterrupt:
         print("theorems: interrupted; finished cells are stored under --out, and the same "
               "command resumes from them", file=sys.stderr)
         return INTERRUPTED
+    except Exception:  # a bug: show where
+        traceback.print_exc()
+        print("theorems: internal error (a bug; the traceback above says where)",
+              file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 def _prepare(args):
@@ -89,9 +103,9 @@ def _prepare(args):
     if args.verb == "list":
         return _list
     if args.verb == "verify":
-        workers = _int(args.workers, "workers")
+        engine = _engine(args)
         theorems = [get(name) for name in names()]
-        sweeps = [t.plan(quick=args.quick, out=Path(args.out) / t.name, workers=workers)
+        sweeps = [t.plan(quick=args.quick, out=Path(args.out) / t.name, **engine)
                   for t in theorems]
         return lambda: _verify(theorems, sweeps, Path(args.out), args.quick)
     theorem = get(args.name)
@@ -111,8 +125,8 @@ def _prepare(args):
         seeds=[_int(s, "seed") for s in _split(args.seeds)] if args.seeds else None,
         backend=args.backend,
         out=args.out,
-        workers=_int(args.workers, "workers"),
         quick=args.quick,
+        **_engine(args),
     )
     return lambda: _check(theorem, sweep)
 
@@ -121,7 +135,13 @@ def _int(text: str, name: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"{name}={text!r} must be an integer") from None
+        raise InvalidArgument(f"{name}={text!r} must be an integer") from None
+
+
+def _engine(args) -> dict:
+    return {"workers": _int(args.workers, "workers"),
+            "dask": _int(args.dask, "dask") if args.dask is not None else None,
+            "scheduler": args.scheduler}
 
 
 def _list() -> int:

@@ -77,6 +77,8 @@ def run_sweep(
         if key is not None:
             groups[key] = params
 
+    if spec.engine == "processes" and spec.workers > len(todo):
+        spec = executor_spec(workers=max(1, len(todo)))  # never more processes than cells
     with _Progress(progress, label, total=len(cells), completed=len(cells) - len(todo)) as bar, \
             (spec.open() if todo else _Nothing()) as engine:
         missing = {key: (params,) for key, params in groups.items() if key not in artifacts}
