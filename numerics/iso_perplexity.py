@@ -1,7 +1,8 @@
 """Kernels of the iso-perplexity experiments (Velickovic et al. 2026, Eqs. 3, 10, 11).
 
-- :func:`log_perplexity_surface` and :func:`critical_accuracy_surface`: Eq. 10 and Eq. 11
-  evaluated elementwise in a format under a policy.
+- :func:`log_perplexity_surface` (from the two terms of :func:`log_perplexity_terms`) and
+  :func:`critical_accuracy_surface`: Eq. 10 and Eq. 11 evaluated elementwise in a format under a
+  policy.
 - :func:`model_selection`: on a grid of model pairs, whether perplexity picks the new model exactly
   when its accuracy exceeds Eq. 11's ``a'``, and where the format's arithmetic flips the choice.
 - :func:`sequence_log_perplexity`: Eq. 3's mean negative log-likelihood of a sequence,
@@ -27,13 +28,20 @@ ZERO, ONE, SEPARATOR = 0, 1, 2
 COPY_TOKENS = 3
 
 
-def log_perplexity_surface(a, gamma, fmt: Format, policy: Policy):
-    """Eq. 10, ``-a log(1 - gamma) - (1 - a) log(gamma)``, with every input stored in ``fmt``."""
+def log_perplexity_terms(a, gamma, fmt: Format, policy: Policy):
+    """The two terms of Eq. 10 as the kernel computes them: ``(-a log(1 - gamma), (1 - a)
+    log(gamma))``, every input stored in ``fmt``; Eq. 10 is their difference."""
     xp = array_namespace(a, gamma)
     a, gamma = policy.load(a, fmt), policy.load(gamma, fmt)
     one = policy.constant(1.0, a, fmt)
     right = policy.step(-a * policy.step(xp.log(policy.step(one - gamma, fmt)), fmt), fmt)
     wrong = policy.step(policy.step(one - a, fmt) * policy.step(xp.log(gamma), fmt), fmt)
+    return right, wrong
+
+
+def log_perplexity_surface(a, gamma, fmt: Format, policy: Policy):
+    """Eq. 10, ``-a log(1 - gamma) - (1 - a) log(gamma)``, with every input stored in ``fmt``."""
+    right, wrong = log_perplexity_terms(a, gamma, fmt, policy)
     return policy.output(right - wrong, fmt)
 
 
@@ -52,17 +60,27 @@ def critical_accuracy_surface(a, gamma, s, fmt: Format, policy: Policy):
     return policy.output(top / bottom, fmt)
 
 
-def model_selection(accuracies, gammas, shifts, fmt: Format, policy: Policy, *, xp=np) -> dict:
+def model_selection(accuracies, gammas, shifts, fmt: Format, policy: Policy, *, xp=np,
+                    eq10=(-1.0, -1.0, 1.0, 1.0), eq11=(1.0, -1.0, 1.0)) -> dict:
     """Count, over all pairs ``(a, gamma) -> (a_new, gamma (1 - s))`` of a grid, the pairs where
 
-    - the exact comparison of perplexities disagrees with the rule ``a_new > a'`` (Eq. 11),
+    - the exact comparison of the two models' mean NLLs disagrees with the rule ``a_new > a'``,
+      ``a'`` from Eq. 11 with the printed signs and constants ``eq10 = (sign of a log(1 -
+      gamma), sign of (1 - a) log(gamma), the 1 of 1 - gamma, the 1 of 1 - a)`` and ``eq11 =
+      (sign of log(gamma') on top, sign of log(1 - gamma') below, the 1 of 1 - gamma')``,
       computed in extended precision (``rule_breaks``; pairs it cannot order are skipped);
-    - the comparison computed in ``fmt`` disagrees with the exact one (``flips``; ``ties``: the
-      two perplexities round to the same value), and how many of those lie outside the a priori
-      rounding band of :func:`log_perplexity_error_bound` (``outside``; ``near``: pairs inside).
+    - the comparison computed in ``fmt`` disagrees with the exact one (``flips``), split into
+      ``ties`` (the two perplexities round to the same value) and strict flips; and how many
+      flips lie outside the a priori rounding band of :func:`log_perplexity_error_bound`
+      (``outside``; ``near``: pairs inside the band).
 
-    Inputs are stored in ``fmt`` first; pairs whose stored values leave the theorem's domain
-    (``0 < a < 1``, ``0 < gamma' < 1/2``) are not counted.
+    For each kind of flip, ``worst_tie`` and ``worst_strict`` give the flipped pair with the
+    largest exact gap as ``(a, gamma, a_new, gamma_new)`` (stored values), or ``None``;
+    ``strict_error_ulps`` is the least, over strict flips, of the two evaluations' combined error
+    in ulps of the format at the smaller computed value. Without flips, ``closest`` is the
+    decided pair with the smallest exact gap. Inputs are stored in ``fmt`` first; pairs whose
+    stored values leave the theorem's domain (``0 < a < 1``, ``0 < gamma' < 1/2``) are not
+    counted.
     """
     grid = np.meshgrid(accuracies, gammas, shifts, indexing="ij")
     a, g, s = (np.asarray(policy.load(x, fmt), dtype=np.float64) for x in grid)
@@ -71,10 +89,17 @@ def model_selection(accuracies, gammas, shifts, fmt: Format, policy: Policy, *, 
     inside = ((a > 0) & (a < 1) & (g > 0) & (shifted < 0.5) & (shifted > 0))[..., None]
     inside = inside & (a_new > 0) & (a_new < 1)
     a_w, g_w, shifted_w, new_w = (x.astype(np.longdouble) for x in (a, g, shifted, a_new))
+    # the models' mean NLLs (right answers cost -log(1 - gamma), wrong ones -log(gamma))
     old = -a_w * np.log1p(-g_w) - (1 - a_w) * np.log(g_w)
     new = -new_w * np.log1p(-shifted_w)[..., None] - (1 - new_w) * np.log(shifted_w)[..., None]
+    right_sign, wrong_sign, confidence, error_share = eq10
+    top_sign, bottom_sign, shifted_confidence = eq11
     with np.errstate(divide="ignore", invalid="ignore"):  # outside the domain; masked below
-        critical = (old + np.log(shifted_w)) / (np.log(shifted_w) - np.log1p(-shifted_w))
+        printed = (right_sign * a_w * np.log1p((confidence - 1) - g_w)
+                   + wrong_sign * (error_share - a_w) * np.log(g_w))
+        critical = ((printed + top_sign * np.log(shifted_w))
+                    / (np.log(shifted_w)
+                       + bottom_sign * np.log1p((shifted_confidence - 1) - shifted_w)))
         difference = new - old[..., None]
     decided = (np.abs(difference) > 1e-15) & inside  # pairs extended precision can order
     exact = difference < 0
@@ -83,17 +108,38 @@ def model_selection(accuracies, gammas, shifts, fmt: Format, policy: Policy, *, 
     new_fmt = to_numpy(log_perplexity_surface(
         xp.asarray(np.broadcast_to(a_new, difference.shape)),
         xp.asarray(np.broadcast_to(shifted[..., None], difference.shape)), fmt, policy), np.float64)
-    flips = ((new_fmt < old_fmt[..., None]) != exact) & inside
+    old_fmt = np.broadcast_to(old_fmt[..., None], difference.shape)
+    flips = ((new_fmt < old_fmt) != exact) & decided
+    ties = flips & (new_fmt == old_fmt)
+    strict = flips & ~ties
     band = (log_perplexity_error_bound(a, g, old, fmt, policy)[..., None]
             + log_perplexity_error_bound(a_new, shifted[..., None], new, fmt, policy))
     near = (np.abs(difference.astype(np.float64)) <= band) & inside
+    gap = np.abs(difference.astype(np.float64))
+    error = (np.abs(old_fmt - old[..., None].astype(np.float64))
+             + np.abs(new_fmt - new.astype(np.float64)))
+    spacing = fmt.ulp(np.minimum(old_fmt, new_fmt))
+    pairs = np.broadcast_arrays(a[..., None], g[..., None], a_new, shifted[..., None])
+
+    def pick(mask, largest=True):
+        if not mask.any():
+            return None
+        index = np.flatnonzero(mask.ravel())
+        chosen = index[np.argmax(gap.ravel()[index]) if largest
+                       else np.argmin(gap.ravel()[index])]
+        return tuple(float(x.ravel()[chosen]) for x in pairs)
+
     return {
         "pairs": int(np.sum(inside)),
         "rule_breaks": int(np.sum(((a_new > critical[..., None]) != exact) & decided)),
         "flips": int(np.sum(flips)),
-        "ties": int(np.sum(flips & (new_fmt == old_fmt[..., None]))),
+        "ties": int(np.sum(ties)),
         "near": int(np.sum(near)),
         "outside": int(np.sum(flips & ~near)),
+        "worst_tie": pick(ties),
+        "worst_strict": pick(strict),
+        "closest": pick(decided, largest=False),
+        "strict_error_ulps": float(np.min((error / spacing)[strict])) if strict.any() else None,
     }
 
 
