@@ -220,6 +220,9 @@ def test_passes(theorem_check):
 class Unproved(Theorem):
     name = "unproved"
 
+    def axes(self, quick):
+        return {"sizes": [2], "formats": ["fp64"], "policies": ["hw"], "seeds": [0]}
+
     def derive(self):
         from proofs import Derivation, Step, ge
         import sympy as sp
@@ -232,11 +235,24 @@ class Unproved(Theorem):
 def test_fails_when_a_step_is_unchecked(theorem_check, monkeypatch):
     monkeypatch.setattr(plugin, "get", lambda name: Unproved())
     theorem_check("unproved")
+
+
+class NeverDerived(Unproved):
+    def derive(self):
+        raise AssertionError("derive ran before the arguments were validated")
+
+
+def test_a_bad_argument_fails_before_any_work(theorem_check, monkeypatch):
+    monkeypatch.setattr(plugin, "get", lambda name: NeverDerived())
+    theorem_check("unproved", formats=["bf32"])
 """
 
 
 def test_pytest_plugin_fixture(pytester):
     pytester.makepyfile(test_paper=PLUGIN_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*unproved: derivation not ok*"])
+    result.stdout.fnmatch_lines(["*theorem_check('unproved'): unknown format 'bf32'; expected "
+                                 "one of*"])
+    assert "derive ran" not in result.stdout.str() and "Traceback" not in result.stdout.str()

@@ -89,8 +89,9 @@ class Theorem:
         raise NotImplementedError
 
     def certify(self):
-        """Return the :class:`proofs.Certificate` over the theorem's default parameter box."""
-        raise NotImplementedError
+        """Return the :class:`proofs.Certificate` over the theorem's default parameter box, or
+        ``None`` for a theorem without an inequality to certify over a box."""
+        return None
 
     def axes(self, quick: bool) -> dict[str, list]:
         """Return the default sweep grid: ``sizes``, ``formats``, ``policies``, ``seeds``, ..."""
@@ -173,7 +174,8 @@ class Theorem:
         cells = self.cells({**named, "backend": [backend]})
         store = (ResultStore(Path(out) / f"{self.name}.cells.jsonl", version=self.code_version())
                  if out is not None else None)
-        return Sweep(tuple(cells), type(self).evaluate, store, engine.workers or 1, self.name,
+        return Sweep(tuple(cells), getattr(type(self), "evaluate", None), store,
+                     engine.workers or 1, self.name,
                      engine, type(self).group, type(self).prepare)
 
     def run(self, sweep: Sweep, *, progress: bool = False) -> Report:

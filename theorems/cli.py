@@ -159,8 +159,8 @@ def _derive(theorem, latex: bool) -> int:
 
 def _certify(theorem) -> int:
     certificate = theorem.certify()
-    print(certificate)
-    return 0 if certificate.ok else 1
+    print(certificate if certificate is not None else f"{theorem.name} has no certificate")
+    return 0 if certificate is None or certificate.ok else 1
 
 
 def _audit(theorem) -> int:
@@ -196,16 +196,18 @@ def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
         (target / "derivation.txt").write_text(str(derivation) + "\n", encoding="utf-8")
         (target / "derivation.tex").write_text(derivation.to_latex(), encoding="utf-8")
         certificate = theorem.certify()
-        (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
+        if certificate is not None:
+            (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
         report = theorem.run(sweep, progress=True)
         figure = theorem.figure(target, quick=quick)
         print(derivation.summary())
-        print(f"certificate {certificate.status} ({certificate.boxes} boxes)")
+        print(f"certificate {certificate.status} ({certificate.boxes} boxes)"
+              if certificate is not None else "certificate none")
         print(report, flush=True)
         findings = theorem.findings(report)
         if findings:
             print(findings, flush=True)
-        ok = derivation.ok and certificate.ok and report.ok
+        ok = derivation.ok and (certificate is None or certificate.ok) and report.ok
         counts = report.counts
         errata = derivation.errata
         summary.append([
@@ -214,7 +216,8 @@ def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
             + (", goal" if derivation.goal_step else ", NO GOAL"),
             "/".join(str(errata.get(s, 0)) for s in ("refuted", "inconsistent",
                                                      "unconfirmed source")),
-            f"{certificate.status} ({certificate.boxes})",
+            f"{certificate.status} ({certificate.boxes})" if certificate is not None
+            else "none",
             f"{counts['holds']}/{counts['precision-effect']}/{counts['violated']}",
             figure.tex.name,
             f"{time.perf_counter() - start:.1f}s",
