@@ -38,7 +38,8 @@ def derivation() -> Derivation:
 def evaluate(params: dict) -> list[dict]:
     size = params["n"]
     observed = float(1 / sp.Integer(size))  # the uniform weight, exactly rounded to fp64
-    base = {"theorem": "toy", "n": size, "format": params["format"], "policy": params["policy"]}
+    base = {"theorem": "toy", "n": size, "format": params["format"],
+            "policy": params["policy"]}
     return [{**base, **judge(quantity="p<=rate", observed=observed, exact=observed,
                              bound=float(rate(size)), relation="<=", format=params["format"])},
             {**base, **judge(quantity="p<=loose", observed=observed, exact=observed,
@@ -57,6 +58,12 @@ class Toy(Theorem):
 
     def axes(self, quick):
         return {"sizes": [1, 2, 8], "formats": ["fp64"], "policies": ["hw"], "seeds": [0]}
+
+    def figure(self, out_dir, *, quick=True):
+        return None
+
+    def counterexample(self, **kwargs):
+        return None
 
 
 def test_every_mutation_is_caught_or_named():

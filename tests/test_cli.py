@@ -95,13 +95,27 @@ class FakeTheorem(Theorem):
         claim = ge(sp.exp(x), x) if self.certificate_ok else ge(x, sp.exp(x))
         return certify(claim, {x: (-2, 2)})
 
+    def axes(self, quick):
+        """One cell."""
+        return {"sizes": [2], "formats": ["bf16"], "policies": ["hw"], "seeds": [0]}
+
+    @staticmethod
+    def evaluate(params):
+        """Never called: ``run`` makes the rows."""
+        return []
+
+    def counterexample(self, **kwargs):
+        """None to give."""
+        return None
+
     def run(self, sweep, *, progress=False):
         """Rows chosen by the test; or an interruption."""
         if self.interrupt:
             raise KeyboardInterrupt
         verdict = "holds" if self.report_ok else "violated"
         return Report("fake", [{"theorem": "fake", "format": "bf16", "policy": "hw",
-                                "verdict": verdict, "mechanism": "", "margin_ulps": 1.0}])
+                                "quantity": "q", "verdict": verdict, "mechanism": "",
+                                "margin_ulps": 1.0}])
 
     def plan(self, **kwargs):
         """No sweep is needed: ``run`` makes the rows."""
@@ -222,6 +236,16 @@ class Unproved(Theorem):
 
     def axes(self, quick):
         return {"sizes": [2], "formats": ["fp64"], "policies": ["hw"], "seeds": [0]}
+
+    @staticmethod
+    def evaluate(params):
+        return []
+
+    def figure(self, out_dir, *, quick=True):
+        return None
+
+    def counterexample(self, **kwargs):
+        return None
 
     def derive(self):
         from proofs import Derivation, Step, ge

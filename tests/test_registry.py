@@ -181,3 +181,14 @@ def test_a_stored_cell_version_covers_the_theorem_and_nothing_of_other_theorems(
     for name in sorted(closure):
         digest.update(name.encode() + b"\0" + closure[name].read_bytes())
     assert theorems.get(stem.replace("_", "-")).code_version() == digest.hexdigest()[:16]
+
+
+def test_a_theorem_missing_part_of_the_contract_cannot_be_built():
+    class Half(Theorem):
+        name = "half"
+
+        def derive(self):
+            return None
+
+    with pytest.raises(TypeError, match="abstract method"):
+        Half()

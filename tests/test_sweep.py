@@ -205,12 +205,13 @@ def test_progress_bar_does_not_change_the_rows(tmp_path):
 
 
 REPORT_ROWS = [
-    {"theorem": "t", "format": "bf16", "policy": "hw", "verdict": "holds", "mechanism": "",
-     "margin_ulps": 0.5, "margin_rel": 0.25},
-    {"theorem": "t", "format": "bf16", "policy": "strict", "verdict": "precision-effect",
-     "mechanism": "underflow", "margin_ulps": -3.0, "margin_rel": -1.0},
-    {"theorem": "t", "format": "bf16", "policy": "strict", "verdict": "holds", "mechanism": "",
-     "margin_ulps": 2.0, "margin_rel": 0.5},
+    {"theorem": "t", "format": "bf16", "policy": "hw", "quantity": "q", "verdict": "holds",
+     "mechanism": "", "margin_ulps": 0.5, "margin_rel": 0.25},
+    {"theorem": "t", "format": "bf16", "policy": "strict", "quantity": "q",
+     "verdict": "precision-effect", "mechanism": "underflow", "margin_ulps": -3.0,
+     "margin_rel": -1.0},
+    {"theorem": "t", "format": "bf16", "policy": "strict", "quantity": "q", "verdict": "holds",
+     "mechanism": "", "margin_ulps": 2.0, "margin_rel": 0.5},
 ]
 
 
@@ -234,12 +235,22 @@ def test_report_counts_and_verdict():
     ]
 
 
+@pytest.mark.parametrize("row,problem", [
+    ({"theorem": "t", "format": "bf16", "policy": "hw", "verdict": "holds", "mechanism": ""},
+     "row 0 lacks quantity"),
+    ({**REPORT_ROWS[0], "verdict": "fine"}, "row 0 has verdict='fine'"),
+])
+def test_a_row_outside_the_schema_is_refused(row, problem):
+    with pytest.raises(ValueError, match=problem):
+        Report("t", [row])
+
+
 def test_report_csv_round_trips(tmp_path):
     rows = [*REPORT_ROWS, {**REPORT_ROWS[0], "extra": "x, y"}]
     path = Report("t", rows).to_csv(tmp_path / "sub" / "t.csv")
     with path.open(newline="", encoding="utf-8") as handle:
         read = list(csv.DictReader(handle))
-    assert list(read[0]) == ["theorem", "format", "policy", "verdict", "mechanism",
+    assert list(read[0]) == ["theorem", "format", "policy", "quantity", "verdict", "mechanism",
                              "margin_ulps", "margin_rel", "extra"]
     assert [float(r["margin_ulps"]) for r in read] == [r["margin_ulps"] for r in rows]
     assert read[-1]["extra"] == "x, y" and read[0]["extra"] == ""

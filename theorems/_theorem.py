@@ -22,7 +22,8 @@ import importlib.util
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,13 @@ class Statement:
         return self.latex
 
 
-class Theorem:
+class Theorem(ABC):
     """A result with a checked derivation and a numeric checker. Subclass once per theorem.
+
+    A subclass must define ``derive``, ``axes``, ``evaluate`` (a static method, run once per cell
+    in workers), ``figure`` and ``counterexample``; ``certify``, ``cells``, ``findings``,
+    ``group``/``prepare`` and ``audit_grid`` have defaults. Instantiating a subclass that misses
+    one of the five is a ``TypeError`` naming it.
 
     ``quantities`` is the theorem's table of paper quantities (its ``proofs`` module's
     ``PAPER``), which the mutation audit changes one at a time; ``audit_exempt`` maps a mutation
@@ -75,7 +81,6 @@ class Theorem:
     source: str = ""
     statement: Statement
     max_size: int = 2**26
-    evaluate: Callable[[dict], list[dict]]
     quantities = None
     audit_exempt: dict[str, str] = {}
     #: ``group(params) -> dict | None``: the shared setup a cell needs (an fp64 reference, a
@@ -84,22 +89,28 @@ class Theorem:
     group = None
     prepare = None
 
+    @abstractmethod
     def derive(self):
         """Return the checked :class:`proofs.Derivation` of this theorem."""
-        raise NotImplementedError
 
     def certify(self):
         """Return the :class:`proofs.Certificate` over the theorem's default parameter box, or
         ``None`` for a theorem without an inequality to certify over a box."""
         return None
 
+    @abstractmethod
     def axes(self, quick: bool) -> dict[str, list]:
         """Return the default sweep grid: ``sizes``, ``formats``, ``policies``, ``seeds``, ..."""
-        raise NotImplementedError
 
+    @staticmethod
+    @abstractmethod
+    def evaluate(params: dict) -> list[dict]:
+        """Evaluate one cell (run in a worker): its rows, each judged by
+        :func:`theorems.verdicts.judge` (see :data:`theorems.report.ROW_KEYS`)."""
+
+    @abstractmethod
     def figure(self, out_dir: str | os.PathLike, *, quick: bool = True):
         """Write ``<name>.tex``, ``<name>.csv`` and ``<name>.pdf`` into ``out_dir``."""
-        raise NotImplementedError
 
     def cells(self, axes: dict[str, list]) -> list[Cell]:
         """Return the sweep's cells for validated axes (singular names: ``n``, ``format``,
@@ -110,9 +121,9 @@ class Theorem:
         """Return text summarising what a report found beyond its table (empty by default)."""
         return ""
 
+    @abstractmethod
     def counterexample(self, **kwargs):
         """Return a witness for what the theorem refutes, or for a mis-stated bound."""
-        raise NotImplementedError
 
     def audit_grid(self) -> dict:
         """The ``check`` arguments the mutation audit runs under each mutation (the quick grid,
@@ -174,7 +185,7 @@ class Theorem:
         cells = self.cells({**named, "backend": [backend]})
         store = (ResultStore(Path(out) / f"{self.name}.cells.jsonl", version=self.code_version())
                  if out is not None else None)
-        return Sweep(tuple(cells), getattr(type(self), "evaluate", None), store,
+        return Sweep(tuple(cells), type(self).evaluate, store,
                      engine.workers or 1, self.name,
                      engine, type(self).group, type(self).prepare)
 

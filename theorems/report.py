@@ -17,6 +17,8 @@ from pathlib import Path
 from theorems.verdicts import MECHANISMS, UNEXPLAINED
 
 VERDICTS = ("holds", "violated", "precision-effect")
+#: Every row has at least these columns (the judge writes the last four).
+ROW_KEYS = ("theorem", "format", "policy", "quantity", "verdict", "mechanism")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,16 @@ class Report:
 
     theorem: str
     rows: list[dict]
+
+    def __post_init__(self):
+        for index, row in enumerate(self.rows):
+            missing = [key for key in ROW_KEYS if key not in row]
+            if missing or row["verdict"] not in VERDICTS:
+                problem = (f"lacks {', '.join(missing)}" if missing
+                           else f"has verdict={row['verdict']!r}")
+                raise ValueError(f"{self.theorem}: row {index} {problem}; every row needs "
+                                 f"{', '.join(ROW_KEYS)} with a verdict in "
+                                 f"{', '.join(VERDICTS)} (build rows with theorems.verdicts.judge)")
 
     @property
     def counts(self) -> dict[str, int]:

@@ -87,10 +87,13 @@ class ArtifactStore:
 
     @staticmethod
     def key(label: str, group: dict, version: str = "") -> str:
+        """The content address of a group's artifact: a hash of the sweep, the group's
+        parameters and the code version."""
         text = json.dumps({"label": label, "group": group, "version": version}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
     def path(self, key: str) -> Path | None:
+        """Where the artifact ``key`` lives on disk (``None`` in memory)."""
         return self.directory / f"{key}.npz" if self.directory is not None else None
 
     def __contains__(self, key: str) -> bool:
@@ -117,6 +120,7 @@ class ArtifactStore:
                 os.unlink(temporary)
 
     def load(self, key: str) -> dict[str, np.ndarray]:
+        """The arrays stored under ``key``."""
         if key in self._memory:
             return self._memory[key]
         with np.load(self.path(key)) as data:
