@@ -15,6 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
+from numerics import FORMAT_NAMES
 from numerics._validate import InvalidArgument
 from theorems._registry import get, names
 from theorems._theorem import parse_sizes
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     check = verbs.add_parser("check", help="sweep sizes, formats and policies numerically")
     check.add_argument("name")
     check.add_argument("--sizes", nargs="+", help="sizes, e.g. 2,16,2^10 or 2..2^16")
-    check.add_argument("--formats", nargs="+", help="fp64 fp32 fp16 bf16 fp8-e4m3 fp8-e5m2")
+    check.add_argument("--formats", nargs="+", help=" ".join(FORMAT_NAMES))
     check.add_argument("--policies", nargs="+", help="hw strict")
     check.add_argument("--seeds", nargs="+", help="integer seeds")
     check.add_argument("--backend", help="numpy (default) or cupy")
