@@ -2,7 +2,8 @@
 
 Kernels start with ``xp = array_namespace(x)`` and use only ``xp.*`` afterwards. The backend is
 chosen once, at the edge, by :func:`get_backend` (argument, else ``THEOREMS_BACKEND``, else
-``numpy``). Detecting CuPy never imports it.
+``numpy``). Detecting CuPy never imports it (``array_api_compat.is_cupy_array`` looks in
+``sys.modules``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from types import ModuleType
 
 import numpy as np
+from array_api_compat import is_cupy_array
 
 from numerics.errors import InvalidArgument, InvalidType
 
@@ -19,12 +21,17 @@ BACKENDS: tuple[str, ...] = ("numpy", "cupy")
 
 
 def _is_cupy_array(x) -> bool:
-    cupy = sys.modules.get("cupy")
-    return cupy is not None and isinstance(x, cupy.ndarray)
+    return is_cupy_array(x)
 
 
 def array_namespace(*arrays) -> ModuleType:
-    """Return the module (``numpy`` or ``cupy``) that owns ``arrays``; Python scalars are NumPy."""
+    """Return the module (``numpy`` or ``cupy``) that owns ``arrays``; Python scalars are NumPy.
+
+    Detection is ``array_api_compat``'s (it never imports CuPy). The namespace returned is the
+    library module itself, not the standard's wrapper: the kernels use NumPy-API functions the
+    array API standard lacks (``frexp``, ``ldexp``, ``errstate``, in-format ``cumsum`` over
+    ``ml_dtypes`` types), which CuPy provides with the same meaning.
+    """
     on_gpu = [_is_cupy_array(a) for a in arrays]
     if any(on_gpu) and not all(on_gpu):
         raise InvalidType("arrays from numpy and cupy in one call; move them to one backend")
