@@ -27,9 +27,8 @@ class Policy:
     """How a kernel computes for a format: where it rounds and what it accumulates in."""
 
     name: str
-    compute: str  # "fp32": elementwise maths in float32 (float64 for fp64); "format": in the format
     accumulate: str  # "fp32": reductions in float32 (float64 for fp64); "format": sequential
-    round_each_op: bool
+    round_each_op: bool  # elementwise results rounded to the format (else kept in the container)
 
     def load(self, x, fmt: Format | str):
         """Return ``x`` as stored in ``fmt`` (rounded once), in the dtype the kernel computes in."""
@@ -93,8 +92,8 @@ class Policy:
 POLICIES: dict[str, Policy] = {
     p.name: p
     for p in (
-        Policy("hw", compute="fp32", accumulate="fp32", round_each_op=False),
-        Policy("strict", compute="format", accumulate="format", round_each_op=True),
+        Policy("hw", accumulate="fp32", round_each_op=False),
+        Policy("strict", accumulate="format", round_each_op=True),
     )
 }
 
