@@ -178,8 +178,10 @@ def test_verify_derives_certifies_checks_and_draws(monkeypatch, capsys, tmp_path
     monkeypatch.setattr(cli, "get", lambda name: theorem)
     assert cli.main(["verify", "--quick", "--out", str(tmp_path)]) == status
     written = {path.name for path in (tmp_path / "fake").iterdir()}
-    assert {"derivation.txt", "derivation.tex", "certificate.txt", "fake.tex", "fake.csv",
-            "fake.pdf"} <= written
+    assert {"derivation.txt", "derivation.tex", "certificate.txt", "figure"} <= written
+    # the figure's CSV lives apart from the rows' CSV (both are named after the theorem)
+    drawn = {path.name for path in (tmp_path / "fake" / "figure").iterdir()}
+    assert {"fake.tex", "fake.csv", "fake.pdf"} <= drawn
     last = capsys.readouterr().out.splitlines()[-3]
     assert last.split()[0] == "fake" and last.split()[-1] == ("ok" if status == 0 else "FAILED")
 

@@ -342,3 +342,17 @@ def test_engine_arguments_are_validated_before_any_work(kwargs, match, dask_avai
 
     with pytest.raises(InvalidArgument, match=match):
         executor_spec(**kwargs)
+
+
+@pytest.mark.parametrize("garbage", [b"[1, 2, 3]\n", b"\xff\xfe not utf-8\n", b'{"key": "k"}\n',
+                                     b'{"key": 3, "rows": []}\n', b'{"key": "k", "rows": [1]}\n',
+                                     b"null\n", b"{not json\n"])
+def test_a_corrupted_store_line_is_skipped_and_the_sweep_resumes(tmp_path, garbage):
+    cells = grid(n=[1, 2, 3])
+    store = ResultStore(tmp_path / "s.cells.jsonl")
+    run_sweep(cells[:2], _sweep_cells.evaluate, store=store)
+    with store.path.open("ab") as handle:
+        handle.write(garbage)
+    assert sorted(store.load()) == sorted(cell.key for cell in cells[:2])
+    assert run_sweep(cells, _sweep_cells.evaluate, store=store) == expected_rows(cells)
+    assert run_sweep(cells, _sweep_cells.evaluate, store=store) == expected_rows(cells)

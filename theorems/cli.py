@@ -200,7 +200,7 @@ def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
         if certificate is not None:
             (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
         report = theorem.run(sweep, progress=True)
-        figure = theorem.figure(target, quick=quick)
+        figure = theorem.figure(target / "figure", quick=quick)  # its CSV beside the rows
         print(derivation.summary())
         print(f"certificate {certificate.status} ({certificate.boxes} boxes)"
               if certificate is not None else "certificate none")

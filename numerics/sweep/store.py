@@ -33,15 +33,12 @@ class ResultStore:
         done: dict[str, list[dict]] = {}
         if not self.path.exists():
             return done
-        with self.path.open("r", encoding="utf-8") as handle:
-            for line in handle:
-                if not line.endswith("\n"):
+        with self.path.open("rb") as handle:
+            for raw in handle:
+                if not raw.endswith(b"\n"):
                     break  # torn final write
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if record.get("version", "") == self.version:
+                record = _record(raw)
+                if record is not None and record["version"] == self.version:
                     done[record["key"]] = record["rows"]
         return done
 
@@ -65,6 +62,20 @@ class ResultStore:
                 return
             data = handle.seek(0) or handle.read()
             handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _record(raw: bytes) -> dict | None:
+    """A stored line as ``{key, version, rows}``, or ``None`` for anything else (a foreign or
+    corrupted line is skipped, and its cell, if any, computed again)."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not (isinstance(record, dict) and isinstance(record.get("key"), str)
+            and isinstance(record.get("rows"), list)
+            and all(isinstance(row, dict) for row in record["rows"])):
+        return None
+    return {"key": record["key"], "version": record.get("version", ""), "rows": record["rows"]}
 
 
 def _plain(value):
