@@ -199,12 +199,12 @@ def _selection_steps() -> list[Step]:
              note="d pplx/d a = log(gamma'/(1 - gamma')) < 0: accuracy lowers perplexity"),
         Step("s7", lt(at_critical + r * slope, at_critical), by="apply", uses=("s4",),
              at={y: at_critical + r * y}, cite="selection rule",
-             show="pplx(a' + r, gamma') = pplx(a', gamma') + r d pplx/d a < pplx(a', gamma')",
-             note="pplx is linear in a"),
+             show="pplx(a', gamma') + r d pplx/d a < pplx(a', gamma')",
+             note="= pplx(a' + r, gamma'), as pplx is linear in a"),
         Step("s8", gt(at_critical - r * slope, at_critical), by="apply", uses=("s4",),
              at={y: at_critical - r * y}, cite="selection rule",
-             show="pplx(a' - r, gamma') = pplx(a', gamma') - r d pplx/d a > pplx(a', gamma')",
-             note="pplx is linear in a"),
+             show="pplx(a', gamma') - r d pplx/d a > pplx(a', gamma')",
+             note="= pplx(a' - r, gamma'), as pplx is linear in a"),
         Step("lunch", lt(shift_slope.subs(gamma, PAPER["sec41.free_lunch_gamma"]), 0),
              by="interval", box={a: (0.61, 0.99)}, cite="Sec. 4.1",
              show="Derivative(a', Delta) at Delta = 0, gamma = 0.4 < 0 for a in [0.61, 0.99]",
@@ -440,23 +440,30 @@ _HYPOTHESIS_NOTES = {
 def _copy_model_gap_floor(n: int, weight: int = 4) -> mpmath.mpf:
     """The least perplexity gap, over every miscopied ``beta`` of length ``n``, of the copy model
     (uniform attention: ``P(next = 1) = sigmoid(weight (ones - zeros) / m)`` after ``m``
-    tokens; greedy decoding copies the prompt's majority bit, ties to 0). Exhaustive, mpmath."""
-    def nll(bits):
-        ones = sum(bits)
-        out = 1 if ones > n - ones else 0
-        total = mpmath.mpf(0)
-        for step, bit in enumerate(bits):
-            m = n + 1 + step  # prompt, separator, outputs so far
-            o = ones + (step if out == 1 else 0)
-            z = n - ones + (step if out == 0 else 0)
-            p_one = 1 / (1 + mpmath.exp(-weight * mpmath.mpf(o - z) / m))
-            total -= mpmath.log(p_one if bit == 1 else 1 - p_one)
-        return total / n
-
+    tokens; greedy decoding copies the prompt's majority bit, ties to 0). Exhaustive, mpmath:
+    the model's probabilities depend on the prompt only through its count of ones, so each
+    count's per-step NLLs of a 0 and of a 1 are tabulated once."""
     with mpmath.workdps(30):
-        alpha = nll((0,) * n)
-        return min(abs(nll(bits) - alpha) for bits in itertools.product((0, 1), repeat=n)
-                   if 0 < sum(bits) < n)
+        def table(ones):
+            out_one = ones > n - ones
+            rows = []
+            for step in range(n):
+                m = n + 1 + step  # prompt, separator, outputs so far
+                o = ones + (step if out_one else 0)
+                z = n - ones + (0 if out_one else step)
+                p_one = 1 / (1 + mpmath.exp(-weight * mpmath.mpf(o - z) / m))
+                rows.append((-mpmath.log(1 - p_one), -mpmath.log(p_one)))
+            return rows
+
+        alpha = mpmath.fsum(zero for zero, _ in table(0)) / n
+        least = mpmath.inf
+        for ones in range(1, n):
+            nll = table(ones)
+            for chosen in itertools.combinations(range(n), ones):
+                picked = set(chosen)
+                total = mpmath.fsum(nll[k][k in picked] for k in range(n)) / n
+                least = min(least, abs(total - alpha))
+        return least
 
 
 def _eq17_witness() -> tuple[int, sp.Float]:

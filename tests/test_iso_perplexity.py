@@ -7,6 +7,7 @@ the copy model, and a scalar in-format summation loop.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import ml_dtypes
@@ -18,6 +19,7 @@ import sympy as sp
 import numerics.iso_perplexity
 import theorems
 import theorems.iso_perplexity as iso
+from numerics import get_format
 from numerics.iso_perplexity import (
     SEPARATOR,
     copy_log_perplexity,
@@ -28,6 +30,8 @@ from numerics.iso_perplexity import (
 from numerics.transformer import forward
 from proofs import certify, gt
 from proofs import iso_perplexity as proof
+from proofs.iso_perplexity import PAPER
+from theorems.verdicts import judge, mechanism_holds
 
 mpmath.mp.dps = 50
 THEOREM = theorems.get("iso-perplexity")
@@ -121,19 +125,72 @@ def test_v_token_model_and_temperature_fold():
     assert folded == pytest.approx(direct, rel=1e-14)
 
 
-def test_derivation():
+def test_derivation_is_complete_and_discharges_its_goal():
     d = THEOREM.derive()
-    assert d.complete and d.errata_shown and d.ok
-    assert [r.status for r in d.printed] == ["failed", "failed"]
-    # the printed oversmoothing size at margin 0.1, floor 1e-6, xi 0.01 is about -120
-    value = proof.printed_oversmoothing(sp.Rational(1, 10), sp.Float("1e-6"), sp.Rational(1, 100))
-    expected = (mpmath.mpf("0.1") - mpmath.log(mpmath.mpf("0.6")) + mpmath.log(mpmath.mpf("1e-6"))
+    assert d.complete and d.ok and not d.unused
+    assert d.goal_step == "thm" and d.step("thm").by == "chain"
+    assert d.errata == {"refuted": 2, "inconsistent": 1, "unconfirmed source": 1}
+    assert {r.label: r.step.erratum for r in d.printed} == {
+        "a1": "unconfirmed source", "17'": "refuted", "32'": "inconsistent", "21'": "refuted"}
+    assert "not confirmed against the PDF" in d.step("a1").step.note
+    assert d.paper_steps and d.algebra_steps
+    assert PAPER.unread == []
+
+
+def test_printed_bound_witness_against_mpmath():
+    # the printed bound is negative where the step's witness says, and at margin 0.1, floor 1e-6,
+    # xi 0.01 the printed oversmoothing size is about -120
+    w = THEOREM.derive().step("a1").witness
+    with mpmath.workdps(50):
+        m, f, n = (mpmath.mpf(w[k]) for k in ("margin", "floor", "N"))
+        printed = -(mpmath.log(mpmath.mpf(1) / 2 + m) - mpmath.log(f) + (n - 1) * m) / n
+        assert printed < 0
+        size = (mpmath.mpf("0.1") - mpmath.log(mpmath.mpf("0.6")) + mpmath.log(mpmath.mpf("1e-6"))
                 ) / mpmath.mpf("0.11")
-    assert float(value) == pytest.approx(float(expected), rel=1e-12)
-    assert round(float(expected), 1) == -120.0
-    witness = d.step("14'").witness
-    printed = proof.printed_lemma_bound(witness["N"], witness["margin"], witness["floor"])
-    assert float(printed) < 0
+    value = proof.printed_oversmoothing(sp.Rational(1, 10), sp.Float("1e-6", 30),
+                                        sp.Rational(1, 100))
+    assert float(value) == pytest.approx(float(size), rel=1e-12)
+    assert round(float(size), 1) == -120.0
+
+
+def test_printed_size_is_refuted_by_every_miscopied_string():
+    # Eq. 17 for the copy model: margin sigmoid(2) - 1/2, floor sigmoid(-4), delta = margin/2
+    # (one flip moves the weight-4 logit by 8/m, the probability by at most 2/m), xi = 0.01
+    with mpmath.workdps(50):
+        margin = 1 / (1 + mpmath.exp(-2)) - mpmath.mpf(1) / 2
+        floor = 1 / (1 + mpmath.exp(4))
+        size = (margin - mpmath.log(mpmath.mpf(1) / 2 + margin) + mpmath.log(floor)) / (
+            mpmath.mpf("0.01") + margin)
+        n_prime = max(int(mpmath.ceil(2 / margin)), int(mpmath.ceil(size)))
+    assert size < 0 and n_prime == 6
+    n = n_prime + 1
+    alpha = np.zeros(n, dtype=int)
+    pplx_alpha = copy_log_perplexity(alpha, alpha)[0]
+    gaps = []
+    for bits in itertools.product((0, 1), repeat=n):
+        beta = np.array(bits)
+        pplx_beta, outputs, _ = copy_log_perplexity(beta, beta)
+        if not np.array_equal(outputs, beta):  # miscopied
+            gaps.append(abs(pplx_beta - pplx_alpha))
+    assert len(gaps) == 2**n - 2 and min(gaps) > 0.38  # every one >= xi = 0.01
+    step = THEOREM.derive().step("17'")
+    assert step.status == "failed" and f"{min(gaps):.4f}" in step.step.show
+
+
+def test_prop_3_2_margin_is_inconsistent_and_the_fix_checks():
+    d = THEOREM.derive()
+    assert d.step("32'").status == "failed" and d.step("m1").ok
+    gamma = mpmath.mpf("0.3")
+    assert 1 - gamma == mpmath.mpf(1) / 2 + (mpmath.mpf(1) / 2 - gamma)  # equality, not >
+
+
+def test_every_paper_quantity_breaks_the_derivation_or_is_exempt():
+    # a cheap half of the audit: the derivation alone, for the quantities it alone catches
+    for name in ("eq11.top_sign", "lemma.two", "r34.exponent", "a1.sign"):
+        for mutation in (m for m in PAPER.mutations() if m.name == name):
+            with PAPER.mutated(mutation):
+                d = THEOREM.derive()
+            assert not d.ok, mutation
 
 
 def test_certificate_and_negative_control():
@@ -200,7 +257,8 @@ def test_copy_model_is_the_transformer_it_describes(n):
 
 
 def test_negative_control_copy_model_with_attention_that_is_not_uniform(monkeypatch):
-    params = {"n": 64, "format": "fp64", "policy": "hw", "seed": 0, "backend": "numpy"}
+    params = {"experiment": "copy", "n": 64, "format": "fp64", "policy": "hw", "seed": 0,
+              "backend": "numpy"}
     assert iso._copy(params)[-1]["verdict"] == "holds"
     model = copy_transformer()
     looking = dataclasses.replace(model.layers[0], w_q=np.ones_like(model.layers[0].w_q),
@@ -211,14 +269,82 @@ def test_negative_control_copy_model_with_attention_that_is_not_uniform(monkeypa
     assert row["quantity"] == "running mean = forward pass" and row["verdict"] == "violated"
 
 
+def copy_rows(n, seed=0):
+    rows = iso._copy({"n": n, "format": "fp64", "policy": "hw", "seed": seed,
+                      "backend": "numpy"})
+    return {r["quantity"]: r for r in rows}
+
+
 def test_copy_gap_shrinks_within_the_corrected_bound_and_breaks_the_printed_one():
-    rows = [iso._copy({"n": n, "format": "fp64", "policy": "hw", "seed": 0, "backend": "numpy"})
-            for n in (16, 256, 4096)]
-    gaps = [r[1]["exact_gap"] for r in rows]
+    rows = [copy_rows(n) for n in (16, 256, 4096)]
+    gaps = [r["gap <= corrected bound"]["exact"] for r in rows]
     assert gaps[0] > gaps[1] > gaps[2]
-    assert all(r[1]["verdict"] == "holds" and r[0]["verdict"] == "holds" for r in rows)
+    assert all(row["verdict"] == "holds" for r in rows for row in r.values())
     assert gaps[2] * 4096 == pytest.approx(4.0, rel=0.05)  # about -log p(1) / N
-    assert all(r[1]["printed_bound"] < 0 < r[1]["exact_gap"] for r in rows)
+    assert all(r["gap <= corrected bound"]["printed_bound"] < 0 < r["gap <= corrected bound"][
+        "exact"] for r in rows)
+
+
+def test_floor_and_eta_come_from_the_analytic_model_not_its_output():
+    n, seed = 64, 3
+    row = copy_rows(n, seed)["gap <= corrected bound"]
+    with mpmath.workdps(50):
+        floor = 1 / (1 + mpmath.exp(4))  # the weight-4 logit lies in [-4, 4]
+    assert row["floor"] == pytest.approx(float(floor), rel=1e-14)
+    # no probability the model gives, on any of 200 random contexts, is below the floor
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        tokens = rng.integers(0, 3, rng.integers(1, 50))
+        p_one = copy_model_probabilities(tokens)
+        assert np.all(np.minimum(p_one, 1 - p_one) >= float(floor) * (1 - 1e-12))
+    # eta: the largest change of P(1) over the lemma's pairs of prompts, by a full forward pass
+    j = int(np.random.default_rng(seed).integers(n))
+    alpha, beta = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+    beta[j] = 1
+    probabilities = []
+    for prompt in (alpha, beta):
+        sequence = np.concatenate([prompt, [SEPARATOR], np.zeros(n, dtype=int)])
+        probabilities.append(copy_readout(forward(copy_transformer(), sequence).states)[n:2 * n])
+    brute = np.max(np.abs(probabilities[0] - probabilities[1])[np.arange(n) != j])
+    assert row["eta"] == pytest.approx(float(brute), rel=1e-12)
+    corrected = -mpmath.log(floor) / n + 2 * mpmath.mpf(row["eta"]) * (n - 1) / n
+    assert row["bound"] == pytest.approx(float(corrected), rel=1e-14)
+
+
+def test_sharp_rows_against_mpmath():
+    n, seed = 4096, 0
+    rows = copy_rows(n, seed)
+    j = int(np.random.default_rng(seed).integers(n))
+    with mpmath.workdps(50):
+        def sigmoid(z):
+            return 1 / (1 + mpmath.exp(-z))
+        m = n + j + 1
+        p_j = sigmoid(4 * mpmath.mpf(n + j) / m)  # alpha's own bit 0 after n + j zeros
+        q_j = sigmoid(4 * mpmath.mpf(1 - (n + j - 1)) / m)  # beta's 1 after one 1
+        term = mpmath.log(p_j) - mpmath.log(q_j)
+        floor_nll = mpmath.log(1 + mpmath.exp(4))
+        gamma16 = sigmoid(-16 * mpmath.mpf(n) / (n + 1))
+        boole = 1 - mpmath.fprod(1 - sigmoid(-16 * mpmath.mpf(n + k - 1) / (n + k))
+                                 for k in range(1, n + 1))
+    row = rows["k = j term <= -log floor"]
+    assert row["observed"] == pytest.approx(float(term), rel=1e-13)
+    assert row["bound"] == pytest.approx(float(floor_nll), rel=1e-14)
+    assert row["margin_rel"] < 0.01  # sharp: 1% tighter breaks it
+    row = rows["Remark 3.5: 1 - P(alpha | alpha) <= N gamma"]
+    assert row["exact"] == pytest.approx(float(boole), rel=1e-12)
+    assert row["bound"] == pytest.approx(float(n * gamma16), rel=1e-12)
+    assert 0 < row["margin_rel"] < 0.01
+    for quantity in ("max |p - q| <= eta", "Prop. 3.6: 1 - P(alpha | beta) <= N (gamma + eps)",
+                     "||p_j - y_j|| <= sqrt 2"):
+        assert rows[quantity]["verdict"] == "holds" and rows[quantity]["margin_rel"] < 0.01
+
+
+def test_eq21_fails_at_the_flipped_position_but_the_gradient_vanishes():
+    norms = [copy_rows(n)["||p_j - y_j|| <= sqrt 2"]["observed"] for n in (16, 256, 4096)]
+    assert min(norms) > 1.41  # ||p_j - y_j|| stays at sqrt(2), not 0 (notes 2.3e)
+    grads = [copy_rows(n)["gradient <= Eq. 20 bound"] for n in (16, 256, 4096)]
+    assert grads[0]["observed"] > grads[1]["observed"] > grads[2]["observed"]
+    assert all(g["verdict"] == "holds" for g in grads)
 
 
 def test_bf16_strict_comparison_flip_against_scalar_loop():
@@ -226,32 +352,160 @@ def test_bf16_strict_comparison_flip_against_scalar_loop():
                                          "seed": 0, "backend": "numpy"})
                if r["quantity"] == "A preferred")
     assert row["verdict"] == "precision-effect"
+    assert row["mechanism"] == "accumulation stagnation" and mechanism_holds(row)
     assert row["exact_a"] < row["exact_b"] and row["computed_a"] > row["computed_b"]
     bf16 = ml_dtypes.bfloat16
-    total = bf16(0)
-    level = bf16(row["exact_b"])
-    for _ in range(1024):
-        total = bf16(float(total) + float(level))
+    total, level, stall = bf16(0), bf16(row["exact_b"]), None
+    for index in range(1024):
+        after = bf16(float(total) + float(level))
+        if stall is None and index > 0 and after == total:
+            stall = index
+        total = after
     assert float(bf16(float(total) / 1024)) == row["computed_b"]
+    assert stall == row["stall_index"]
+
+
+FORMAT_TYPES = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16,
+                "fp8-e4m3": ml_dtypes.float8_e4m3fn, "fp8-e5m2": ml_dtypes.float8_e5m2,
+                "fp32": np.float32, "fp64": np.float64}
+
+
+def scalar_mean(terms, fmt, policy):
+    """The mean of ``terms`` the way the policy computes it, by a scalar loop: sequentially in
+    the format (strict) or exactly and rounded once (hw: a float32 sum's error is far below a
+    low format's spacing); and where the running sum first absorbs a term."""
+    kind = FORMAT_TYPES[fmt]
+    stored = [kind(t) for t in terms]
+    if policy == "hw":
+        return kind(math.fsum(float(t) for t in stored) / len(stored)), None
+    total, stall = stored[0], None
+    for index, term in enumerate(stored[1:], start=1):
+        after = kind(float(total) + float(term))
+        if stall is None and after == total and float(term) != 0:
+            stall = index
+        total = after
+    return kind(float(total) / len(stored)), stall
+
+
+def scalar_eq10(a, g, fmt, policy):
+    """Eq. 10 in the format by a scalar loop: every operation rounded (strict) or float32 maths
+    rounded once (hw); float64 for fp64."""
+    kind = FORMAT_TYPES[fmt]
+    wide = np.float64 if fmt == "fp64" else np.float32
+    a, g = wide(kind(a)), wide(kind(g))
+    if policy == "hw":
+        return kind(-a * np.log(wide(1) - g) - (wide(1) - a) * np.log(g))
+
+    def r(x):
+        return wide(kind(x))
+    right = r(-a * r(np.log(r(wide(1) - g))))
+    wrong = r(r(wide(1) - a) * r(np.log(g)))
+    return kind(right - wrong)
+
+
+def test_mechanisms_agree_with_an_independent_recomputation():
+    report = THEOREM.check(sizes=[64, 1024, 65536], formats=["fp16", "bf16", "fp8-e4m3",
+                                                               "fp8-e5m2"], quick=True)
+    effects = [r for r in report.rows if r["verdict"] == "precision-effect"]
+    assert effects and all(mechanism_holds(r) for r in effects)
+    assert {r["mechanism"] for r in effects} >= {"accumulation stagnation", "rounding to equality",
+                                                 "accumulation rounding", "underflow"}
+    checked = 0
+    for row in effects:
+        fmt, policy, n = row["format"], row["policy"], row["n"]
+        if row["experiment"] == "sequence":
+            gamma, every = iso.MODEL_A["gamma"], iso.MODEL_A["wrong_every"]
+            wrong = (np.arange(n) + row["seed"]) % every == every - 1
+            terms_a = np.where(wrong, -math.log(gamma), -math.log1p(-gamma))
+            mean_a, stall_a = scalar_mean(terms_a, fmt, policy)
+            assert float(mean_a) == row["computed_a" if "computed_a" in row else "observed"]
+            if row["quantity"] == "A preferred":
+                mean_b, stall_b = scalar_mean(np.full(n, row["exact_b"]), fmt, policy)
+                assert float(mean_b) == row["computed_b"]
+                assert stall_b == row["stall_index"]
+                if row["mechanism"] == "rounding to equality":
+                    assert mean_a == mean_b and row["exact_b"] > row["exact_a"]
+            else:
+                assert stall_a == row["stall_index"]
+                if row["mechanism"] == "underflow":
+                    assert float(mean_a) == 0.0
+            checked += 1
+        elif row["quantity"] == "selection in format":
+            pair = [(row["a"], row["gamma"]), (row["a_new"], row["gamma_new"])]
+            values = [scalar_eq10(a, g, fmt, policy) for a, g in pair]
+            with mpmath.workdps(50):
+                exact = [mp_pplx(a, g) for a, g in pair]
+            assert abs(float(exact[0] - exact[1])) == pytest.approx(row["exact"], rel=1e-9)
+            if row["mechanism"] == "rounding to equality":
+                assert values[0] == values[1]
+            else:  # a strict flip: the two evaluations' errors exceed the format's spacing
+                error = sum(abs(float(v) - float(e)) for v, e in zip(values, exact, strict=True))
+                spacing = float(get_format(fmt).ulp(min(float(v) for v in values)))
+                assert error / spacing == pytest.approx(row["sum_error_ulps"], rel=1e-9)
+                assert error / spacing > 1
+            checked += 1
+    assert checked >= 20
 
 
 def test_quick_check_is_ok():
     report = THEOREM.check(sizes=[16, 1024], seeds=[0], quick=True)
     assert report.ok
-    assert {r["quantity"] for r in report.rows} >= {"selection rule", "A preferred",
-                                                    "gap <= corrected bound"}
+    assert {r["quantity"] for r in report.rows} >= {
+        "selection rule", "selection in format", "flips within error band", "A preferred",
+        "pplx_A <= Eq. 10", "pplx_A >= Eq. 10", "beta copied as alpha", "gap <= corrected bound",
+        "k = j term <= -log floor", "max |p - q| <= eta", "||p_j - y_j|| <= sqrt 2",
+        "Remark 3.5: 1 - P(alpha | alpha) <= N gamma",
+        "Prop. 3.6: 1 - P(alpha | beta) <= N (gamma + eps)", "gradient <= Eq. 20 bound"}
+    assert all(mechanism_holds(r) for r in report.rows if r["verdict"] == "precision-effect")
 
 
 def test_negative_controls(monkeypatch):
     monkeypatch.setattr(iso, "corrected_bound", lambda n, floor, eta: 0.5 * (
         -np.log(floor) / n + 2 * eta * (n - 1) / n))
-    rows = iso._copy({"n": 256, "format": "fp64", "policy": "hw", "seed": 0, "backend": "numpy"})
-    assert rows[1]["verdict"] == "violated"
+    rows = copy_rows(256)
+    assert rows["gap <= corrected bound"]["verdict"] == "violated"
     monkeypatch.setattr(numerics.iso_perplexity, "log_perplexity_error_bound",
                         lambda a, g, exact, fmt, policy: np.zeros(np.shape(exact)))
     rows = iso._surface({"n": 16, "format": "fp8-e4m3", "policy": "strict", "seed": 0,
                          "backend": "numpy"})
-    assert rows[1]["verdict"] == "violated"
+    band = next(r for r in rows if r["quantity"] == "flips within error band")
+    assert band["verdict"] == "violated"
+
+
+def test_negative_control_a_wrong_eq11_breaks_the_selection_rule_rows():
+    params = {"n": 16, "format": "fp64", "policy": "hw", "seed": 0, "backend": "numpy"}
+    mutation = next(m for m in PAPER.mutations() if m.name == "eq11.bottom_sign")
+    with PAPER.mutated(mutation):
+        rows = iso._surface(params)
+    assert rows[0]["quantity"] == "selection rule" and rows[0]["verdict"] == "violated"
+    assert iso._surface(params)[0]["verdict"] == "holds"
+
+
+def test_negative_control_a_mechanism_needs_its_evidence():
+    rows = [r for r in iso._surface({"n": 24, "format": "bf16", "policy": "strict", "seed": 0,
+                                     "backend": "numpy"})
+            if r["quantity"] == "selection in format"]
+    tie, flip = (next(r for r in rows if r["kind"] == kind) for kind in ("tie", "strict"))
+    assert tie["mechanism"] == "rounding to equality" and mechanism_holds(tie)
+    assert not mechanism_holds({**tie, "bitwise_equal": False})
+    assert flip["mechanism"] == "accumulation rounding" and mechanism_holds(flip)
+    assert not mechanism_holds({**flip, "sum_error_ulps": 0.5})
+    judged = judge(quantity=flip["quantity"], observed=flip["observed"], exact=flip["exact"],
+                   bound=0, relation=">", format="bf16", evidence={})
+    assert judged["verdict"] == "precision-effect" and judged["mechanism"] == "unexplained"
+
+
+def test_audit_catches_every_mutation():
+    audit = THEOREM.audit()
+    assert audit.ok, str(audit)
+    exempt = {e.mutation for e in audit.entries if e.status == "exempt"}
+    assert exempt == {"sec41.free_lunch_gamma x0.99", "sec41.free_lunch_gamma x1.01",
+                      "c37.term_bound x1.01", "gap <= corrected bound 1% tighter",
+                      "gradient <= Eq. 20 bound 1% tighter",
+                      "running mean = forward pass 1% tighter"}
+    caught = {e.mutation for e in audit.entries if e.status == "caught"}
+    assert {"eq10.right_sign negated", "lemma.two x1.01", "a1.sign negated",
+            "k = j term <= -log floor 1% tighter", "pplx_A <= Eq. 10 1% tighter"} <= caught
 
 
 @pytest.mark.parametrize("call,match", [

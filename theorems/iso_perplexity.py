@@ -160,6 +160,14 @@ def free_lunch(a, gamma):
     return a > 1 - gamma
 
 
+def corrected_bound(n, floor, eta):
+    """The corrected Lemma 3.1 bound ``-log(floor)/N + 2 eta (N - 1)/N`` on the perplexity gap
+    between ``alpha_N`` and ``beta_N`` (``floor``: least probability; ``eta``: continuity),
+    with the paper's constants."""
+    return (PAPER.value("lemma.floor_coefficient") * -np.log(floor) / n
+            + PAPER.value("lemma.two") * eta * (np.asarray(n) - 1) / n)
+
+
 @dataclass(frozen=True)
 class ModelPair:
     """Two homogeneous-confidence models and which one perplexity prefers."""
@@ -416,7 +424,7 @@ def _selection_row(base, kind, pair, count, counts, fmt, policy) -> dict:
     spacing = float(fmt.ulp(min(old_fmt, new_fmt)))
     evidence = {
         "kind": kind, "pairs_of_kind": count, "pairs": counts["pairs"],
-        "pair": f"a={a:.6g}, gamma={g:.6g} -> a_new={a_new:.6g}, gamma'={g_new:.6g}",
+        "a": a, "gamma": g, "a_new": a_new, "gamma_new": g_new,
         "bitwise_equal": bitwise_equal(values[:1], values[1:]),
         "stall_index": next((x for x in stalls if x is not None), None),
         "sum_error_ulps": (abs(old_fmt - exact_old) + abs(new_fmt - exact_new)) / spacing,
@@ -555,14 +563,6 @@ def _closed_form(n: int, j: int, weight: float) -> dict:
                - mpmath.log1p(mpmath.exp(-logit(3, j + 1))))
         return {"floor_nll": float(floor_nll), "floor": float(1 / (1 + mpmath.exp(w))),
                 "eta": float(eta), "exact_k_j": float(-k_j)}
-
-
-def corrected_bound(n, floor, eta):
-    """The corrected Lemma 3.1 bound ``-log(floor)/N + 2 eta (N - 1)/N`` on the perplexity gap
-    between ``alpha_N`` and ``beta_N`` (``floor``: least probability; ``eta``: continuity),
-    with the paper's constants."""
-    return (PAPER.value("lemma.floor_coefficient") * -np.log(floor) / n
-            + PAPER.value("lemma.two") * eta * (np.asarray(n) - 1) / n)
 
 
 def _copy(params: dict) -> list[dict]:
@@ -740,9 +740,10 @@ def _figure(out_dir: Path):
     sizes = np.array([4**j for j in range(1, 10)])
     gaps, bounds = [], []
     for n in sizes:
-        row = _copy({"n": int(n), "format": "fp64", "policy": "hw", "seed": 0,
-                     "backend": "numpy"})[1]
-        gaps.append(row["exact_gap"])
+        row = next(r for r in _copy({"n": int(n), "format": "fp64", "policy": "strict",
+                                     "seed": 0, "backend": "numpy"})
+                   if r["quantity"] == "gap <= corrected bound")
+        gaps.append(row["exact"])
         bounds.append(row["bound"])
     panels = [
         Panel("a = 0.5", "normalised shift $s$", "critical accuracy $a'$", tuple(by_gamma),
