@@ -1,26 +1,40 @@
 """Derivation of representational collapse and over-squashing: Barbero et al., "Transformers need
 glasses! Information over-squashing in language tasks", NeurIPS 2024 (arXiv 2406.04267 v2).
 
+Every number the paper (or the notes' quantitative form of its limits) states is an entry of
+:data:`PAPER` and is read by reference; each paper step derives its own value and compares it with
+the paper's by equality or a chain, so a changed quantity breaks a named step. Generic facts of a
+norm (the triangle inequality, absolute homogeneity, submultiplicativity) are hypotheses of the
+setting; generic algebra (``e^t - 1 <= t e^t``, the matrix-product index identity) is printed as a
+helper.
+
 Symbols (the paper's letters where it has them):
 
-- ``n``: sequence length; ``B``: a bound on every logit, ``|x_i| <= B``; ``m <= x_i <= M``
-  their range and ``delta = M - m`` the spread.
-- ``S``: the sum of the ``n - 1`` shared exponentials of Lemma B.1, ``p = e^b``, ``q = e^c``.
-- ``Z``, ``Z*``: softmax denominators of Lemma B.2; ``D = sum |e^{x_i} - e^{x*_i}|``;
-  ``Sigma = sum |Delta_i|`` with ``Delta_i = x*_i - x_i``.
-- ``E = e^{x_a}`` (the repeated token's exponential), ``M_v = sum_{i<=n} e^{x_i} u_i`` (one
-  coordinate of the unnormalised value sum), ``u_a`` the token's value, ``V`` a bound on values.
-- Theorem 5.1/B.5: ``alpha`` an attention weight, ``beta1``/``beta2``/``beta3`` the norms'
-  constants, ``sigma`` the MLP's Lipschitz constant ``sigma_psi``, ``L`` the depth.
-- ``u``: a format's unit roundoff; ``K``, ``X``: the gap constant and state magnitude of the
-  threshold model.
-- The goal: ``Delta_n = ||z_n - z*_{n+1}||`` (one layer), ``J_ni = ||dy_n / dv_i^(0)||``,
-  ``P_ni = (Abar^(L-1) ... Abar^(0))_{n,i}`` and ``C = (1/beta3) prod_l (sigma/beta2 + 1)``.
+- ``norm``: the norm of the statements (``|.|`` on numbers, ``||.||_1`` on vectors, the operator
+  norm on Jacobians); ``n`` a sequence length; ``B`` a bound on every logit.
+- Lemma B.1: ``X(k)`` the entries of ``x* = [a b c]``, ``k = 1..n+1``, with ``m <= X(k) <= M`` and
+  spread ``delta = M - m``; ``Z_B1`` their exponential sum; ``alpha_last = softmax(x*)_{n+1}``.
+- Lemma B.2: ``x(i)``, ``x*(i)`` the logits, ``Z``, ``Z*`` the softmax sums, ``TV`` the total
+  variation (the paper's Eq. (2), no 1/2), ``D = sum |e^{x_i} - e^{x*_i}|``; for each ``i``,
+  ``lo(i) = min(x_i, x*_i)`` and ``t(i) = |Delta_i|``, ``Delta_i = x*_i - x_i``, with
+  ``Sigma = sum t(i)``.
+- Theorem B.3, one layer: the query is the repeated token ``a`` = token ``n``; ``x(i)`` its logits
+  on keys ``1..n`` (the same for both sequences without positional encoding), ``u(i)`` the
+  values, ``V`` a bound on their norms, ``v_a`` the residual; ``z_n``, ``z*_{n+1}`` the outputs,
+  ``alpha* = alpha*_{n+1,n+1}``, ``m`` the short query's attention output, ``Delta_n`` the gap.
+- Theorem 5.1/B.5: ``J(l, j, i) = dv_j^(l+1)/dv_i^(l)``; ``alpha(l, j, i)`` the attention,
+  ``dd(j, i) = delta_ji``; ``sigma`` the MLPs' Lipschitz constant ``sigma_psi``; ``beta1``,
+  ``beta2``, ``beta3`` the norms' constants; ``J_ni = ||dy_n/dv_i^(0)||`` and
+  ``P_ni = (Abar^(1) Abar^(0))_{n,i}`` at depth two.
+- Prop. B.8, Lemmas B.6/B.7: ``Lambda(r, j)`` a causal attention row ``r``; Prop. B.9 / Cor. B.10:
+  ``n0``, ``n1`` the counts of zeros and ones, ``K_r`` a readout's Lipschitz constant.
+- The threshold model (the notes', not the paper's): ``K/n^p`` a gap, ``u |x|`` the rounding
+  threshold.
 """
 
 from __future__ import annotations
 
-from functools import cache
+import functools
 
 import sympy as sp
 
@@ -29,21 +43,24 @@ from proofs.quantities import Quantities, Quantity
 from proofs.steps import Step, eq, ge, gt, le, lt
 
 n = sp.Symbol("n", positive=True, integer=True)
-k = sp.Symbol("k", positive=True, integer=True)
+i, j, k = sp.symbols("i j k", positive=True, integer=True)
 B = sp.Symbol("B", nonnegative=True)
-delta = sp.Symbol("delta", nonnegative=True)
-S, p, q = sp.symbols("S p q", positive=True)
-r, t, w = sp.symbols("r t w", nonnegative=True)
-x, y = sp.symbols("x y", real=True)
-Z, Zs, E = sp.symbols("Z Z_star E", positive=True)
-D, Sigma, V = sp.symbols("D Sigma V", nonnegative=True)
-M_v, u_a = sp.symbols("M_v u_a", real=True)
+V = sp.Symbol("V", nonnegative=True)
 alpha = sp.Symbol("alpha", nonnegative=True)
 beta1, beta2, beta3 = sp.symbols("beta1 beta2 beta3", positive=True)
 sigma = sp.Symbol("sigma", nonnegative=True)
-L = sp.Symbol("L", positive=True, integer=True)
-u, K, X = sp.symbols("u K X", positive=True)
+Sigma = sp.Symbol("Sigma", nonnegative=True)
 
+norm = sp.Function("norm", nonnegative=True)
+#: Generic variables of the norm's hypotheses (scalars c, d; elements p, q; a sequence u(k)).
+_c, _d = sp.symbols("c d", real=True)
+_p, _q = sp.symbols("p q")
+_lo, _hi = sp.symbols("lo hi", integer=True)
+_seq = sp.Function("w")
+#: Argument of a monotone map in ``apply`` steps.
+_s = sp.Symbol("s", real=True)
+_sp = sp.Symbol("s", positive=True)
+_sn = sp.Symbol("s", nonnegative=True)
 
 #: Every number the derivation (and, through plain values, the numeric checker) takes from the
 #: paper or from the notes' quantitative forms of its limits. Read by reference, never retyped.
@@ -140,224 +157,731 @@ def unit_roundoff_bf16():
     return sp.Integer(2) ** PAPER["threshold.unit_exponent"]
 
 
-def _sign_evident(label: str, lhs, rhs, **step) -> list[Step]:
-    """``lhs <= rhs`` in two checked steps: ``rhs - lhs`` equals a factored form, and that form
-    is a product and quotient of sums of non-negative terms (SymPy signs it from the symbols)."""
-    form = sp.factor(sp.together(rhs - lhs))
-    note, show, uses = step.pop("note", ""), step.pop("show", ""), step.pop("uses", ())
+def _norm_facts() -> list[tuple[str, sp.Basic]]:
+    """The norm of the statements: triangle inequality with absolute homogeneity, over two terms
+    and over a finite sum, and submultiplicativity (for the Jacobians' operator norm)."""
     return [
-        Step(f"{label}.1", eq(rhs - lhs, form), uses=uses, note=note,
-             show=show and f"{show}: rhs - lhs", **step),
-        Step(f"{label}.2", ge(form, 0), uses=(f"{label}.1",),
-             show=show and f"{show}: rhs - lhs >= 0", **step),
+        ("h_norm", le(norm(_c * _p + _d * _q), sp.Abs(_c) * norm(_p) + sp.Abs(_d) * norm(_q))),
+        ("h_norm_sum", le(norm(sp.Sum(_seq(k), (k, _lo, _hi))),
+                          sp.Sum(norm(_seq(k)), (k, _lo, _hi)))),
+        ("h_norm_mul", le(norm(_p * _q), norm(_p) * norm(_q))),
     ]
 
 
-def _lemma_b1() -> list[Step]:
-    big = sp.exp(B)
-    exp_delta = sp.Symbol("E_delta", positive=True)  # e^delta
-    return [
-        Step("B1a", gt(q / (S + q), q / (S + p + q)), cite="Lemma B.1",
-             note="softmax(x)_n = e^c/(S + e^c) > e^c/(S + e^b + e^c) = softmax(x*)_{n+1}"),
-        Step("B1b", ge((r + k * sp.exp(-delta)) + (sp.exp(-delta) + t),
-                       (k + 1) * sp.exp(-delta)), cite="Lemma B.1 (rate)",
-             note="induction step: each of n + 1 exponentials is >= e^{m}; shift so m = -delta"),
-        *_sign_evident("B1c", 1 / ((1 + w) * ((n + 1) / exp_delta + t)), exp_delta / (n + 1),
-                       uses=("B1b",), cite="Lemma B.1 (rate)",
-                       show="e^{c-M}/(sum_k e^{x_k - M}) <= e^delta/(n + 1)",
-                       note="e^{c - M} = 1/(1 + w) <= 1, the denominator (n + 1)/e^delta + t"),
-        *_sign_evident("B1d", big**2 / (1 + w) / (n + 1), big**2 / (n + 1), uses=("B1c.2",),
-                       cite="Lemma B.1 (rate)", show="e^delta/(n + 1) <= e^{2B}/(n + 1)",
-                       note="|x_i| <= B gives delta <= 2B: e^delta = e^{2B}/(1 + w)"),
-        Step("B1e", eq(sp.Limit(b1_rate(n, 2 * B), n, sp.oo), 0), by="limit", uses=("B1d.2",),
-             cite="Lemma B.1", note="so |softmax(x)_n - softmax(x*)_{n+1}| < eps for large n"),
-        Step("B1f", eq(b1_rate(n, 2 * B), sp.O(1 / n, (n, sp.oo))), by="series",
-             cite="Lemma B.1 (rate)", show="Eq(exp(2*B)/(n + 1), O(1/n))"),
+# Lemma B.1 ----------------------------------------------------------------------------------
+
+
+def _lemma_b1() -> tuple[list, list[Step]]:
+    X = sp.Function("X", real=True)
+    m, M = sp.symbols("m M", real=True)
+    spread = sp.Symbol("delta", nonnegative=True)
+    Zb = sp.Symbol("Z_B1", positive=True)
+    last = sp.Symbol("alpha_last", positive=True)
+    S0 = sp.Symbol("S", nonnegative=True)
+    b0, c0 = sp.symbols("b c", real=True)
+    total = sp.Sum(sp.exp(X(k)), (k, 1, n + 1))
+    cite = "Lemma B.1"
+    hypotheses = [
+        ("h_B1_range", sp.And(ge(X(k), m), le(X(k), M))),
+        ("h_B1_Z", eq(Zb, total)),
+        ("h_B1_alpha", eq(last, sp.exp(X(n + 1)) / Zb)),
+        ("h_B1_delta", eq(spread, M - m)),
+        ("h_B1_bounded", sp.And(le(M, B), ge(m, -B))),
     ]
-
-
-def _lemma_b2() -> list[Step]:
-    ex, exs = sp.symbols("e_x e_xs", positive=True)
-    d0 = sp.Symbol("Delta", nonnegative=True)
-    return [
-        Step("B2t", le(sp.Abs(x + y), sp.Abs(x) + sp.Abs(y)), by="given", cite="Lemma B.2",
-             note="the triangle inequality, used for |Z - Z*| <= D and the sum below"),
-        Step("B2a", eq(ex / Z - exs / Zs, (Zs * ex - Z * exs) / (Z * Zs)), cite="Lemma B.2",
-             note="each coordinate of y - y*, over the common denominator"),
-        Step("B2b", eq(Zs * ex - Z * exs, (Zs - Z) * ex + Z * (ex - exs)), cite="Lemma B.2",
-             note="then the triangle inequality, summed over i"),
-        Step("B2c", ge(d0 * sp.exp(d0) - sp.exp(d0) + 1, 0), by="monotone",
-             box={d0: (0, sp.oo)}, cite="Lemma B.2 (quantitative)",
-             note="e^Delta - 1 <= Delta e^Delta, so |e^x - e^{x*}| <= e^{max(x, x*)} |Delta|"),
-        Step("B2d", le(sp.exp(B - w) * d0, sp.exp(B) * d0), uses=("B2c",), box={w: (0, 10),
-             B: (0, 10), d0: (0, 10)}, cite="Lemma B.2 (quantitative)",
-             note="max(x, x*) = B - w <= B: D <= e^B Sigma"),
-        Step("B2e", le((2 * (sp.exp(B) * Sigma - r) - t) / (n * sp.exp(-B) + w),
-                       b2_bound(n, B, Sigma)), uses=("B2a", "B2b", "B2d", "B1b"),
-             cite="Lemma B.2 (quantitative)",
-             note="TV <= (|Z - Z*| + D)/Z* with |Z - Z*| <= D <= e^B Sigma, Z* >= n e^{-B}"),
-        Step("B2f", eq(sp.Limit(b2_bound(n, B, Sigma), n, sp.oo), 0), by="limit",
-             uses=("B2e",), cite="Lemma B.2", note="summable logit changes: TV -> 0 as O(1/n)"),
+    steps = [
+        Step("B1.denominators", lt(S0 + sp.exp(c0), S0 + sp.exp(b0) + sp.exp(c0)), cite=cite,
+             show="sum_{k<n} e^{a_k} + e^c < sum_{k<n} e^{a_k} + e^b + e^c",
+             note="x* adds the entry b: its denominator has one more positive term"),
+        Step("B1.strict", gt(sp.exp(c0) / (S0 + sp.exp(c0)), sp.exp(c0) / (S0 + sp.exp(b0)
+                                                                        + sp.exp(c0))),
+             by="apply", at={_sp: sp.exp(c0) / _sp}, uses=("B1.denominators",), cite=cite,
+             show="softmax(x)_n > softmax(x*)_{n+1}"),
+        Step("B1.each", ge(sp.exp(X(k)), sp.exp(m)), by="apply", at={_s: sp.exp(_s)},
+             uses=("h_B1_range",), cite=cite + " (rate)",
+             note="each of the n + 1 exponentials is >= e^m"),
+        Step("B1.sum", ge(total, (n + 1) * sp.exp(m)), by="sum", at={k: (1, n + 1)},
+             uses=("B1.each",), cite=cite + " (rate)"),
+        Step("B1.Z", ge(Zb, (n + 1) * sp.exp(m)), by="chain", uses=("h_B1_Z", "B1.sum"),
+             cite=cite + " (rate)", note="the denominator is >= (n + 1) e^m"),
+        Step("B1.c", le(X(n + 1), M), by="instance", at={k: n + 1}, uses=("h_B1_range",),
+             cite=cite + " (rate)"),
+        Step("B1.numerator", le(sp.exp(X(n + 1)), sp.exp(M)), by="apply", at={_s: sp.exp(_s)},
+             uses=("B1.c",), cite=cite + " (rate)", note="the numerator e^c is <= e^M"),
+        Step("B1.top", le(sp.exp(X(n + 1)) / Zb, sp.exp(M) / Zb), by="apply",
+             at={_s: _s / Zb}, uses=("B1.numerator",), cite=cite + " (rate)"),
+        Step("B1.bottom", le(sp.exp(M) / Zb, sp.exp(M) / ((n + 1) * sp.exp(m))), by="apply",
+             at={_sp: sp.exp(M) / _sp}, uses=("B1.Z",), cite=cite + " (rate)"),
+        Step("B1.rate", eq(sp.exp(M) / ((n + 1) * sp.exp(m)), b1_rate(n, spread)),
+             uses=("h_B1_delta",), cite=cite + " (rate)",
+             show="e^M/((n + 1) e^m) = e^delta/(n + b1.shift)",
+             note="the derived rate is the paper's"),
+        Step("B1.lemma", le(last, b1_rate(n, spread)), by="chain",
+             uses=("h_B1_alpha", "B1.top", "B1.bottom", "B1.rate"), cite=cite + " (rate)",
+             show="softmax(x*)_{n+1} <= e^delta/(n + 1)"),
+        Step("B1.M", le(M - m, B - m), by="apply", at={_s: _s - m}, uses=("h_B1_bounded",),
+             cite=cite + " (rate)"),
+        Step("B1.m", le(B - m, 2 * B), by="apply", at={_s: B - _s}, uses=("h_B1_bounded",),
+             cite=cite + " (rate)"),
+        Step("B1.spread", le(spread, PAPER["b1.spread_factor"] * B), by="chain",
+             uses=("h_B1_delta", "B1.M", "B1.m"), cite=cite + " (rate)",
+             note="|x_k| <= B: the spread is at most 2B"),
+        Step("B1.exp", le(b1_rate(n, spread), b1_bound(n, B)), by="apply",
+             at={_s: b1_rate(n, _s)}, uses=("B1.spread",), cite=cite + " (rate)"),
+        Step("B1.bound", le(last, b1_bound(n, B)), by="chain", uses=("B1.lemma", "B1.exp"),
+             cite=cite + " (rate)", show="softmax(x*)_{n+1} <= e^{2B}/(n + 1)"),
+        Step("B1.vanish", eq(sp.Limit(b1_bound(n, B), n, sp.oo), 0), by="limit", cite=cite,
+             note="so the extra weight is < eps for n large enough"),
     ]
+    return hypotheses, steps
 
 
-def _one_layer() -> list[Step]:
-    z_short = M_v / Z
-    z_long = (M_v + E * u_a) / (Z + E)
-    weight = E / (Z + E)
-    P0 = sp.Symbol("P", positive=True)
-    return [
-        Step("I1", eq(z_long - z_short, weight * (u_a - M_v / Z)), cite="Thm B.3, one layer",
-             show="Eq(z*_{n+1} - z_n, alpha*_{n+1,n+1}*(u_a - m))",
-             note="the residuals v_a cancel; m = M_v/Z is the short query's attention output"),
-        *_sign_evident("I2", b1_rate(n, 2 * B) / (1 + w) * (2 * V / (1 + t)),
-                       2 * V * sp.exp(2 * B) / (n + 1), uses=("I1", "B1d.2", "B2t"),
-                       cite="Thm B.3, one layer",
-                       show="alpha*_{n+1,n+1} ||u_a - m|| <= 2 V e^{2B}/(n + 1)",
-                       note="alpha* <= e^{2B}/(n + 1) (B.1) and ||u_a - m|| <= ||u_a|| + ||m|| "
-                            "<= 2V (m is a convex combination)"),
-        Step("I3", eq(sp.Limit(n**2 * (b1_rate(n, 2 * B) * 2 * V * P0 * sp.exp(2 * B) / n), n,
-                               sp.oo), 2 * V * P0 * sp.exp(4 * B)), by="limit",
-             uses=("I2.2", "B1c.2"), cite="repeated token",
-             show="Eq(Limit(n**2 * e^{2B}/(n+1) * 2 V P e^{2B}/n, n, oo), 2 V P e^{4B})",
-             note="prompt of P tokens then copies of a: u_a - m = sum_prompt alpha_i (u_a - u_i), "
-                  "whose mass is <= P e^{2B}/n, so the gap is O(1/n^2)"),
+# Lemma B.2 ----------------------------------------------------------------------------------
+
+x = sp.Function("x", real=True)
+Z = sp.Symbol("Z", positive=True)
+
+
+def _lemma_b2() -> tuple[list, list[Step]]:
+    xs = sp.Function("x_star", real=True)
+    lo = sp.Function("lo", real=True)
+    t = sp.Function("t", nonnegative=True)
+    Zs = sp.Symbol("Z_star", positive=True)
+    D = sp.Symbol("D", nonnegative=True)
+    tv = sp.Sum(norm(sp.exp(x(k)) / Z - sp.exp(xs(k)) / Zs), (k, 1, n))  # TV(y, y*)
+    tt = sp.Symbol("t", nonnegative=True)
+    e, es = sp.exp(x(k)), sp.exp(xs(k))
+    coordinate = norm(e / Z - es / Zs)
+    split = e / (Z * Zs) * norm(Z - Zs) + norm(e - es) / Zs
+    cite = "Lemma B.2 (quantitative)"
+    hypotheses = [
+        ("h_B2_Z", eq(Z, sp.Sum(e, (k, 1, n)))),
+        ("h_B2_Zstar", eq(Zs, sp.Sum(es, (k, 1, n)))),
+        ("h_B2_D", eq(D, sp.Sum(norm(e - es), (k, 1, n)))),
+        ("h_B2_Sigma", eq(Sigma, sp.Sum(t(k), (k, 1, n)))),
+        ("h_B2_pair", sp.And(eq(norm(e - es), sp.exp(lo(k)) * (sp.exp(t(k)) - 1)),
+                             le(lo(k) + t(k), B))),
+        ("h_B2_low", ge(xs(k), -B)),
     ]
-
-
-def _proposition_b4() -> list[Step]:
-    half = sp.Symbol("m", positive=True, integer=True)
-    size = 2 * half
-    Zalt = half * sp.E + half
-    tv = size * (sp.E - 1) / Zalt
-    return [
-        Step("B4a", eq(tv, alternating_tv_closed()), cite="Prop. B.4",
-             show="Eq(n*(e - 1)/(n*e/2 + n/2), 2*(e - 1)/(e + 1)), n = 2m",
-             note="Z = Z* = (n/2)(e + 1) and every coordinate differs by (e - 1)/Z"),
-        Step("B4b", eq(alternating_tv_closed(), (2 * sp.tanh(sp.Rational(1, 2))).rewrite(sp.exp)),
-             cite="Prop. B.4", show="Eq(2*(e - 1)/(e + 1), 2*tanh(1/2))"),
-        Step("B4c", gt(alternating_tv_closed(), sp.Rational(9, 10)), uses=("B4a",),
-             cite="Prop. B.4", note="bounded away from 0 for every even n: no collapse"),
+    steps = [
+        Step("B2.helper", le(sp.exp(tt) - 1, tt * sp.exp(tt)), by="monotone",
+             box={tt: (0, sp.oo)}, role="algebra", note="e^t - 1 <= t e^t for t >= 0"),
+        Step("B2.at", le(sp.exp(t(k)) - 1, t(k) * sp.exp(t(k))), by="instance",
+             at={tt: t(k)}, uses=("B2.helper",), role="algebra"),
+        Step("B2.scale", le(sp.exp(lo(k)) * (sp.exp(t(k)) - 1), sp.exp(lo(k)) * t(k)
+                            * sp.exp(t(k))), by="apply", at={_s: sp.exp(lo(k)) * _s},
+             uses=("B2.at",), cite=cite),
+        Step("B2.max", le(t(k) * sp.exp(lo(k) + t(k)), t(k) * sp.exp(B)), by="apply",
+             at={_s: t(k) * sp.exp(_s)}, uses=("h_B2_pair",), cite=cite,
+             note="the larger logit lo + t is <= B"),
+        Step("B2.coordinate", le(norm(e - es), sp.exp(B) * t(k)), by="chain",
+             uses=("h_B2_pair", "B2.scale", "B2.max"), cite=cite,
+             show="|e^{x_k} - e^{x*_k}| <= e^B |Delta_k|"),
+        Step("B2.D_terms", le(sp.Sum(norm(e - es), (k, 1, n)), sp.Sum(sp.exp(B) * t(k),
+                                                                      (k, 1, n))),
+             by="sum", at={k: (1, n)}, uses=("B2.coordinate",), cite=cite),
+        Step("B2.Sigma", eq(sp.Sum(sp.exp(B) * t(k), (k, 1, n)), sp.exp(B) * Sigma),
+             uses=("h_B2_Sigma",), role="algebra"),
+        Step("B2.D", le(D, sp.exp(B) * Sigma), by="chain",
+             uses=("h_B2_D", "B2.D_terms", "B2.Sigma"), cite=cite,
+             show="D <= e^B sum|Delta_k|"),
+        Step("B2.low", ge(es, sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
+             uses=("h_B2_low",), cite=cite),
+        Step("B2.low_sum", ge(sp.Sum(es, (k, 1, n)), n * sp.exp(-B)), by="sum",
+             at={k: (1, n)}, uses=("B2.low",), cite=cite),
+        Step("B2.Zstar", ge(Zs, n * sp.exp(-B)), by="chain", uses=("h_B2_Zstar", "B2.low_sum"),
+             cite=cite, show="Z* >= n e^{-B}"),
+        Step("B2.triangle", le(coordinate, split), by="instance",
+             at={_c: -e / (Z * Zs), _p: Z - Zs, _d: 1 / Zs, _q: e - es}, uses=("h_norm",),
+             cite="Lemma B.2",
+             show="|e^x/Z - e^x*/Z*| <= |Z - Z*| e^x/(Z Z*) + |e^x - e^x*|/Z*",
+             note="Z* e^x - Z e^x* = (Z* - Z) e^x + Z (e^x - e^x*), then the triangle "
+                  "inequality"),
+        Step("B2.TV_terms", le(sp.Sum(coordinate, (k, 1, n)), sp.Sum(split, (k, 1, n))),
+             by="sum", at={k: (1, n)}, uses=("B2.triangle",), cite="Lemma B.2"),
+        Step("B2.split", eq(sp.Sum(split, (k, 1, n)), norm(Z - Zs) / Zs + D / Zs),
+             uses=("h_B2_Z", "h_B2_D"), cite="Lemma B.2",
+             show="sum_k (...) = |Z - Z*|/Z* + D/Z*", note="sum_k e^{x_k} = Z"),
+        Step("B2.Z_diff", eq(norm(Z - Zs), norm(sp.Sum(e - es, (k, 1, n)))),
+             uses=("h_B2_Z", "h_B2_Zstar"), cite="Lemma B.2 (Eq. 3)"),
+        Step("B2.Z_sum", le(norm(sp.Sum(e - es, (k, 1, n))), sp.Sum(norm(e - es), (k, 1, n))),
+             by="instance", at={_seq(k): e - es, _lo: 1, _hi: n}, uses=("h_norm_sum",),
+             cite="Lemma B.2 (Eq. 3)"),
+        Step("B2.Z_D", le(norm(Z - Zs), D), by="chain", uses=("B2.Z_diff", "B2.Z_sum", "h_B2_D"),
+             cite="Lemma B.2 (Eq. 3)", show="|Z - Z*| <= D"),
+        Step("B2.two", le(norm(Z - Zs) / Zs + D / Zs, 2 * D / Zs), by="apply",
+             at={_sn: _sn / Zs + D / Zs}, uses=("B2.Z_D",), cite=cite),
+        Step("B2.eB", le(2 * D / Zs, 2 * sp.exp(B) * Sigma / Zs), by="apply",
+             at={_sn: 2 * _sn / Zs}, uses=("B2.D",), cite=cite),
+        Step("B2.n", le(2 * sp.exp(B) * Sigma / Zs, 2 * sp.exp(B) * Sigma / (n * sp.exp(-B))),
+             by="apply", at={_sp: 2 * sp.exp(B) * Sigma / _sp}, uses=("B2.Zstar",), cite=cite),
+        Step("B2.TV_split", le(tv, norm(Z - Zs) / Zs + D / Zs), by="chain",
+             uses=("B2.TV_terms", "B2.split"), cite="Lemma B.2",
+             show="TV <= |Z - Z*|/Z* + D/Z*"),
+        Step("B2.lemma", le(tv, b2_bound(n, B, Sigma)), by="chain",
+             uses=("B2.TV_split", "B2.two", "B2.eB", "B2.n"), cite=cite,
+             show="TV(y, y*) <= (2 e^{2B}/n) sum|Delta_k|"),
+        Step("B2.vanish", eq(sp.Limit(b2_bound(n, B, Sigma), n, sp.oo), 0), by="limit",
+             cite="Lemma B.2", note="a summable perturbation: TV -> 0"),
     ]
+    return hypotheses, steps
 
 
-def _theorem_51() -> list[Step]:
-    r1, r2, r3 = sp.symbols("r1 r2 r3", nonnegative=True)
-    lam = sp.Symbol("lambda", nonnegative=True)
-    dj = sp.Symbol("delta_ji", nonnegative=True)
-    # s_psi = sigma/(1 + r1) <= sigma, ||J_2|| = 1/(beta2 (1 + r2)), ||J_1|| = 1/(beta1 (1 + r3))
-    layer = (sigma / (1 + r1) / ((1 + r2) * beta2) + 1) * (lam / ((1 + r3) * beta1) + dj)
-    a = sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"a{i}{j}") if j <= i else 0)
-    b = sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"b{i}{j}") if j <= i else 0)
-    nested = sum(b[2, k1] * a[k1, 0] for k1 in range(0, 3))
-    factor = sigma / beta2 + 1
-    return [
-        *_sign_evident("T1", layer, (sigma / beta2 + 1) * (lam / beta1 + dj),
-                       cite="Thm B.5 proof",
-                       show="(s_psi j_2 + 1)(lambda j_1 + delta_ji) <= (sigma/beta2 + 1)"
-                            "(lambda/beta1 + delta_ji)",
-                       note="||dv_j^(l+1)/dv_i^(l)|| with s_psi <= sigma, ||J_norm2|| <= "
-                            "1/beta2, ||J_norm1|| <= 1/beta1"),
-        Step("T2", eq(nested, (b * a)[2, 0]), cite="Thm 5.1 (Eq. 1)",
-             show="Eq(sum_{i<=k1<=n} Abar1[n,k1] Abar0[k1,i], (Abar1 Abar0)[n,i]), n = 3",
-             note="the nested sum over causal paths is the (n, i) entry of the matrix product"),
-        Step("T3", eq(sum(factor * b[2, k1] * factor * a[k1, 0] for k1 in range(3)) / beta3,
-                      oversquashing_constant(2) * (b * a)[2, 0]), uses=("T1.2", "T2"),
-             cite="Thm B.5 proof",
-             show="Eq(sum_paths prod_l (sigma/beta2 + 1) Abar[l]/beta3, C (Abar1 Abar0)[n,i]), "
-                  "L = 2",
-             note="the per-layer factors leave the path sum as C = (1/beta3) prod_l "
-                  "(sigma/beta2 + 1)"),
+# Theorem B.3, one layer ---------------------------------------------------------------------
+
+Delta_n = sp.Symbol("Delta_n", nonnegative=True)
+
+
+def _theorem_b3() -> tuple[list, list[Step]]:
+    u = sp.Function("u")
+    v_a, z_n, z_long, m_v, dz = sp.symbols("v_a z_n z*_{n+1} m dz")
+    weight = sp.Symbol("alpha*", positive=True)
+    e, last = sp.exp(x(k)), sp.exp(x(n))
+    mix = sp.Sum(e * u(k), (k, 1, n))
+    cite = "Thm B.3, one layer"
+    hypotheses = [
+        ("h_B3_logits", sp.And(ge(x(k), -B), le(x(k), B))),
+        ("h_B3_values", le(norm(u(k)), V)),
+        ("h_B3_short", eq(z_n, mix / Z + v_a)),
+        ("h_B3_long", eq(z_long, (mix + last * u(n)) / (Z + last) + v_a)),
+        ("h_B3_alpha", eq(weight, last / (Z + last))),
+        ("h_B3_m", eq(m_v, mix / Z)),
+        ("h_B3_dz", eq(dz, z_long - z_n)),
+        ("h_B3_gap", eq(Delta_n, norm(dz))),
     ]
+    steps = [
+        Step("B3.identity", eq(dz, weight * (u(n) - m_v)),
+             uses=("h_B3_dz", "h_B3_long", "h_B3_short", "h_B3_alpha", "h_B3_m"), cite=cite,
+             show="z*_{n+1} - z_n = alpha*_{n+1,n+1} (u_a - m)",
+             note="the residuals v_a cancel; the extra key is a copy of a"),
+        Step("B3.gap_is", eq(Delta_n, norm(weight * (u(n) - m_v))),
+             uses=("h_B3_gap", "B3.identity"), cite=cite),
+        Step("B3.scale", le(norm(weight * (u(n) - m_v)), weight * norm(u(n) - m_v)),
+             by="instance", at={_c: weight, _p: u(n) - m_v, _d: 0, _q: 0}, uses=("h_norm",),
+             cite=cite),
+        Step("B3.triangle", le(norm(u(n) - m_v), norm(u(n)) + norm(m_v)), by="instance",
+             at={_c: 1, _p: u(n), _d: -1, _q: m_v}, uses=("h_norm",), cite=cite),
+        Step("B3.u_a", le(norm(u(n)), V), by="instance", at={k: n}, uses=("h_B3_values",),
+             cite=cite),
+        Step("B3.m_is", eq(norm(m_v), norm(sp.Sum(e * u(k) / Z, (k, 1, n)))), uses=("h_B3_m",),
+             cite=cite),
+        Step("B3.m_sum", le(norm(sp.Sum(e * u(k) / Z, (k, 1, n))),
+                            sp.Sum(norm(e * u(k) / Z), (k, 1, n))), by="instance",
+             at={_seq(k): e * u(k) / Z, _lo: 1, _hi: n}, uses=("h_norm_sum",), cite=cite),
+        Step("B3.m_term", le(norm(e * u(k) / Z), e * norm(u(k)) / Z), by="instance",
+             at={_c: e / Z, _p: u(k), _d: 0, _q: 0}, uses=("h_norm",), cite=cite),
+        Step("B3.m_value", le(e * norm(u(k)) / Z, e * V / Z), by="apply",
+             at={_sn: e * _sn / Z}, uses=("h_B3_values",), cite=cite),
+        Step("B3.m_each", le(norm(e * u(k) / Z), e * V / Z), by="chain",
+             uses=("B3.m_term", "B3.m_value"), cite=cite),
+        Step("B3.m_terms", le(sp.Sum(norm(e * u(k) / Z), (k, 1, n)),
+                              sp.Sum(e * V / Z, (k, 1, n))), by="sum", at={k: (1, n)},
+             uses=("B3.m_each",), cite=cite),
+        Step("B3.m_mass", eq(sp.Sum(e * V / Z, (k, 1, n)), V), uses=("h_B2_Z",), cite=cite,
+             note="the attention weights sum to 1"),
+        Step("B3.m_split", le(norm(m_v), sp.Sum(norm(e * u(k) / Z), (k, 1, n))), by="chain",
+             uses=("B3.m_is", "B3.m_sum"), cite=cite),
+        Step("B3.m", le(norm(m_v), V), by="chain",
+             uses=("B3.m_split", "B3.m_terms", "B3.m_mass"), cite=cite,
+             show="||m|| <= V", note="m is a convex combination of the values"),
+        Step("B3.add_u", le(norm(u(n)) + norm(m_v), V + norm(m_v)), by="apply",
+             at={_sn: _sn + norm(m_v)}, uses=("B3.u_a",), cite=cite),
+        Step("B3.add_m", le(V + norm(m_v), 2 * V), by="apply", at={_sn: V + _sn},
+             uses=("B3.m",), cite=cite),
+        Step("B3.u_m", le(norm(u(n) - m_v), 2 * V), by="chain",
+             uses=("B3.triangle", "B3.add_u", "B3.add_m"), cite=cite, show="||u_a - m|| <= 2V"),
+        Step("B3.low", ge(e, sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
+             uses=("h_B3_logits",), cite=cite + " (Lemma B.1)"),
+        Step("B3.high", le(e, sp.exp(B)), by="apply", at={_s: sp.exp(_s)},
+             uses=("h_B3_logits",), cite=cite + " (Lemma B.1)"),
+        Step("B3.low_sum", ge(sp.Sum(e, (k, 1, n)), n * sp.exp(-B)), by="sum", at={k: (1, n)},
+             uses=("B3.low",), cite=cite + " (Lemma B.1)"),
+        Step("B3.Z", ge(Z, n * sp.exp(-B)), by="chain", uses=("h_B2_Z", "B3.low_sum"),
+             cite=cite + " (Lemma B.1)"),
+        Step("B3.last_low", ge(last, sp.exp(-B)), by="instance", at={k: n}, uses=("B3.low",),
+             cite=cite + " (Lemma B.1)"),
+        Step("B3.last_high", le(last, sp.exp(B)), by="instance", at={k: n}, uses=("B3.high",),
+             cite=cite + " (Lemma B.1)"),
+        Step("B3.den_Z", ge(Z + last, n * sp.exp(-B) + last), by="apply",
+             at={_sp: _sp + last}, uses=("B3.Z",), cite=cite + " (Lemma B.1)"),
+        Step("B3.den_last", ge(n * sp.exp(-B) + last, (n + 1) * sp.exp(-B)), by="apply",
+             at={_sp: n * sp.exp(-B) + _sp}, uses=("B3.last_low",),
+             cite=cite + " (Lemma B.1)"),
+        Step("B3.den", ge(Z + last, (n + 1) * sp.exp(-B)), by="chain",
+             uses=("B3.den_Z", "B3.den_last"), cite=cite + " (Lemma B.1)",
+             note="n + 1 exponentials, each >= e^{-B}"),
+        Step("B3.w_top", le(last / (Z + last), sp.exp(B) / (Z + last)), by="apply",
+             at={_s: _s / (Z + last)}, uses=("B3.last_high",), cite=cite + " (Lemma B.1)"),
+        Step("B3.w_bottom", le(sp.exp(B) / (Z + last), sp.exp(B) / ((n + 1) * sp.exp(-B))),
+             by="apply", at={_sp: sp.exp(B) / _sp}, uses=("B3.den",),
+             cite=cite + " (Lemma B.1)"),
+        Step("B3.weight", le(weight, b1_bound(n, B)), by="chain",
+             uses=("h_B3_alpha", "B3.w_top", "B3.w_bottom"), cite=cite + " (Lemma B.1)",
+             show="alpha*_{n+1,n+1} <= e^{2B}/(n + 1)"),
+        Step("B3.gap_u", le(weight * norm(u(n) - m_v), 2 * V * weight), by="apply",
+             at={_sn: weight * _sn}, uses=("B3.u_m",), cite=cite),
+        Step("B3.gap_w", le(2 * V * weight, 2 * V * b1_bound(n, B)), by="apply",
+             at={_sp: 2 * V * _sp}, uses=("B3.weight",), cite=cite),
+        Step("B3.gap", le(Delta_n, one_layer_bound(n, B, V)), by="chain",
+             uses=("B3.gap_is", "B3.scale", "B3.gap_u", "B3.gap_w"), cite=cite,
+             show="||z_n - z*_{n+1}|| <= 2 V e^{2B}/(n + 1)"),
+    ]
+    return hypotheses, steps
 
 
-def _proposition_b8() -> list[Step]:
-    size = 4
-    lam = sp.Matrix(size, size, lambda i, j: sp.Rational(1, i + 1) if j <= i else 0)
-    tilde = (lam + sp.eye(size)) / 2
-    ell = sp.Symbol("L", positive=True)
-    vectors, diagonal = tilde.diagonalize()
-    power = vectors * sp.diag(*[diagonal[i, i] ** ell for i in range(size)]) * vectors.inv()
-    target = sp.Matrix(size, size, lambda i, j: 1 if j == 0 else 0)
-    distance = sp.powsimp(sp.expand(sum((power - target).applyfunc(lambda e: e**2))), force=True)
-    row_sums = tilde * sp.ones(size, 1) - sp.ones(size, 1)
-    gap = sp.Symbol("g", positive=True)
-    return [
-        Step("B8a", eq(sp.factor(tilde.charpoly().as_expr()),
-                       sp.Mul(*[(sp.Symbol("lambda") - (1 + sp.Rational(1, i + 1)) / 2)
-                                for i in range(size)])),
-             cite="Prop. B.8", show="charpoly((Lambda + I)/2) = prod_i (lambda - (1 + "
-                                    "Lambda_ii)/2), uniform Lambda, n = 4",
-             note="triangular: eigenvalues (1 + Lambda_ii)/2; Lambda_11 = 1 gives 1"),
-        Step("B8b", lt((1 + (1 - gap)) / 2, 1),
-             cite="Prop. B.8 / Lemma B.6", show="(1 + Lambda_ii)/2 < 1, Lambda_ii = 1 - g < 1",
-             note="rows after the first have >= 2 nonzeros, so Lambda_ii < 1"),
-        Step("B8c", eq(sum(e**2 for e in row_sums), 0), cite="Lemma B.7",
-             show="Eq((Lambda + I)/2 * 1, 1)", note="row-stochastic: 1 is a right eigenvector"),
-        Step("B8d", eq(sp.Limit(distance, ell, sp.oo), 0), by="limit",
-             uses=("B8a", "B8b", "B8c"), cite="Prop. B.8",
-             show="Eq(Limit(||((Lambda + I)/2)**L - 1 e_1^T||_F**2, L, oo), 0), n = 4",
+def _families() -> tuple[list, list[Step]]:
+    """The gap's exact order for a prompt followed by copies of ``a`` (1/n^2) and for blocks of
+    ``c`` copies and one separator (1/n), from the one-layer identity."""
+    r, c = sp.symbols("r c", positive=True, integer=True)
+    S_p, E_a, E_s = sp.symbols("S_P E_a E_s", positive=True)
+    M_p, u_a, u_s, W = sp.symbols("M_P u_a u_s W", real=True)
+    g_rep, g_var, Z_v, M_v = sp.symbols("g_rep g_sep Z_sep M_sep")
+    hypotheses = [
+        ("h_rep", eq(g_rep, (M_p + r * E_a * u_a + E_a * u_a) / (S_p + r * E_a + E_a)
+                     - (M_p + r * E_a * u_a) / (S_p + r * E_a))),
+        ("h_rep_W", eq(W, S_p * u_a - M_p)),
+        ("h_sep", eq(g_var, (M_v + E_a * u_a) / (Z_v + E_a) - M_v / Z_v)),
+        ("h_sep_Z", eq(Z_v, r * (c * E_a + E_s))),
+        ("h_sep_M", eq(M_v, r * (c * E_a * u_a + E_s * u_s))),
+    ]
+    steps = [
+        Step("B3.rep", eq(g_rep, E_a * W / ((S_p + r * E_a + E_a) * (S_p + r * E_a))),
+             uses=("h_rep", "h_rep_W"), cite="Thm B.3, repeated token",
+             show="gap = alpha* (u_a - m), u_a - m = W/Z, W = sum_prompt e^{x_i}(u_a - u_i)",
+             note="the r copies of a drop out of u_a - m"),
+        Step("B3.rep_order", eq(sp.Limit(r ** PAPER["gap.order"] * g_rep, r, sp.oo), W / E_a),
+             by="limit", uses=("B3.rep",), cite="Thm B.3, repeated token",
+             show="r**gap.order * gap -> W/e^{x_a}, nonzero: the gap is Theta(1/n^2)"),
+        Step("B3.sep", eq(g_var, E_a * E_s * r * (u_a - u_s)
+                          / ((r * (c * E_a + E_s) + E_a) * r * (c * E_a + E_s))),
+             uses=("h_sep", "h_sep_Z", "h_sep_M"), cite="Thm B.3, varied tokens",
+             note="u_a - m = e^{x_s}(u_a - u_s)/(c e^{x_a} + e^{x_s}) does not vanish"),
+        Step("B3.sep_order", eq(sp.Limit(r ** PAPER["gap.order_varied"] * g_var, r, sp.oo),
+                                E_a * E_s * (u_a - u_s) / (c * E_a + E_s) ** 2),
+             by="limit", uses=("B3.sep",), cite="Thm B.3, varied tokens",
+             show="r**gap.order_varied * gap -> a nonzero constant: Theta(1/n)"),
+    ]
+    return hypotheses, steps
+
+
+# Proposition B.4 ----------------------------------------------------------------------------
+
+_half = sp.Symbol("h", positive=True, integer=True)  # n = 2h
+_Z_alt = sp.Symbol("Z_alt", positive=True)
+
+
+def _proposition_b4() -> tuple[list, list[Step]]:
+    Zs = sp.Symbol("Z*_alt", positive=True)
+    tv = sp.Symbol("TV_alt", nonnegative=True)
+    one, zero = sp.exp(1), sp.exp(0)
+    pairs = (j, 1, _half)  # coordinates 2j - 1 (x = 1, x* = 0) and 2j (x = 0, x* = 1)
+    hypotheses = [
+        ("h_B4_Z", eq(_Z_alt, sp.Sum(one + zero, pairs))),
+        ("h_B4_Zstar", eq(Zs, sp.Sum(zero + one, pairs))),
+        ("h_B4_TV", eq(tv, sp.Sum(sp.Abs(one / _Z_alt - zero / Zs)
+                                  + sp.Abs(zero / _Z_alt - one / Zs), pairs))),
+    ]
+    steps = [
+        Step("B4.Z", eq(_Z_alt, _half * (sp.E + 1)), uses=("h_B4_Z",), cite="Prop. B.4",
+             show="Z = n(e + 1)/2, n = 2h"),
+        Step("B4.Zstar", eq(Zs, _half * (sp.E + 1)), uses=("h_B4_Zstar",), cite="Prop. B.4",
+             show="Z* = n(e + 1)/2"),
+        Step("B4.TV", eq(tv, alternating_tv_closed()), uses=("h_B4_TV", "B4.Z", "B4.Zstar"),
+             cite="Prop. B.4", show="TV = n(e - 1)/Z = 2(e - 1)/(e + 1) for every even n",
+             note="every coordinate differs by (e - 1)/Z"),
+        Step("B4.positive", gt(alternating_tv_closed(), 0), cite="Prop. B.4"),
+        Step("B4.no_collapse", gt(tv, 0), by="chain", uses=("B4.TV", "B4.positive"),
+             cite="Prop. B.4", note="the same positive value at every even n: no decay to 0"),
+    ]
+    return hypotheses, steps
+
+
+# Theorem 5.1 / B.5 --------------------------------------------------------------------------
+
+J_ni, P_ni = sp.symbols("J_ni P_ni", nonnegative=True)
+
+
+def _theorem_b5() -> tuple[list, list[Step]]:
+    layer = sp.Symbol("l", nonnegative=True, integer=True)
+    jac = sp.Function("J")
+    j_psi, j_n1, j_n2 = sp.Function("J_psi"), sp.Function("J_norm1"), sp.Function("J_norm2")
+    att = sp.IndexedBase("alpha", nonnegative=True)
+    kron = sp.IndexedBase("delta", nonnegative=True)
+    bar = sp.IndexedBase("Abar", nonnegative=True)
+    eye, j_n3, j_y = sp.symbols("I J_norm3 J_y")
+    a, dd = att[layer, j, i], kron[j, i]
+    mlp = j_psi(layer, j) * j_n2(layer, j) + eye
+    mix = a * j_n1(layer, i) + dd * eye
+    factor = sigma / beta2 + PAPER["c.residual"]
+    cite = "Thm B.5 proof"
+    hypotheses = [
+        ("h_B5_layer", eq(norm(jac(layer, j, i)), norm(mlp * mix))),
+        ("h_B5_norms", sp.And(le(norm(j_psi(layer, j)), sigma),
+                              le(norm(j_n2(layer, j)), 1 / beta2),
+                              le(norm(j_n1(layer, i)), 1 / beta1), eq(norm(eye), 1),
+                              le(norm(j_n3), 1 / beta3))),
+        ("h_B5_abar", eq(bar[layer, j, i], abar(a, beta1, dd))),
+    ]
+    steps = [
+        Step("B5.mul", le(norm(mlp * mix), norm(mlp) * norm(mix)), by="instance",
+             at={_p: mlp, _q: mix}, uses=("h_norm_mul",), cite=cite,
+             note="dv_j^(l+1)/dv_i^(l) = (J_psi J_norm2 + I)(alpha_ji J_norm1 + delta_ji I)"),
+        Step("B5.mlp_split", le(norm(mlp), norm(j_psi(layer, j) * j_n2(layer, j)) + norm(eye)),
+             by="instance", at={_c: 1, _p: j_psi(layer, j) * j_n2(layer, j), _d: 1, _q: eye},
+             uses=("h_norm",), cite=cite, note="the residual path adds ||I||"),
+        Step("B5.mlp_mul", le(norm(j_psi(layer, j) * j_n2(layer, j)),
+                              norm(j_psi(layer, j)) * norm(j_n2(layer, j))), by="instance",
+             at={_p: j_psi(layer, j), _q: j_n2(layer, j)}, uses=("h_norm_mul",), cite=cite),
+        Step("B5.mlp_sigma", le(norm(j_psi(layer, j)) * norm(j_n2(layer, j)),
+                                sigma * norm(j_n2(layer, j))), by="apply",
+             at={_sn: _sn * norm(j_n2(layer, j))}, uses=("h_B5_norms",), cite=cite),
+        Step("B5.mlp_beta2", le(sigma * norm(j_n2(layer, j)), sigma / beta2), by="apply",
+             at={_sn: sigma * _sn}, uses=("h_B5_norms",), cite=cite),
+        Step("B5.mlp_path", le(norm(j_psi(layer, j) * j_n2(layer, j)), sigma / beta2),
+             by="chain", uses=("B5.mlp_mul", "B5.mlp_sigma", "B5.mlp_beta2"), cite=cite),
+        Step("B5.mlp_plus", le(norm(j_psi(layer, j) * j_n2(layer, j)) + norm(eye),
+                               sigma / beta2 + norm(eye)), by="apply",
+             at={_sn: _sn + norm(eye)}, uses=("B5.mlp_path",), cite=cite),
+        Step("B5.mlp_eye", eq(sigma / beta2 + norm(eye), sigma / beta2 + 1), by="apply",
+             at={_sn: sigma / beta2 + _sn}, uses=("h_B5_norms",), cite=cite),
+        Step("B5.mlp", le(norm(mlp), sigma / beta2 + 1), by="chain",
+             uses=("B5.mlp_split", "B5.mlp_plus", "B5.mlp_eye"), cite=cite,
+             show="||J_psi J_norm2 + I|| <= sigma/beta2 + 1"),
+        Step("B5.mix_split", le(norm(mix), a * norm(j_n1(layer, i)) + dd * norm(eye)),
+             by="instance", at={_c: a, _p: j_n1(layer, i), _d: dd, _q: eye},
+             uses=("h_norm",), cite=cite),
+        Step("B5.mix_beta1", le(a * norm(j_n1(layer, i)) + dd * norm(eye),
+                                a / beta1 + dd * norm(eye)),
+             by="apply", at={_sn: a * _sn + dd * norm(eye)}, uses=("h_B5_norms",), cite=cite),
+        Step("B5.mix_eye", eq(a / beta1 + dd * norm(eye), a / beta1 + dd), by="apply",
+             at={_sn: a / beta1 + dd * _sn}, uses=("h_B5_norms",), cite=cite),
+        Step("B5.mix", le(norm(mix), bar[layer, j, i]), by="chain",
+             uses=("B5.mix_split", "B5.mix_beta1", "B5.mix_eye", "h_B5_abar"), cite=cite,
+             show="||alpha_ji J_norm1 + delta_ji I|| <= alpha_ji/beta1 + delta_ji = Abar_ji"),
+        Step("B5.product_mlp", le(norm(mlp) * norm(mix), (sigma / beta2 + 1) * norm(mix)),
+             by="apply", at={_sn: _sn * norm(mix)}, uses=("B5.mlp",), cite=cite),
+        Step("B5.product_mix", le((sigma / beta2 + 1) * norm(mix),
+                                  (sigma / beta2 + 1) * bar[layer, j, i]),
+             by="apply", at={_sn: (sigma / beta2 + 1) * _sn}, uses=("B5.mix",), cite=cite),
+        Step("B5.product", le(norm(mlp) * norm(mix), (sigma / beta2 + 1) * bar[layer, j, i]),
+             by="chain", uses=("B5.product_mlp", "B5.product_mix"), cite=cite),
+        Step("B5.layer", le(norm(jac(layer, j, i)), factor * bar[layer, j, i]),
+             by="chain", uses=("h_B5_layer", "B5.mul", "B5.product"),
+             cite=cite, show="||dv_j^(l+1)/dv_i^(l)|| <= (sigma/beta2 + 1) Abar^(l)_ji"),
+    ]
+    # the path sum at depth L = 2: y_n = norm_3(v_n^(2)), paths i <= k <= n
+    path = jac(1, n, k) * jac(0, k, i)
+    paths = sp.Sum(path, (k, i, n))
+    a1, a0 = factor * bar[1, n, k], factor * bar[0, k, i]
+    hypotheses += [
+        ("h_B5_paths", eq(j_y, j_n3 * paths)),
+        ("h_B5_J", eq(J_ni, norm(j_y))),
+        ("h_B5_P", eq(P_ni, sp.Sum(bar[1, n, k] * bar[0, k, i], (k, i, n)))),
+    ]
+    cite = "Thm 5.1/B.5, L = 2"
+    steps += [
+        Step("B5.index", _index_identity(), role="algebra",
+             show="sum_{i<=k<=n} A[n,k] B[k,i] = (A B)[n,i] for lower-triangular A, B, "
+                  "sizes 3 and 4, every n >= i",
+             note="so P_ni, the causal path sum, is the (n, i) entry of Abar^(1) Abar^(0)"),
+        Step("B5.paths", eq(norm(j_y), norm(j_n3 * paths)), uses=("h_B5_paths",), cite=cite,
+             note="the chain rule over the causal paths i <= k <= n"),
+        Step("B5.out_mul", le(norm(j_n3 * paths), norm(j_n3) * norm(paths)), by="instance",
+             at={_p: j_n3, _q: paths}, uses=("h_norm_mul",), cite=cite),
+        Step("B5.out_beta3", le(norm(j_n3) * norm(paths), norm(paths) / beta3), by="apply",
+             at={_sn: _sn * norm(paths)}, uses=("h_B5_norms",), cite=cite),
+        Step("B5.out", le(J_ni, norm(paths) / beta3), by="chain",
+             uses=("h_B5_J", "B5.paths", "B5.out_mul", "B5.out_beta3"), cite=cite,
+             show="||dy_n/dv_i^(0)|| <= (1/beta3) ||sum_paths ...||"),
+        Step("B5.path_sum", le(norm(paths), sp.Sum(norm(path), (k, i, n))), by="instance",
+             at={_seq(k): path, _lo: i, _hi: n}, uses=("h_norm_sum",), cite=cite),
+        Step("B5.path_mul", le(norm(path), norm(jac(1, n, k)) * norm(jac(0, k, i))),
+             by="instance", at={_p: jac(1, n, k), _q: jac(0, k, i)}, uses=("h_norm_mul",),
+             cite=cite),
+        Step("B5.layer1", le(norm(jac(1, n, k)), a1), by="instance",
+             at={layer: 1, j: n, i: k}, uses=("B5.layer",), cite=cite),
+        Step("B5.layer0", le(norm(jac(0, k, i)), a0), by="instance", at={layer: 0, j: k},
+             uses=("B5.layer",), cite=cite),
+        Step("B5.path1", le(norm(jac(1, n, k)) * norm(jac(0, k, i)), a1 * norm(jac(0, k, i))),
+             by="apply", at={_sn: _sn * norm(jac(0, k, i))}, uses=("B5.layer1",), cite=cite),
+        Step("B5.path0", le(a1 * norm(jac(0, k, i)), a1 * a0), by="apply",
+             at={_sn: a1 * _sn}, uses=("B5.layer0",), cite=cite),
+        Step("B5.path", le(norm(path), a1 * a0), by="chain",
+             uses=("B5.path_mul", "B5.path1", "B5.path0"), cite=cite,
+             note="each path contributes the product of its layers' factors"),
+        Step("B5.path_terms", le(sp.Sum(norm(path), (k, i, n)), sp.Sum(a1 * a0, (k, i, n))),
+             by="sum", at={k: (i, n)}, uses=("B5.path",), cite=cite),
+        Step("B5.all_paths", le(norm(paths), sp.Sum(a1 * a0, (k, i, n))), by="chain",
+             uses=("B5.path_sum", "B5.path_terms"), cite=cite),
+        Step("B5.all_paths3", le(norm(paths) / beta3, sp.Sum(a1 * a0, (k, i, n)) / beta3),
+             by="apply", at={_sn: _sn / beta3}, uses=("B5.all_paths",), cite=cite),
+        Step("B5.constant", eq(sp.Sum(a1 * a0, (k, i, n)) / beta3,
+                               oversquashing_constant(2) * P_ni), uses=("h_B5_P",), cite=cite,
+             show="(1/beta3) sum_paths prod_l (sigma/beta2 + 1) Abar = C P_ni, "
+                  "C = (1/beta3) prod_l (sigma/beta2 + 1)"),
+        Step("B5.bound", le(J_ni, oversquashing_constant(2) * P_ni), by="chain",
+             uses=("B5.out", "B5.all_paths3", "B5.constant"), cite=cite,
+             show="||dy_n/dv_i^(0)|| <= C (Abar^(1) Abar^(0))_{n,i}"),
+    ]
+    return hypotheses, steps
+
+
+@functools.cache
+def _index_identity() -> sp.Basic:
+    """``sum_{i<=k<=n} A[n,k] B[k,i] = (AB)[n,i]`` for lower-triangular ``A``, ``B`` of sizes 3
+    and 4: the path sum over ``i <= k <= n`` is the matrix product's entry."""
+    a, b = sp.Function("a"), sp.Function("b")
+    kk = sp.Symbol("kk", integer=True)
+    parts = []
+    for size in (3, 4):
+        A = sp.Matrix(size, size, lambda r, c: a(r, c) if c <= r else 0)
+        Bm = sp.Matrix(size, size, lambda r, c: b(r, c) if c <= r else 0)
+        product = A * Bm
+        parts += [eq(sp.Sum(a(row, kk) * b(kk, col), (kk, col, row)), product[row, col])
+                  for row in range(size) for col in range(row + 1)]
+    return sp.And(*parts)
+
+
+# Proposition B.8, Lemmas B.6 and B.7 -------------------------------------------------------
+
+
+def _proposition_b8() -> tuple[list, list[Step]]:
+    r = sp.Symbol("r", positive=True, integer=True)
+    lam = sp.Function("Lambda", nonnegative=True)
+    rest = sp.Function("R", nonnegative=True)  # sum_{j<r} Lambda(r, j)
+    entry, kd = sp.symbols("lambda delta_ji", nonnegative=True)
+    row = sp.Sum(lam(r, j), (j, 1, r))
+    tilde_row = sp.Sum((lam(r, j) + sp.KroneckerDelta(r, j)) / 2, (j, 1, r))
+    first = sp.IndexedBase("A", nonnegative=True)
+    second = sp.IndexedBase("B", nonnegative=True)
+    b_rows = sp.Sum(second[k, j], (j, 1, n))
+    hypotheses = [
+        ("h_B8_row", eq(row, 1)),
+        ("h_B8_first", eq(lam(1, 1), 1)),
+        ("h_B8_diag", eq(lam(r, r), 1 - rest(r))),
+        ("h_B8_other", gt(rest(r), 0)),
+        ("h_B7_A", eq(sp.Sum(first[r, k], (k, 1, n)), 1)),
+        ("h_B7_B", eq(b_rows, 1)),
+    ]
+    steps = [
+        Step("B8.factor", eq(oversquashing_constant(1, 1, 1, PAPER["b8.beta3_root"])
+                             * abar(entry, 1, kd), (entry + kd) / 2), cite="Prop. B.8",
+             show="(1/beta3^{1/L})(sigma/beta2 + 1)(Lambda/beta1 + I) = (Lambda + I)/2 at "
+                  "beta1 = beta2 = sigma = 1, beta3^{1/L} = 4"),
+        Step("B6.triangular", _triangular_eigenvalues(), role="algebra",
+             show="det(lambda I - A) = prod_r (lambda - A_rr), A lower-triangular, n = 2..5",
+             note="a triangular matrix's eigenvalues are its diagonal entries"),
+        Step("B6.one", eq((row + 1) / 2, 1), by="apply", at={_s: (_s + 1) / 2},
+             uses=("h_B8_row",), cite="Lemma B.6"),
+        Step("B6.eigenvector", eq(tilde_row, 1), by="chain", uses=("B6.one",),
+             cite="Lemma B.6", show="((Lambda + I)/2) 1 = 1, every row r, every n",
+             note="row-stochastic: 1 is an eigenvalue, the all-ones vector its eigenvector"),
+        Step("B6.first", eq((1 + lam(1, 1)) / 2, 1), by="apply", at={_s: (1 + _s) / 2},
+             uses=("h_B8_first",), cite="Lemma B.6",
+             note="the first diagonal entry of (Lambda + I)/2 is 1; its first row is e_1"),
+        Step("B6.rest", lt(1 - rest(r), 1), by="apply", at={_s: 1 - _s}, uses=("h_B8_other",),
+             cite="Lemma B.6"),
+        Step("B6.diagonal", lt(lam(r, r), 1), by="chain", uses=("h_B8_diag", "B6.rest"),
+             cite="Lemma B.6", show="Lambda_rr < 1 for r >= 2",
+             note="rows after the first have >= 2 nonzeros"),
+        Step("B6.simple", lt((1 + lam(r, r)) / 2, 1), by="apply", at={_s: (1 + _s) / 2},
+             uses=("B6.diagonal",), cite="Lemma B.6 / Prop. B.8",
+             show="(1 + Lambda_rr)/2 < 1 for r >= 2: the eigenvalue 1 is simple"),
+        Step("B6.nonnegative", ge((1 + lam(r, r)) / 2, sp.Rational(1, 2)), cite="Prop. B.8",
+             note="every other eigenvalue lies in [1/2, 1), so its powers vanish"),
+        Step("B7.assoc", _associativity(), role="algebra",
+             show="sum_c sum_k A_rk B_kc = sum_k A_rk (sum_c B_kc), n = 2..6",
+             note="(AB) 1 = A (B 1): the row sum of AB is A applied to B's row sums"),
+        Step("B7.term", eq(first[r, k] * b_rows, first[r, k]), by="apply",
+             at={_sn: first[r, k] * _sn}, uses=("h_B7_B",), cite="Lemma B.7"),
+        Step("B7.terms", eq(sp.Sum(first[r, k] * b_rows, (k, 1, n)),
+                            sp.Sum(first[r, k], (k, 1, n))), by="sum", at={k: (1, n)},
+             uses=("B7.term",), cite="Lemma B.7"),
+        Step("B7.rows", eq(sp.Sum(first[r, k] * b_rows, (k, 1, n)), 1), by="chain",
+             uses=("B7.terms", "h_B7_A"), cite="Lemma B.7",
+             show="(A B) 1 = A (B 1) = A 1 = 1, every n",
+             note="a product of row-stochastic matrices is row-stochastic"),
+        Step("B7.entries", ge(sp.Sum(first[r, k] * second[k, j], (k, 1, n)), 0),
+             cite="Lemma B.7", show="(A B)_rj >= 0, every n"),
+        Step("B8.limit", eq(sp.Limit(_uniform_distance(), _depth, sp.oo), 0), by="limit",
+             cite="Prop. B.8",
+             show="Eq(Limit(sum_{n=2..5} ||((Lambda + I)/2)**L - 1 e_1^T||_F**2, L, oo), 0), "
+                  "uniform causal Lambda",
              note="the bound becomes sensitive to the first token only"),
     ]
+    return hypotheses, steps
 
 
-def _threshold() -> list[Step]:
-    gap1, gap2 = K / n, K / n**2
-    star1, star2 = K / (u * X), sp.sqrt(K / (u * X))
-    return [
-        Step("P1", eq(gap1.subs(n, star1), u * X), cite="threshold model",
-             show="Eq(K/n*, u*|x|) at n* = K/(u*|x|)",
-             note="gap K/n falls to the unit roundoff of |x| at n* = K/(u|x|)"),
-        Step("P2", eq(gap2.subs(n, star2), u * X), cite="threshold model",
-             show="Eq(K/(n*)**2, u*|x|) at n* = sqrt(K/(u*|x|))",
-             note="gap K/n^2 at n* = sqrt(K/(u|x|))"),
-        Step("P3", lt(sp.diff(gap1, n), 0), cite="threshold model",
-             note="the gap shrinks with n, so it stays below u|x| after n*"),
-        Step("P4", eq(star1.subs({K: 1, X: 1, u: sp.Rational(1, 256)}), 256),
-             cite="threshold model", show="Eq(K/(u*|x|), 256) at K = |x| = 1, u = 2**-8",
-             note="bf16 (u = 2^-8), K = |x| = 1: n* = 256 for 1/n"),
-        Step("P5", eq(star2.subs({K: 1, X: 1, u: sp.Rational(1, 256)}), 16),
-             cite="threshold model", show="Eq(sqrt(K/(u*|x|)), 16) at K = |x| = 1, u = 2**-8",
-             note="and n* = 16 for 1/n^2"),
+_depth = sp.Symbol("L", positive=True)
+
+
+@functools.cache
+def _triangular_eigenvalues() -> sp.Basic:
+    lam = sp.Symbol("lambda")
+    parts = []
+    for size in range(2, 6):
+        A = sp.Matrix(size, size, lambda r, c: sp.Symbol(f"a_{r}{c}") if c <= r else 0)
+        parts.append(eq(sp.Determinant(sp.ImmutableMatrix(lam * sp.eye(size) - A)),
+                        sp.Mul(*[lam - A[r, r] for r in range(size)])))
+    return sp.And(*parts)
+
+
+@functools.cache
+def _associativity() -> sp.Basic:
+    r = sp.Symbol("r", positive=True, integer=True)
+    first, second = sp.IndexedBase("A"), sp.IndexedBase("B")
+    return sp.And(*[eq(sp.Sum(first[r, k] * second[k, j], (k, 1, size), (j, 1, size)),
+                       sp.Sum(first[r, k] * sp.Sum(second[k, j], (j, 1, size)), (k, 1, size)))
+                    for size in range(2, 7)])
+
+
+@functools.cache
+def _uniform_distance() -> sp.Expr:
+    total = 0
+    for size in range(2, 6):
+        lam = sp.Matrix(size, size, lambda r, c: sp.Rational(1, r + 1) if c <= r else 0)
+        vectors, diagonal = ((lam + sp.eye(size)) / 2).diagonalize()
+        power = vectors * sp.diag(*[diagonal[r, r] ** _depth for r in range(size)]) \
+            * vectors.inv()
+        target = sp.Matrix(size, size, lambda r, c: 1 if c == 0 else 0)
+        total += sum((power - target).applyfunc(lambda e: e**2))
+    return sp.powsimp(sp.expand(total), force=True)
+
+
+# Proposition 6.1/B.9 and Corollary B.10 ----------------------------------------------------
+
+
+def _counting() -> tuple[list, list[Step]]:
+    n0, n1 = sp.symbols("n_0 n_1", positive=True, integer=True)
+    s00, s01, s10, s11 = sp.symbols("s_00 s_01 s_10 s_11", real=True)
+    v0, v1 = sp.symbols("v_zero v_one")
+
+    def layer(zeros, ones):
+        """Layer-1 values of a zero and a one among ``zeros`` zeros and ``ones`` ones: no
+        positional encoding, no causal mask, psi and norms ignored."""
+        zero = (zeros * sp.exp(s00) * v0 + ones * sp.exp(s01) * v1) \
+            / (zeros * sp.exp(s00) + ones * sp.exp(s01)) + v0
+        one = (zeros * sp.exp(s10) * v0 + ones * sp.exp(s11) * v1) \
+            / (zeros * sp.exp(s10) + ones * sp.exp(s11)) + v1
+        return zero, one
+
+    def ratio_form(zeros, ones):
+        zero = (sp.exp(s00) / (sp.exp(s00) + (ones / zeros) * sp.exp(s01)) * v0
+                + sp.exp(s01) / ((zeros / ones) * sp.exp(s00) + sp.exp(s01)) * v1 + v0)
+        one = (sp.exp(s10) / (sp.exp(s10) + (ones / zeros) * sp.exp(s11)) * v0
+               + sp.exp(s11) / ((zeros / ones) * sp.exp(s10) + sp.exp(s11)) * v1 + v1)
+        return zero, one
+
+    general = sp.And(*[eq(a, b) for a, b in zip(layer(n0, n1), ratio_form(n0, n1),
+                                                  strict=True)])
+    K_r = sp.Symbol("K_r", positive=True)
+    f_short, f_long = sp.symbols("f_short f_long")
+    hypotheses = [
+        ("h_B10_readout", le(norm(f_short - f_long), K_r * Delta_n)),
+        ("h_B10_long", lt(K_r * 2 * V * sp.exp(2 * B), n + 1)),
     ]
+    steps = [
+        Step("B9.ratio", general, cite="Prop. 6.1/B.9",
+             show="z_zero, z_one = e^{s}/(e^{s} + (n1/n0) e^{s'}) v_zero + ... : functions of "
+                  "n1/n0 only",
+             note="for any token values and scores, so at every layer (all zeros stay equal)"),
+        Step("B9.same", sp.And(*[eq(a, b) for a, b in zip(layer(1, 1), layer(2, 2),
+                                                            strict=True)]),
+             cite="Prop. 6.1/B.9", show='"10" and "1100" get identical layer-1 values'),
+        Step("B10.lipschitz", le(K_r * Delta_n, K_r * one_layer_bound(n, B, V)), by="apply",
+             at={_sn: K_r * _sn}, uses=("B3.gap",), cite="Cor. B.10"),
+        Step("B10.small", lt(K_r * one_layer_bound(n, B, V), 1), by="apply",
+             at={_s: _s / (n + 1)}, uses=("h_B10_long",), cite="Cor. B.10"),
+        Step("B10.count", lt(norm(f_short - f_long), 1), by="chain",
+             uses=("h_B10_readout", "B10.lipschitz", "B10.small"), cite="Cor. B.10",
+             show="|f(v_n) - f(v*_{n+1})| < 1",
+             note="the counts of [v v_a] and [v v_a v_a] differ by 1: one readout is wrong"),
+    ]
+    return hypotheses, steps
+
+
+# The threshold model (the notes', not the paper's) -----------------------------------------
+
+
+def _threshold() -> tuple[list, list[Step]]:
+    K, X = sp.symbols("K x_mag", positive=True)
+    u = unit_roundoff_bf16()
+
+    def length(order):
+        return (K / (u * X)) ** (1 / order)
+
+    hypotheses = [("h_P_K", eq(K, 1)), ("h_P_x", eq(X, 1))]
+    steps = [
+        Step("P.decreasing", lt(sp.diff(K / n ** PAPER["gap.order"], n), 0),
+             cite="threshold model", note="the gap shrinks with n: below u|x| from n* on"),
+        Step("P.varied", eq(length(PAPER["gap.order_varied"]), 256),
+             uses=("h_P_K", "h_P_x"), cite="threshold model", budget_s=20,
+             show="n* = K/(u |x|) = 256 for a K/n gap, K = |x| = 1, u = 2**-8"),
+        Step("P.repeated", eq(length(PAPER["gap.order"]), 16),
+             uses=("h_P_K", "h_P_x"), cite="threshold model", budget_s=20,
+             show="n* = sqrt(K/(u |x|)) = 16 for a K/n**2 gap"),
+    ]
+    return hypotheses, steps
+
+
+# As printed ---------------------------------------------------------------------------------
 
 
 def _as_printed() -> list[Step]:
-    box = {alpha: (0, 1), beta1: (0.5, 2), beta2: (0.5, 2), beta3: (0.5, 2), sigma: (0, 2)}
-    proof = (sigma / beta2 + 1) * (alpha / beta1 + 1) / beta3
+    kd = sp.Symbol("delta_ji", nonnegative=True)
+    box = {alpha: (0, 1), beta1: (0.5, 2), beta2: (0.5, 2), kd: (0, 1), sigma: (0, 2)}
+    v_n, rest = sp.symbols("v_n rest", real=True)
+    z_wit = alpha * v_n + v_n + rest  # z_n, beta1 = 1
+    y_wit = sigma * z_wit + z_wit     # y_n = v_n^(1) = psi(z) + z, psi = sigma x, beta = 1
+    psi, v_l, z_l = sp.symbols("psi z_l v_l")
     return [
-        Step("T5.1'", eq(alpha / beta2 + 1, alpha / beta1 + 1), cite="Thm 5.1, main text", box=box,
-             show="Eq(alpha/beta2 + delta, alpha/beta1 + delta)",
-             note="the main text normalises by beta2; the proof by beta1"),
-        Step("B5'", eq((alpha + 1) / beta1, alpha / beta1 + 1), cite="Thm B.5 statement",
-             box=box, show="Eq((alpha + delta)/beta, alpha/beta1 + delta)",
-             note="B.5 divides delta by beta too"),
-        Step("B5c'", ge(sigma * (alpha + 1) / beta1, proof), cite="Thm B.5 statement", box=box,
-             show="sigma**L*(alpha + delta)/beta >= (1/beta3)*(sigma/beta2 + 1)*(alpha/beta1 + "
-                  "delta), L = 1, i = n",
-             note="B.5's constant sigma_psi^L drops the residual path: 0 when psi = 0"),
-        Step("B4'", eq(2 * k * (sp.E - 1) / ((2 * k * sp.E + 1) / 2), alternating_tv_closed()),
-             cite="Prop. B.4 proof",
-             show="Eq(n*(e - 1)/((n*e + 1)/2), 2*(e - 1)/(e + 1)), n = 2k",
-             note="the printed intermediate denominator (ne + 1)/2 should be n(e + 1)/2"),
+        Step("T5.1'", eq(alpha / beta2 + kd, abar(alpha, beta1, kd)), cite="Thm 5.1, main text",
+             box=box, erratum="inconsistent",
+             show="Eq(alpha/beta2 + delta_ji, alpha/beta1 + delta_ji)",
+             note="the main text normalises by beta2, the proof by beta1; the main text's "
+                  "'some constant C' can absorb the ratio"),
+        Step("B5'", eq((alpha + kd) / beta1, abar(alpha, beta1, kd)), cite="Thm B.5 statement",
+             box=box, erratum="inconsistent",
+             show="Eq((alpha + delta_ji)/beta, alpha/beta1 + delta_ji)",
+             note="B.5 divides delta_ji by beta too; a constant can absorb it"),
+        Step("B5.sigma'", le(sp.diff(y_wit, v_n), sigma * (alpha + kd).subs(kd, 1)),
+             cite="Thm B.5 statement", box=box, erratum="refuted",
+             show="dy_n/dv_n = (sigma + 1)(alpha + 1) <= sigma**L (alpha + delta)/beta, L = 1, "
+                  "psi(x) = sigma x, beta = 1",
+             note="a sigma-Lipschitz psi and norms equal to their constants satisfy the "
+                  "hypotheses; the residual path keeps the Jacobian above sigma^L"),
+        Step("B4'", eq(_Z_alt, (2 * _half * sp.E + PAPER["b4.printed_shift"]) / 2),
+             uses=("B4.Z",), cite="Prop. B.4 proof", erratum="refuted",
+             show="Z = (ne + 1)/2, n = 2h",
+             note="the printed intermediate denominator; Z = n(e + 1)/2 and the final value "
+                  "2(e - 1)/(e + 1) are right"),
+        Step("B3'", eq(psi + v_l, psi + z_l), cite="Thm B.3 proof", erratum="inconsistent",
+             show="Eq(psi(norm_2(z)) + v^(l), psi(norm_2(z)) + z^(l))",
+             note="the proof's layer update adds v^(l); Section 2 defines it with z^(l)"),
     ]
 
 
-@cache
+@PAPER.cache
 def derivation() -> Derivation:
-    """Check Lemmas B.1 and B.2, the one-layer identity, Prop. B.4, Theorem 5.1/B.5, Prop. B.8
-    and the precision threshold model step by step; record the printed inconsistencies."""
+    """Check Lemmas B.1-B.2, Theorem B.3 at one layer (and the gap's order for two input
+    families), Prop. B.4, Theorem 5.1/B.5 at depth two, Lemmas B.6-B.7, Prop. B.8, Prop. 6.1/B.9,
+    Cor. B.10 and the threshold model step by step; record the printed inconsistencies."""
+    hypotheses, steps = _norm_facts(), []
+    for section in (_lemma_b1, _lemma_b2, _theorem_b3, _families, _proposition_b4,
+                    _theorem_b5, _proposition_b8, _counting, _threshold):
+        more_hypotheses, more_steps = section()
+        hypotheses += more_hypotheses
+        steps += more_steps
+    goal = sp.And(le(Delta_n, one_layer_bound(n, B, V)),
+                  le(J_ni, oversquashing_constant(2) * P_ni))
+    steps.append(Step("goal", goal, by="chain", uses=("B3.gap", "B5.bound"),
+                      cite="Thm B.3 (one layer) and Thm 5.1/B.5 (L = 2)"))
     return Derivation.check(
         "representational-collapse",
-        source="Barbero et al. 2024, Lemmas B.1-B.2, Thm B.3, Prop. B.4, Thm 5.1/B.5, Prop. B.8",
-        hypotheses=[
-            ("h1", sp.And(-B <= x, x <= B)),
-            ("h2", le(sp.Abs(x + y), sp.Abs(x) + sp.Abs(y))),
-        ],
-        goal=sp.And(le(sp.Symbol("Delta_n"), 2 * V * sp.exp(2 * B) / (n + 1)),
-                    le(sp.Symbol("J_ni"), sp.Symbol("C") * sp.Symbol("P_ni"))),
-        steps=[*_lemma_b1(), *_lemma_b2(), *_one_layer(), *_proposition_b4(), *_theorem_51(),
-               *_proposition_b8(), *_threshold()],
-        bound=b1_rate(n, 2 * B),
+        source="Barbero et al. 2024, Lemmas B.1-B.2, B.6-B.7, Thm B.3, Prop. B.4, Thm 5.1/B.5, "
+               "Prop. B.8, Prop. 6.1/B.9, Cor. B.10",
+        hypotheses=hypotheses,
+        goal=goal,
+        steps=steps,
+        bound=b1_bound(n, B),
         as_printed=_as_printed(),
     )
