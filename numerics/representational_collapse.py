@@ -4,46 +4,50 @@
   ``a`` again and again), "sampled" (random digits), "separated" (``a a ,`` repeated) or
   "alternating" (``0 a 0 a``). Length ``n`` compares ``v = [x_<n, a]`` with ``v* = [x_<n, a, a]``
   (Theorem B.3), all ``n`` at once by :func:`numerics.transformer.branch_forward`.
-- :func:`state_gaps`, :func:`equal_rows`, :func:`fit_rate`: ``||v_n - v*_{n+1}||``, bitwise
-  equality, and the log-log decay rate.
-- :func:`predicted_collapse`: the lengths at which the exact gap, of the final states or of a
-  quantity that determines them, is below half an ulp of the format in every coordinate (the
-  unit-roundoff threshold model).
-- :func:`gap_bound`: Theorem B.3's proof chain evaluated on a model: Lemma B.1's rate for the new
-  token's weight, Lemma B.2's bound on the change of the old weights, the triangle inequality, and
-  the MLP's Lipschitz constant, layer by layer.
-- :func:`identity_residual`: the one-layer identity ``z*_{n+1} - z_n = alpha*_{n+1,n+1}(u_a - m)``.
-- :func:`perturbed_softmax`: the Lemma B.2 experiment of Fig. 9.
+- :func:`state_gaps`, :func:`equal_rows`, :func:`collapse_statistics`: ``||v_n - v*_{n+1}||``,
+  bitwise equality per length, and what a cell's lengths show (share equal, first equal, the
+  stable length from which every longer one is equal).
+- The proof's quantities on a model, per length (each from a trace of ``branch_forward``):
+  :func:`lemma_b1_terms` (the new token's weight, the logits' spread and bound),
+  :func:`one_layer_terms` (the layer-0 midpoint gap, the value and logit bounds of the one-layer
+  bound), :func:`identity_residual` (``z*_{n+1} - z_n = alpha*_{n+1,n+1} W_O (u_a - m)``) and
+  :func:`gap_bound` (Theorem B.3's chain through every layer).
+- :func:`decay_constant`: the constant ``K`` of ``gap = K / s^p`` with the exponent ``p`` fixed,
+  against its exact value from the prompt (repeated tokens) or the identity (varied tokens).
+- Softmax pairs (:func:`softmax_pair_tv`): Fig. 9's perturbed logits (Lemma B.2), Prop. B.4's
+  alternating pair, and the extremal instances on which Lemmas B.1, B.2 and the one-layer bound
+  are attained (:func:`extremal_collapse_model`, :func:`lemma_b2_extremal_logits`).
+- Evidence (:func:`softmax_terms`, :func:`sum_evidence`, :func:`attention_evidence`): the
+  in-format exponentials, denominators and weighted sums of a row, recomputed from its stored
+  inputs exactly as the kernels compute them, for :func:`numerics.evidence.stall_index` and the
+  sum's error in ulps.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from itertools import product
 
 import numpy as np
 
 from numerics.backend import to_numpy
-from numerics.formats import Format
+from numerics.error_bounds import softmax_error, weighted_sum_error
+from numerics.evidence import error_in_ulps, stall_index
+from numerics.formats import Format, get_format
 from numerics.kernels import softmax
-from numerics.policies import Policy
-from numerics.transformer import (
-    Transformer,
-    forward,
-    layer_norm,
-    random_transformer,
-)
+from numerics.layers import layer_norm
+from numerics.policies import Policy, get_policy
+from numerics.transformer import Layer, Transformer, random_transformer
 
 FAMILIES: tuple[str, ...] = ("repeated", "sampled", "separated", "alternating")
 #: Vocabulary: digits 0-9 (the token a is the digit 1), a separator, and prompt tokens 12..31.
 TOKEN, OTHER, SEPARATOR, PROMPT_TOKENS, VOCAB = 1, 0, 10, (12, 32), 32
 PROMPT_LENGTH = 8
 RESOLUTION = 2.0**-36
-#: The over-squashing models: n = 16 positions, width 8, one head, W_V W_O = I (as the paper).
-OVERSQUASHING_LENGTH, OVERSQUASHING_WIDTH = 16, 8
 #: Fig. 9 of the paper: the first k = 200 logits get U[0, 0.1] noise.
 FIG9_K, FIG9_NOISE = 200, 0.1
+#: The extremal instances: logits of magnitude B = 0.1 (small, so that e^{2B}/(n + 1) is nearly
+#: attained, and not 0, so that a wrong power of e^B still shows) and Lemma B.2's change 10^-3.
+EXTREMAL_LOGIT, EXTREMAL_SHIFT = 0.1, 1e-3
 
 
 def family_prefix(family: str, size: int, *, prompt_length: int = PROMPT_LENGTH, seed: int = 0):
@@ -68,6 +72,27 @@ def family_prefix(family: str, size: int, *, prompt_length: int = PROMPT_LENGTH,
 def collapse_model(*, d: int, layers: int, pe: str, seed: int, heads: int = 1) -> Transformer:
     """The model of the collapse checks: seeded random weights over the families' vocabulary."""
     return random_transformer(vocab=VOCAB, d=d, layers=layers, heads=heads, pe=pe, seed=seed)
+
+
+def extremal_collapse_model(logit: float = EXTREMAL_LOGIT) -> Transformer:
+    """One layer on which Lemma B.1 and the one-layer bound are attained as ``n`` grows.
+
+    Width 1, no norm, no MLP, ``W_V = W_O = 1``, ``W_Q = W_K = sqrt(B)``; token ``a`` embeds as
+    ``+1`` and every other token as ``-1``. With the prefix of :func:`extremal_prefix` the query
+    ``a`` has logit ``+B`` on ``a`` and ``-B`` on the rest, so ``alpha*_{n+1,n+1} = e^{2B}/(n - 1 +
+    2 e^{2B})`` and ``u_a - m = 2 (n - 1)/(n - 1 + e^{2B})``: the bounds ``e^{2B}/(n + 1)`` and
+    ``2 V e^{2B}/(n + 1)`` (``V = 1``) are met up to ``O(1/n)``.
+    """
+    root = math.sqrt(logit)
+    layer = Layer(np.full((1, 1, 1), root), np.full((1, 1, 1), root), np.ones((1, 1, 1)),
+                  np.ones((1, 1)))
+    embedding = np.where(np.arange(VOCAB) == TOKEN, 1.0, -1.0)[:, None]
+    return Transformer(embedding, (layer,), pe="nope", norm="none")
+
+
+def extremal_prefix(size: int) -> np.ndarray:
+    """The extremal instance's shared prefix: ``size - 1`` copies of a token other than ``a``."""
+    return np.full(size - 1, OTHER, dtype=np.int64)
 
 
 def state_gaps(short, long, norm: str = "l1") -> np.ndarray:
@@ -102,6 +127,37 @@ def equal_rows(short, long) -> np.ndarray:
     return np.all(a.view(view) == b.view(view), axis=-1)
 
 
+def collapse_statistics(equal, distinct) -> dict:
+    """What one cell's lengths show, over the lengths ``n`` whose exact states differ.
+
+    ``lengths``: how many; ``equal``: how many have bitwise equal states in the format, and
+    ``share`` that fraction; ``first``: the first such ``n``; ``stable``: the first ``n`` from
+    which every longer length (up to the last) is equal, or None when the last one is not.
+    """
+    equal, distinct = np.asarray(equal, dtype=bool), np.asarray(distinct, dtype=bool)
+    considered = np.flatnonzero(distinct)
+    hits = np.flatnonzero(equal & distinct)
+    misses = np.flatnonzero(~equal & distinct)
+    stable = None
+    if considered.size and equal[considered[-1]]:
+        later = considered[considered > misses[-1]] if misses.size else considered
+        stable = int(later[0]) + 1
+    return {"lengths": int(considered.size), "equal": int(hits.size),
+            "share": float(hits.size / considered.size) if considered.size else 0.0,
+            "first": int(hits[0]) + 1 if hits.size else None, "stable": stable}
+
+
+def prediction_statistics(predicted, actual, considered) -> dict:
+    """Precision and recall of per-length ``predicted`` flags against ``actual`` ones over the
+    ``considered`` lengths (None where undefined: nothing predicted, or nothing to find)."""
+    predicted = np.asarray(predicted, dtype=bool) & considered
+    actual = np.asarray(actual, dtype=bool) & considered
+    hits = int(np.count_nonzero(predicted & actual))
+    said, there = int(np.count_nonzero(predicted)), int(np.count_nonzero(actual))
+    return {"predicted": said, "actual": there, "correct": hits,
+            "precision": hits / said if said else None, "recall": hits / there if there else None}
+
+
 def fit_rate(lengths, gaps, *, low: int, high: int, scale=None) -> float:
     """The exponent ``p`` of a least-squares fit ``gap ~ K / s^p`` over ``low <= n <= high``
     (positive gaps only), with ``s = scale`` (default ``s = n``); NaN with fewer than three
@@ -116,41 +172,6 @@ def fit_rate(lengths, gaps, *, low: int, high: int, scale=None) -> float:
     return float(-slope)
 
 
-def predicted_collapse(short, long, fmt: Format, *, trace=(), positional: bool = True
-                       ) -> np.ndarray:
-    """Per row: does the unit-roundoff model predict equal states in ``fmt``?
-
-    ``short``/``long`` are exact (fp64) final states; the stored values of a quantity agree once
-    every coordinate's gap is below half the format's spacing there, ``|x_k - x*_k| < ulp(x_k) /
-    2``, i.e. below the unit roundoff relative to ``|x_k|`` (to within the binade). Equal stored
-    values stay equal downstream, so with an fp64 :func:`numerics.transformer.branch_forward`
-    ``trace`` the model also tests the quantities that alone determine the final state: the last
-    layer's ``z`` and, when ``positional`` is False (NoPE: a branch's state depends on its own
-    earlier state and the shared prefix, not on its position), every layer's attention outputs
-    and ``z``. A row is predicted equal when any of these quantities is.
-    """
-    stages = [(short, long)]
-    records = list(trace) if not positional else list(trace)[-1:]
-    for record in records:
-        stages.append((record["short_z"], record["long_z"]))
-        if not positional:
-            stages.append((_rows_last(record["short_mix"]), _rows_last(record["long_mix"])))
-    flags = None
-    for a, b in stages:
-        a, b = to_numpy(a, np.float64), to_numpy(b, np.float64)
-        spacing = to_numpy(fmt.ulp(a))
-        equal = np.all(np.abs(a - b) < spacing / 2, axis=-1)
-        flags = equal if flags is None else flags | equal
-    return flags
-
-
-def _rows_last(mix) -> np.ndarray:
-    """Per-head attention outputs ``(heads, n, d_head)`` as one row per length ``(n, heads
-    d_head)``."""
-    mix = to_numpy(mix, np.float64)
-    return np.moveaxis(mix, 0, 1).reshape(mix.shape[1], -1)
-
-
 def first_true(flags, *, start: int = 1) -> int | None:
     """The first length ``n >= start`` (row ``n - 1``) whose flag is set, or None."""
     flags = np.asarray(flags, dtype=bool).copy()
@@ -158,17 +179,64 @@ def first_true(flags, *, start: int = 1) -> int | None:
     return int(np.argmax(flags)) + 1 if flags.any() else None
 
 
-def gap_bound(model: Transformer, trace) -> np.ndarray:
+def valid_logits(record, branch: str) -> np.ndarray:
+    """A branch's logits per head and length (float64 ``(heads, N, keys)``), NaN where masked:
+    the keys ``x_<n``, then ``a`` (and for the long branch ``b``)."""
+    scores = to_numpy(record[f"{branch}_scores"], np.float64)
+    size = scores.shape[1]
+    prefix = np.arange(size - 1)[None, :] < np.arange(size)[:, None]
+    tail = np.ones((size, scores.shape[2] - (size - 1)), dtype=bool)
+    return np.where(np.concatenate([prefix, tail], axis=1)[None], scores, np.nan)
+
+
+def lemma_b1_terms(record) -> dict[str, np.ndarray]:
+    """Lemma B.1 on the long branch, per head and length (``(heads, N)``): ``weight``, the new
+    token's attention weight ``alpha*_{n+1,n+1}``; ``spread``, its logits' ``max - min``
+    (``delta``); ``bound``, their largest magnitude (``B``)."""
+    logits = valid_logits(record, "long")
+    return {"weight": to_numpy(record["long_self"], np.float64),
+            "spread": np.nanmax(logits, axis=-1) - np.nanmin(logits, axis=-1),
+            "bound": np.nanmax(np.abs(logits), axis=-1)}
+
+
+def one_layer_terms(model: Transformer, record) -> dict[str, np.ndarray]:
+    """The one-layer identity regime (NoPE, or ALiBi) at layer 0, per length.
+
+    ``gap``: ``||z*_{n+1} - z_n||_2`` of the layer's midpoints; per head (``(heads, N)``):
+    ``values`` ``V``, the largest ``||W_O^h u_j^h||_2`` over the keys of ``v*``, and ``bound``
+    ``B``, the largest logit magnitude of both branches.
+    """
+    gap = state_gaps(record["short_z"], record["long_z"], "l2")
+    heads, d_head = model.heads, model.d_head
+    w_o = model.layers[0].w_o.reshape(heads, d_head, model.d)
+
+    def norms(values):
+        values = to_numpy(values, np.float64)
+        return np.linalg.norm(np.einsum("hne,hef->hnf", values, w_o), axis=-1)
+
+    prefix = norms(record["prefix_value"])
+    running = np.maximum.accumulate(np.concatenate([np.zeros((heads, 1)), prefix], axis=1),
+                                    axis=1)
+    values = np.maximum(running, np.maximum(norms(record["short_value"]),
+                                            norms(record["long_value"])))
+    bound = np.maximum(np.nanmax(np.abs(valid_logits(record, "short")), axis=-1),
+                       np.nanmax(np.abs(valid_logits(record, "long")), axis=-1))
+    return {"gap": gap, "values": values, "bound": bound}
+
+
+def gap_bound(model: Transformer, trace, *, rate, tv_factor: float,
+              value_factor: float) -> np.ndarray:
     """Theorem B.3's proof chain on ``model``: an upper bound on ``||v_n - v*_{n+1}||_2`` per ``n``.
 
     ``trace`` is an fp64 :func:`numerics.transformer.branch_forward` trace. Entering layer ``l``
     with gap ``eps``, head ``h`` has old-key logits ``x_j`` (query ``a`` at ``n``) and ``x*_j``
     (query at ``n + 1``), ``j <= n``. Lemma B.2's proof bounds the change of the old weights by
-    ``T = 2 sum_j e^{max(x_j, x*_j)} |x*_j - x_j| / sum_j e^{x*_j}`` and Lemma B.1 the new token's
-    weight by ``A = min(1, e^{delta} / (n + 1))`` (``delta`` the logit spread), so the triangle
-    inequality gives ``||z* - z|| <= eps + sum_h (T_h + 2 A_h) U_h`` with ``U_h`` the largest
-    projected value norm; the MLP multiplies by ``1 + ||W_1|| ||W_2|| max|g_2| / s_min`` with
-    ``s_min`` the smallest normalising scale of ``norm_2`` on the segment between the two states.
+    ``T = c_2 sum_j e^{max(x_j, x*_j)} |x*_j - x_j| / sum_j e^{x*_j}`` (``c_2 = tv_factor``, the
+    paper's 2) and Lemma B.1 the new token's weight by ``A = min(1, rate(n, delta))`` (``delta``
+    the logit spread), so ``||z* - z|| <= eps + sum_h (T_h + c_3 A_h) U_h`` (``c_3 =
+    value_factor``: ``||u_a - m|| <= 2V``) with ``U_h`` the largest projected value norm; the MLP
+    multiplies by ``1 + ||W_1|| ||W_2|| max|g_2| / s_min`` with ``s_min`` the smallest normalising
+    scale of ``norm_2`` on the segment between the two states.
     """
     first = trace[0]
     size = first["short"].shape[0]
@@ -186,33 +254,34 @@ def gap_bound(model: Transformer, trace) -> np.ndarray:
         change = np.where(shared, np.exp(np.maximum(x, old_star) - top)
                           * np.abs(old_star - x), 0.0)
         total = np.where(shared, np.exp(old_star - top), 0.0).sum(axis=-1)
-        tv = 2 * change.sum(axis=-1) / total
+        tv = tv_factor * change.sum(axis=-1) / total
         everything = np.concatenate([shared, np.ones((size, 1), dtype=bool)], axis=-1)
         spread = (np.max(np.where(everything, x_star, -np.inf), axis=-1)
                   - np.min(np.where(everything, x_star, np.inf), axis=-1))
         with np.errstate(over="ignore"):
-            new = np.minimum(1.0, np.exp(spread) / (lengths + 1))
+            new = np.minimum(1.0, rate(lengths, spread))
         values = _value_norms(model, layer, record)
-        dz = eps + ((tv + 2 * new) * values).sum(axis=0)
+        dz = eps + ((tv + value_factor * new) * values).sum(axis=0)
         eps = dz * _mlp_factor(model, layer, to_numpy(record["short_z"], np.float64), dz)
     return eps
 
 
-def identity_residual(record, *, unit: float, compute_unit: float,
-                      accumulate_unit: float) -> dict[str, np.ndarray]:
+def identity_residual(record, fmt: Format | str, policy: Policy | str) -> dict[str, np.ndarray]:
     """The one-layer identity at layer 0, per length ``n``, from a trace in any format.
 
-    With the same logits for the query at ``n`` and at ``n + 1`` on old keys (NoPE, or ALiBi's
-    uniform shift), ``mix*_{n+1} - mix_n = alpha*_{n+1,n+1} (u_a - mix_n)`` exactly. Returns the
-    largest deviation ``residual`` (over heads and coordinates, computed exactly from the stored
-    values) and an a priori rounding ``tolerance``. Each stored weight is off relatively by
-    ``rho = u + 3 u_c + gamma`` (exponential, sum and quotient computed with unit ``u_c``, one
-    rounding to the format with unit ``u``) and each weighted sum by ``gamma_{n+1} = (n + 1) u_a /
-    (1 - (n + 1) u_a)`` in the accumulation's unit, so each branch's output is within
-    ``(rho + gamma + u) U`` of exact (``U`` the largest value) and the residual within
-    ``(5 rho + 3 gamma + 3 u) U`` to first order; the tolerance adds ``10 u^2 U`` for the
-    second-order terms and is infinite (vacuous) once ``(n + 1) u_a >= 1/3``.
+    When the query at ``n + 1`` sees the old keys' logits shifted by one constant (NoPE: not at
+    all; ALiBi: by ``-m_h``), ``mix*_{n+1} - mix_n = alpha*_{n+1,n+1} (u_a - mix_n)`` exactly
+    (``mix`` the attention output before ``W_O``). Returns the largest deviation ``residual``
+    (over heads and coordinates, computed exactly from the stored values) and an a priori
+    rounding ``tolerance``: each branch's output is within :func:`numerics.error_bounds.
+    weighted_sum_error` of the exact output of its stored logits and values (weights by
+    :func:`numerics.error_bounds.softmax_error`, sums within one ulp under ``strict``), the stored
+    weight ``alpha*`` within the softmax bound, and a stored shift that is not one constant moves
+    the old weights by ``2 max|shift - c|`` (relative, first order); so the residual is within
+    ``(2 + alpha*) e + (rho alpha* + abs) ||u_a - mix|| + 2 dev scale``. ``scale`` is the largest
+    stored value magnitude.
     """
+    fmt, policy = get_format(fmt), get_policy(policy)
     short = to_numpy(record["short_mix"], np.float64)
     long = to_numpy(record["long_mix"], np.float64)
     own = to_numpy(record["short_value"], np.float64)
@@ -222,12 +291,72 @@ def identity_residual(record, *, unit: float, compute_unit: float,
     running = np.maximum.accumulate(np.concatenate([[0.0], prefix]))
     scale = np.maximum(running, np.abs(own).max(axis=(0, 2)))
     scale = np.maximum(scale, np.abs(to_numpy(record["long_value"], np.float64)).max(axis=(0, 2)))
-    terms = np.arange(2, short.shape[1] + 2) * accumulate_unit
+    x, x_star = valid_logits(record, "short"), valid_logits(record, "long")
+    shift = x_star[..., :-1] - x
+    dev = np.nan_to_num((np.nanmax(shift, axis=-1) - np.nanmin(shift, axis=-1)) / 2).max(axis=0)
+    spread = np.maximum(np.nanmax(x_star, axis=-1) - np.nanmin(x_star, axis=-1),
+                        np.nanmax(x, axis=-1) - np.nanmin(x, axis=-1)).max(axis=0)
+    count = np.arange(2, short.shape[1] + 2, dtype=np.float64)
+    rho, floor = softmax_error(spread, count, fmt, policy, accumulation="one-ulp")
+    error = weighted_sum_error(rho, floor, count, scale, scale, fmt, policy,
+                               accumulation="one-ulp")
+    alpha = weight.max(axis=(0, 2))
+    with np.errstate(invalid="ignore", over="ignore"):
+        tolerance = (2 + alpha) * error + (rho * alpha + floor) * 2 * scale \
+            + 2 * np.exp(2 * dev) * dev * 2 * scale
+    return {"residual": residual, "tolerance": np.where(np.isfinite(tolerance), tolerance,
+                                                          np.inf), "scale": scale}
+
+
+def decay_constant(model: Transformer, record, family: str, *, order: float, low: int,
+                   high: int, prompt_length: int = PROMPT_LENGTH) -> dict[str, float]:
+    """The constant ``K`` of the layer-0 midpoint gap ``||z*_{n+1} - z_n|| = K / s_n^p`` with the
+    exponent ``p = order`` fixed (one head, no positional encoding), fitted as the geometric mean
+    of ``gap s^p`` over ``low <= n <= high`` (``observed``) against its exact value (``exact``).
+
+    Repeated tokens (``p`` the paper's 2): with ``S = sum_prompt e^{x_i - x_a}``, ``m_P`` the
+    prompt's attention output and ``s_n = (alpha*_{n+1,n+1} alpha_{n,n})^{-1/2}``, the identity
+    gives ``u_a - m_n = S alpha_{n,n} (u_a - m_P)``, so ``K = S ||W_O (u_a - m_P)||`` exactly at
+    every ``n`` past the prompt. Varied tokens (``p = 1``): ``s_n = 1/alpha*_{n+1,n+1}`` and ``K_n
+    = ||W_O (u_a - m_n)||`` (no limit in closed form), whose geometric mean is the exact value.
+    A wrong exponent makes ``gap s^p`` drift by ``s^{+-1}`` over the window. ``tolerance`` bounds
+    the relative rounding error of ``observed`` in float64: the gap is a difference of nearly
+    equal midpoints, each off by at most ``8 (n + 1) u (||z|| + ||W_O|| max||u_j||)`` (the
+    attention sum's ``gamma_{n+1}`` with a margin), and ``s^p`` by ``8 p (n + 1) u (1 + delta)``
+    (the weights', ``delta`` the logits' spread).
+    """
+    w_o = model.layers[0].w_o.reshape(model.heads, model.d_head, model.d)[0]
+    gap = state_gaps(record["short_z"], record["long_z"], "l2")
+    star = to_numpy(record["long_self"], np.float64)[0]
+    own = to_numpy(record["short_self"], np.float64)[0]
+    value = to_numpy(record["short_value"], np.float64)[0]
+    lengths = np.arange(1, gap.size + 1)
+    window = (lengths >= max(low, prompt_length + 2)) & (lengths <= high)
+    if family == "repeated":
+        scale = 1 / np.sqrt(star * own)
+        logits = to_numpy(record["short_scores"], np.float64)[0, -1]
+        prompt = logits[:prompt_length] - logits[-1]
+        weights = np.exp(prompt)
+        values = to_numpy(record["prefix_value"], np.float64)[0, :prompt_length]
+        mean = weights @ values / weights.sum()
+        exact = np.full(gap.size, weights.sum() * np.linalg.norm((value[-1] - mean) @ w_o))
+    else:
+        scale = 1 / star
+        mix = to_numpy(record["short_mix"], np.float64)[0]
+        exact = np.linalg.norm((value - mix) @ w_o, axis=-1)
     with np.errstate(divide="ignore"):
-        gamma = np.where(terms < 1 / 3, terms / (1 - terms), np.inf)
-    rho = unit + 3 * compute_unit + gamma
-    tolerance = (5 * rho + 3 * gamma + 3 * unit + 10 * unit**2) * scale
-    return {"residual": residual, "tolerance": tolerance, "scale": scale}
+        observed = np.exp(np.mean(np.log(gap[window] * scale[window] ** order)))
+        truth = np.exp(np.mean(np.log(exact[window])))
+    unit = 8 * (lengths + 1) * 2.0**-53
+    magnitude = (np.linalg.norm(to_numpy(record["short_z"], np.float64), axis=-1)
+                 + np.linalg.norm(to_numpy(record["long_z"], np.float64), axis=-1)
+                 + 2 * np.linalg.norm(w_o, 2) * np.abs(value).max())
+    logits = valid_logits(record, "long")[0]
+    spread = np.nanmax(logits, axis=-1) - np.nanmin(logits, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = unit * magnitude / gap + abs(order) * unit * (1 + spread)
+    return {"observed": float(observed), "exact": float(truth), "points": int(window.sum()),
+            "tolerance": float(np.max(relative[window]))}
 
 
 def fig9_logits(size: int, *, k: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,34 +369,115 @@ def fig9_logits(size: int, *, k: int, noise: float, seed: int) -> tuple[np.ndarr
     return x, x + shift
 
 
-def perturbed_softmax(lengths, *, k: int, noise: float, seed: int, fmt: Format, policy: Policy,
-                      xp=np) -> dict[str, np.ndarray]:
-    """The Lemma B.2 experiment of Fig. 9, for each ``n`` in ``lengths`` at once.
+def alternating_logits(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prop. B.4's pair: ``x = (1, 0, 1, 0, ...)`` and ``x* = (0, 1, 0, 1, ...)``."""
+    x = (np.arange(size) % 2 == 0).astype(np.float64)
+    return x, 1.0 - x
 
-    ``x ~ U[0, 1]^n`` (the first ``n`` of one seeded draw); ``x*`` adds ``U[0, noise]`` to the
-    first ``k`` entries. Returns the total variation ``sum |y - y*|`` (no 1/2) of the two
-    softmaxes computed in ``fmt`` under ``policy`` (``observed``), of the exact softmaxes of the
-    stored logits (``exact``), Lemma B.2's quantitative bound ``(2 e^{2B} / n) sum |Delta_i|``
-    (``bound``), and per row the count of outputs that underflowed to 0 and the computed sums.
-    """
+
+def lemma_b2_extremal_logits(size: int, *, bound: float = EXTREMAL_LOGIT,
+                             shift: float = EXTREMAL_SHIFT) -> tuple[np.ndarray, np.ndarray]:
+    """Logits on which Lemma B.2's ``(2 e^{2B}/n) sum |Delta_i|`` is nearly attained: ``x* =
+    (B, -B, ..., -B)`` and ``x`` with ``B - shift`` first. Then ``TV = 2 (n - 1) e^{-B} D / (Z
+    Z*)`` with ``D = e^B (1 - e^{-shift})``, which is ``(1 - O(1/n) - O(shift))`` times the bound
+    for small ``B``."""
+    x_star = np.full(size, -bound)
+    x_star[0] = bound
+    x = x_star.copy()
+    x[0] = bound - shift
+    return x, x_star
+
+
+def softmax_pair_tv(logits, lengths, fmt: Format | str, policy: Policy | str, *,
+                    xp=np) -> dict[str, np.ndarray]:
+    """``sum_i |softmax(x)_i - softmax(x*)_i|`` over the first ``n`` logits, for every ``n`` in
+    ``lengths`` at once: ``observed`` computed in ``fmt`` under ``policy`` (the logits stored in
+    the format first), ``exact`` that of the stored logits in float64; ``stored`` the pair as
+    stored; ``tolerance``, the a priori bound ``2 rho + 2 n abs`` on ``|observed - exact|`` from
+    :func:`numerics.error_bounds.softmax_error` (sums within one ulp under ``strict``); and
+    ``underflow``, the count of outputs that round to 0 where the exact one is positive."""
+    fmt, policy = get_format(fmt), get_policy(policy)
     lengths = np.asarray(lengths, dtype=np.int64)
     size = int(lengths.max())
-    stored = fmt.round(np.stack(fig9_logits(size, k=k, noise=noise, seed=seed)))
+    stored = fmt.round(np.stack([np.asarray(v, dtype=np.float64)[:size] for v in logits]))
     mask = np.arange(size)[None, :] < lengths[:, None]
-    logits = xp.asarray(np.ascontiguousarray(np.broadcast_to(stored[:, None, :],
-                                                             (2, lengths.size, size))))
-    computed = to_numpy(softmax(logits, fmt, policy, mask=xp.asarray(mask)), np.float64)
-    exact = to_numpy(softmax(logits, "fp64", "hw", mask=xp.asarray(mask)), np.float64)
-    delta = np.where(mask, np.abs(stored[1] - stored[0])[None, :], 0.0)
-    big = np.where(mask, np.maximum(np.abs(stored[0]), np.abs(stored[1]))[None, :], 0.0)
-    bound = 2 * np.exp(2 * big.max(axis=-1)) / lengths * delta.sum(axis=-1)
+    batch = xp.asarray(np.ascontiguousarray(np.broadcast_to(stored[:, None, :],
+                                                            (2, lengths.size, size))))
+    computed = to_numpy(softmax(batch, fmt, policy, mask=xp.asarray(mask)), np.float64)
+    exact = to_numpy(softmax(batch, "fp64", "hw", mask=xp.asarray(mask)), np.float64)
+    masked = np.where(mask[None], stored[:, None, :], np.nan)
+    spread = np.nanmax(np.nanmax(masked, axis=-1) - np.nanmin(masked, axis=-1), axis=0)
+    rho, floor = softmax_error(spread, lengths, fmt, policy, accumulation="one-ulp")
     return {
         "observed": np.abs(computed[0] - computed[1]).sum(axis=-1),
         "exact": np.abs(exact[0] - exact[1]).sum(axis=-1),
-        "bound": bound,
+        "stored": stored,
+        "tolerance": 2 * np.asarray(rho) + 2 * lengths * np.asarray(floor),
         "underflow": ((computed == 0) & (exact > 0) & mask).sum(axis=(0, 2)),
-        "sums": computed.sum(axis=-1),
     }
+
+
+def softmax_terms(logits, fmt: Format | str, policy: Policy | str) -> np.ndarray:
+    """The exponentials ``e_j = exp(x_j - max x)`` of stored logits as
+    :func:`numerics.kernels.softmax` computes them in ``fmt`` under ``policy`` (float64 values):
+    the terms its denominator sums."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    x = policy.load(np.asarray(logits, dtype=np.float64), fmt)
+    z = policy.step(x - np.max(x), fmt)
+    return np.asarray(policy.step(np.exp(z), fmt), dtype=np.float64)
+
+
+def sum_evidence(terms, fmt: Format | str, policy: Policy | str, computed=None) -> dict:
+    """Evidence of one sum of ``terms`` (in order) as ``policy`` computes it in ``fmt``:
+    ``stall_index`` (:func:`numerics.evidence.stall_index`, only for an in-format sequential
+    accumulation; None otherwise) and ``sum_error_ulps``, the policy's sum (or ``computed``)
+    against the exact sum of the same terms, in ulps of the format."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    terms = np.asarray(terms, dtype=np.float64)
+    if computed is None:
+        computed = float(np.asarray(policy.sum(terms.astype(fmt.container), fmt)))
+    exact = math.fsum(terms.tolist())
+    sequential = policy.accumulate == "format"
+    return {"stall_index": stall_index(terms, fmt) if sequential else None,
+            "sum_error_ulps": error_in_ulps(float(computed), exact, fmt)}
+
+
+def combine_evidence(*evidence: dict) -> dict:
+    """The first stall (smallest index among sums that stall) and the largest sum error."""
+    stalls = [e["stall_index"] for e in evidence if e.get("stall_index") is not None]
+    errors = [e["sum_error_ulps"] for e in evidence if e.get("sum_error_ulps") is not None]
+    return {"stall_index": min(stalls) if stalls else None,
+            "sum_error_ulps": max(errors) if errors else None}
+
+
+def attention_evidence(record, row: int, fmt: Format | str, policy: Policy | str) -> dict:
+    """The in-format sums of both branches' attention at one length (``row = n - 1``) of a
+    :func:`numerics.transformer.branch_forward` trace layer: each head's softmax denominator and,
+    per coordinate, the weighted sum of values (terms ``w_j u_j`` rounded as the policy rounds,
+    in sequence order), recomputed from the stored scores and values; combined by
+    :func:`combine_evidence`."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    found = []
+    prefix_values = to_numpy(record["prefix_value"], np.float64)
+    for branch, tail in (("short", ("short_value",)), ("long", ("short_value", "long_value"))):
+        logits = valid_logits(record, branch)[:, row]
+        computed_mix = to_numpy(record[f"{branch}_mix"], np.float64)[:, row]
+        for head in range(logits.shape[0]):
+            keep = ~np.isnan(logits[head])
+            terms = softmax_terms(logits[head][keep], fmt, policy)
+            found.append(sum_evidence(terms, fmt, policy))
+            weights = np.asarray(to_numpy(softmax(logits[head][keep], fmt, policy),
+                                          np.float64))
+            values = np.concatenate([prefix_values[head, :row]]
+                                    + [to_numpy(record[name], np.float64)[head, row][None]
+                                       for name in tail])
+            products = weights[:, None] * values
+            if policy.round_each_op:
+                products = fmt.round(products)
+            for column in range(products.shape[1]):
+                found.append(sum_evidence(products[:, column], fmt, policy,
+                                          computed=computed_mix[head, column]))
+    return combine_evidence(*found)
 
 
 def _value_norms(model: Transformer, layer, record) -> np.ndarray:
@@ -297,114 +507,3 @@ def _mlp_factor(model: Transformer, layer, z, dz) -> np.ndarray:
     spread = np.linalg.norm(z - z.mean(axis=-1, keepdims=True), axis=-1) / math.sqrt(model.d)
     low = np.maximum(spread - dz / math.sqrt(model.d), 0.0)
     return 1 + lipschitz * gain / np.sqrt(low**2 + model.norm_eps)
-
-
-def layer_norm_jacobian(x, gain=None, *, eps: float = 1e-5) -> np.ndarray:
-    """``d norm(x) / dx`` per row of ``x`` (float64 ``(..., d, d)``): for ``c = x - mean(x)`` and
-    ``s = sqrt(mean(c^2) + eps)``, ``J_ab = g_a ((delta_ab - 1/d) / s - c_a c_b / (d s^3))``."""
-    x = to_numpy(x, np.float64)
-    d = x.shape[-1]
-    c = x - x.mean(axis=-1, keepdims=True)
-    s = np.sqrt((c**2).mean(axis=-1) + eps)[..., None, None]
-    jacobian = (np.eye(d) - 1.0 / d) / s - c[..., :, None] * c[..., None, :] / (d * s**3)
-    g = np.ones(d) if gain is None else np.asarray(gain, dtype=np.float64)
-    return g[:, None] * jacobian
-
-
-def oversquashing_terms(model: Transformer, inputs) -> dict:
-    """Theorem 5.1/B.5 on a model, with attention held fixed (assumption (ii)).
-
-    Returns ``jacobian``: the blocks ``dy_n / dv_i^(0)`` for every position ``i`` (``(n, d, d)``,
-    forward-mode through the fixed-attention model, in float64), the per-layer ``attention``
-    ``(heads, n, n)``, and the constants of the proof: ``beta1``/``beta2`` (per layer, the
-    reciprocal of the largest ``norm_1``/``norm_2`` Jacobian norm met), ``beta3`` (of ``norm_3``
-    at ``v_n``) and ``sigma_psi`` (per layer, ``||W_1|| ||W_2||``, a Lipschitz constant of the
-    ReLU MLP).
-    """
-    run = forward(model, inputs, "fp64", "hw", trace=True)
-    first = to_numpy(run.trace[0]["v"], np.float64)
-    n, d = first.shape
-    paths = np.zeros((n, n, d, d))
-    paths[np.arange(n), np.arange(n)] = np.eye(d)
-    beta1, beta2, sigma, attention = [], [], [], []
-    for layer, record in zip(model.layers, run.trace, strict=True):
-        weights = to_numpy(record["weights"], np.float64)
-        attention.append(weights)
-        norm_1 = _norm_jacobian(model, record["v"], layer.gain_1)
-        beta1.append(1.0 / np.linalg.norm(norm_1, 2, axis=(-2, -1)).max())
-        mixing = np.einsum("hde,hef->hdf", layer.w_v,
-                           layer.w_o.reshape(model.heads, model.d_head, d))
-        step = np.einsum("hjk,hfd,kda->jkfa", weights, mixing, norm_1)
-        step[np.arange(n), np.arange(n)] += np.eye(d)
-        paths = np.einsum("jkab,kibc->jiac", step, paths)
-        if layer.has_mlp:
-            z = to_numpy(record["z"], np.float64)
-            norm_2 = _norm_jacobian(model, z, layer.gain_2)
-            beta2.append(1.0 / np.linalg.norm(norm_2, 2, axis=(-2, -1)).max())
-            sigma.append(np.linalg.norm(layer.w_1, 2) * np.linalg.norm(layer.w_2, 2))
-            h = to_numpy(layer_norm(z, layer.gain_2, layer.bias_2, "fp64", "hw", eps=model.norm_eps)
-                      if model.norm == "layer" else z, np.float64)
-            active = (h @ layer.w_1 + layer.b_1 > 0).astype(np.float64)
-            psi = np.einsum("fd,jf,ef,jea->jda", layer.w_2, active, layer.w_1, norm_2)
-            paths = np.einsum("jab,jibc->jiac", np.eye(d) + psi, paths)
-        else:
-            beta2.append(1.0)
-            sigma.append(0.0)
-    norm_3 = _norm_jacobian(model, to_numpy(run.states, np.float64)[-1], model.gain_out)
-    return {
-        "jacobian": np.einsum("ab,ibc->iac", norm_3, paths[-1]),
-        "attention": attention,
-        "beta1": np.array(beta1), "beta2": np.array(beta2),
-        "beta3": 1.0 / np.linalg.norm(norm_3, 2), "sigma_psi": np.array(sigma),
-    }
-
-
-def oversquashing_model(*, layers: int, pe: str, seed: int, logit_scale: float = 1.0):
-    """The model and tokens of the over-squashing check (``W_Q`` times ``logit_scale``, which
-    multiplies every attention logit and sharpens the attention)."""
-    model = random_transformer(vocab=VOCAB, d=OVERSQUASHING_WIDTH, layers=layers, heads=1, pe=pe,
-                               seed=seed, value_projection=False)
-    if logit_scale != 1.0:
-        sharper = tuple(replace(layer, w_q=layer.w_q * logit_scale) for layer in model.layers)
-        model = replace(model, layers=sharper)
-    tokens = np.random.default_rng([seed, 5]).integers(0, VOCAB, OVERSQUASHING_LENGTH)
-    return model, tokens
-
-
-def finite_difference_jacobian(model: Transformer, tokens, *, step: float = 1e-5):
-    """``dy_n / dv_i^(0)`` for every ``i`` by central differences (attention recomputed), and an
-    error estimate: the largest change between steps ``h`` and ``h/2`` (Richardson)."""
-    inputs = np.asarray(model.embedding)[np.asarray(tokens)]
-    size, width = inputs.shape
-
-    def central(h):
-        jacobian = np.zeros((size, width, width))
-        for i, c in product(range(size), range(width)):
-            shift = np.zeros_like(inputs)
-            shift[i, c] = h
-            plus = forward(model, inputs + shift).outputs[-1]
-            minus = forward(model, inputs - shift).outputs[-1]
-            jacobian[i, :, c] = (plus - minus) / (2 * h)
-        return jacobian
-
-    coarse, fine = central(step), central(step / 2)
-    return fine, float(np.abs(fine - coarse).max())
-
-
-def oversquashing_bound_values(attention, beta1, beta2, beta3: float, sigma_psi) -> np.ndarray:
-    """Theorem 5.1/B.5 with the constants its proof derives, for every position ``i``:
-    ``C (Abar^(L-1) ... Abar^(0))_{n,i}`` with ``Abar^(l) = Lambda^(l) / beta1^(l) + I`` and
-    ``C = (1 / beta3) prod_l (sigma_psi^(l) / beta2^(l) + 1)``."""
-    chain = None
-    for matrix, b1 in zip(attention, beta1, strict=True):
-        step = np.asarray(matrix, dtype=np.float64) / b1 + np.eye(len(matrix))
-        chain = step if chain is None else step @ chain
-    constant = np.prod(np.asarray(sigma_psi) / np.asarray(beta2) + 1.0) / beta3
-    return constant * chain[-1]
-
-
-def _norm_jacobian(model: Transformer, x, gain) -> np.ndarray:
-    x = to_numpy(x, np.float64)
-    if model.norm == "none":
-        return np.broadcast_to(np.eye(x.shape[-1]), (*x.shape[:-1], x.shape[-1], x.shape[-1]))
-    return layer_norm_jacobian(x, gain, eps=model.norm_eps)

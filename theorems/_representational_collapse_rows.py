@@ -1,0 +1,483 @@
+"""The rows of the representational-collapse sweep: one function per experiment, every row judged
+by :func:`theorems.verdicts.judge` with the evidence measured on that row.
+
+Every bound constant is the paper's, read through :data:`proofs.representational_collapse.PAPER`
+(its functions lambdified once per mutation in force, :func:`paper`), so a changed paper
+quantity changes the rows. Rows of a format other than fp64 carry the a priori rounding
+``tolerance_ulps`` of :mod:`numerics.error_bounds` where the compared value is computed by one
+kernel (softmax outputs, an attention output); a precision effect beyond it is explained only by
+an in-format sum measured to be off by more than one ulp or to stall on that row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from numerics import get_backend, get_format, get_policy, to_numpy
+from numerics.error_bounds import softmax_error
+from numerics.evidence import bitwise_equal
+from numerics.oversquashing import (
+    OVERSQUASHING_LENGTH,
+    extremal_oversquashing_model,
+    layer_block_terms,
+    oversquashing_bound_values,
+    oversquashing_model,
+    oversquashing_terms,
+)
+from numerics.representational_collapse import (
+    FAMILIES,
+    FIG9_K,
+    FIG9_NOISE,
+    TOKEN,
+    alternating_logits,
+    attention_evidence,
+    collapse_model,
+    collapse_statistics,
+    combine_evidence,
+    decay_constant,
+    distinct_rows,
+    equal_rows,
+    extremal_collapse_model,
+    extremal_prefix,
+    family_prefix,
+    fig9_logits,
+    fit_rate,
+    gap_bound,
+    identity_residual,
+    lemma_b1_terms,
+    lemma_b2_extremal_logits,
+    one_layer_terms,
+    softmax_pair_tv,
+    softmax_terms,
+    state_gaps,
+    sum_evidence,
+    valid_logits,
+)
+from numerics.transformer import branch_forward
+from proofs.representational_collapse import (
+    PAPER,
+    abar,
+    alternating_tv_closed,
+    b1_bound,
+    b1_rate,
+    b2_bound,
+    one_layer_bound,
+    oversquashing_constant,
+)
+from theorems.verdicts import judge
+
+NAME = "representational-collapse"
+#: Decay exponents are fitted over n in [N/8, N] and must reach the paper's order minus this
+#: finite-window allowance (the local exponent approaches the order at rate O(1/n)).
+RATE_TOLERANCE = 0.25
+RATE_MIN_SIZE = 64
+#: The fp64 Jacobians and bounds of Theorem B.5 are products of at most 2L + 2 matrices of
+#: width <= 16: a few dozen ulps apart at most when equal in exact arithmetic.
+JACOBIAN_ULPS = 64.0
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper's bounds as NumPy functions, built from :data:`PAPER` (see :func:`paper`)."""
+
+    rate: object  # (n, delta) -> e^delta / (n + 1), Lemma B.1
+    b1: object  # (n, B) -> e^{2B} / (n + 1), Lemma B.1 for |x_i| <= B
+    b2: object  # (n, B, sum|Delta|) -> (2 e^{2B} / n) sum|Delta|, Lemma B.2
+    one_layer: object  # (n, B, V) -> 2 V e^{2B} / (n + 1), Thm B.3 one layer
+    abar: object  # (alpha, beta1, delta) -> alpha/beta1 + delta, Thm B.5
+    constant: object  # (L, sigma, beta2, beta3) -> (sigma/beta2 + 1)^L / beta3, Thm B.5
+    alternating: float  # 2 (e - 1)/(e + 1), Prop. B.4
+    tv_factor: float  # Lemma B.2's 2
+    value_factor: float  # ||u_a - m|| <= 2 V
+    order: float  # repeated tokens: Theta(1/n^2)
+    order_varied: float  # varied tokens: Theta(1/n)
+
+
+@PAPER.cache
+def paper() -> Paper:
+    """The paper's bounds with the quantities (and any mutation) now in force."""
+    n, spread, bound, total, values, weight, b1s, kron, layers, sig, b2s, b3s = sp.symbols(
+        "n delta B Sigma V alpha beta1 delta_ji L sigma beta2 beta3", positive=True)
+
+    def numeric(arguments, expression):
+        return sp.lambdify(arguments, expression, "numpy")
+
+    return Paper(
+        rate=numeric((n, spread), b1_rate(n, spread)),
+        b1=numeric((n, bound), b1_bound(n, bound)),
+        b2=numeric((n, bound, total), b2_bound(n, bound, total)),
+        one_layer=numeric((n, bound, values), one_layer_bound(n, bound, values)),
+        abar=numeric((weight, b1s, kron), abar(weight, b1s, kron)),
+        constant=numeric((layers, sig, b2s, b3s), oversquashing_constant(layers, sig, b2s, b3s)),
+        alternating=float(alternating_tv_closed()),
+        tv_factor=PAPER.value("b2.constant"),
+        value_factor=PAPER.value("b3.value_factor"),
+        order=PAPER.value("gap.order"),
+        order_varied=PAPER.value("gap.order_varied"),
+    )
+
+
+def evaluate(params: dict) -> list[dict]:
+    """Evaluate one cell of the sweep and return its rows (see the experiments in
+    :mod:`theorems.representational_collapse`)."""
+    experiment = params["experiment"]
+    if experiment in FAMILIES:
+        return _family_rows(params)
+    if experiment == "perturbed-softmax":
+        return _softmax_rows(params)
+    if experiment == "extremal":
+        return _extremal_rows(params)
+    return _oversquashing_rows(params)
+
+
+def row(base: dict, n: int, *, quantity: str, observed, exact, bound, relation: str,
+        tolerance_ulps: float = 0.0, evidence=None, **extra) -> dict:
+    """One judged row. ``evidence`` is a dict, or a function measuring it on the row's data,
+    called only for a precision effect (so rows that hold carry no evidence columns)."""
+    verdict = judge(quantity=quantity, observed=_plain(observed), exact=_plain(exact),
+                    bound=_plain(bound), relation=relation, format=base["format"],
+                    tolerance_ulps=float(tolerance_ulps),
+                    evidence=evidence if isinstance(evidence, dict) else None)
+    if verdict["verdict"] == "precision-effect" and callable(evidence):
+        verdict = judge(quantity=quantity, observed=_plain(observed), exact=_plain(exact),
+                        bound=_plain(bound), relation=relation, format=base["format"],
+                        tolerance_ulps=float(tolerance_ulps), evidence=evidence())
+    return {**base, "n": int(n), **verdict, **extra}
+
+
+def sample_lengths(size: int) -> list[int]:
+    """The lengths a cell reports: powers of two up to ``size``, and ``size``."""
+    return sorted({2**j for j in range(size.bit_length()) if 2**j <= size} | {size})
+
+
+# --- the input families ---------------------------------------------------------------------
+
+def _family_rows(params: dict) -> list[dict]:
+    fmt, policy = get_format(params["format"]), get_policy(params["policy"])
+    size, family, pe = params["n"], params["experiment"], params["pe"]
+    base = {**_base(params, fmt, policy), "family": family, "instance": "random"}
+    model, prefix, reference = _reference(family, size, params["d"], params["layers"], pe,
+                                          params["seed"], params["backend"])
+    exact_run = (fmt.name, policy.name) == ("fp64", "hw")
+    run = reference if exact_run else branch_forward(model, prefix, TOKEN, fmt=fmt,
+                                                     policy=policy, trace=True)
+    bounds = paper()
+    rows = _gap_rows(base, model, reference, run, fmt, policy, bounds)
+    rows += _lemma_b1_rows(base, run, reference, fmt, policy, bounds)
+    if pe in ("nope", "alibi"):
+        rows += _one_layer_rows(base, model, run, reference, fmt, policy, bounds)
+    if pe == "nope" and exact_run and size >= RATE_MIN_SIZE:
+        rows += _decay_rows(base, model, reference, family, params["layers"], size, bounds)
+    rows.append(_collapse_row(base, run, reference, fmt, policy))
+    return rows
+
+
+def _gap_rows(base, model, reference, run, fmt, policy, bounds) -> list[dict]:
+    chain = gap_bound(model, reference.trace, rate=bounds.rate, tv_factor=bounds.tv_factor,
+                      value_factor=bounds.value_factor)
+    limits = {"l1": chain * math.sqrt(model.d), "max": chain}
+    exact = {norm: state_gaps(reference.short, reference.long, norm) for norm in ("l1", "max")}
+    observed = {norm: state_gaps(run.short, run.long, norm) for norm in ("l1", "max")}
+    distinct = distinct_rows(reference.short, reference.long)
+    rows = []
+    for n in sample_lengths(len(chain)):
+        i = n - 1
+
+        def measured(i=i):
+            return _trace_evidence(run, i, fmt, policy)
+
+        for norm in ("l1", "max"):
+            rows.append(row(base, n, quantity=f"gap-{norm}<=bound", observed=observed[norm][i],
+                            exact=exact[norm][i], bound=limits[norm][i], relation="<=",
+                            evidence=measured))
+        if distinct[i]:
+            short, long = to_numpy(run.short[i]), to_numpy(run.long[i])
+            rows.append(row(base, n, quantity="distinct", observed=observed["max"][i],
+                            exact=exact["max"][i], bound=0.0, relation=">",
+                            evidence={"bitwise_equal": bitwise_equal(short, long)}))
+    return rows
+
+
+def _lemma_b1_rows(base, run, reference, fmt, policy, bounds) -> list[dict]:
+    """Lemma B.1 on the long branch's layer-0 attention: ``alpha*_{n+1,n+1} <= e^delta/(n + 1)``
+    and ``<= e^{2B}/(n + 1)``, for the stored logits; ``exact`` is the weight of the exact
+    softmax of the same stored logits."""
+    record = run.trace[0]
+    terms = lemma_b1_terms(record)
+    logits = valid_logits(record, "long")
+    top = np.nanmax(logits, axis=-1, keepdims=True)
+    weights = np.nan_to_num(np.exp(logits - top))
+    exact_weight = weights[..., -1] / weights.sum(axis=-1)
+    lengths = np.arange(1, terms["weight"].shape[1] + 1, dtype=np.float64)
+    rates = {"rate": bounds.rate(lengths, terms["spread"]), "bound": bounds.b1(lengths,
+                                                                              terms["bound"])}
+    rho, floor = softmax_error(terms["spread"], lengths + 1, fmt, policy,
+                               accumulation="one-ulp")
+    rho, floor = np.broadcast_to(rho, terms["weight"].shape), np.broadcast_to(floor,
+                                                                             rho.shape)
+    rows = []
+    for n in sample_lengths(len(lengths)):
+        i = n - 1
+        for name, limit in rates.items():
+            head = int(np.argmax(terms["weight"][:, i] / limit[:, i]))
+            allowance = rho[head, i] * limit[head, i] + floor[head, i]
+
+            def measured(head=head, i=i):
+                keep = ~np.isnan(logits[head, i])
+                return sum_evidence(softmax_terms(logits[head, i][keep], fmt, policy), fmt,
+                                    policy)
+
+            rows.append(row(base, n, quantity=f"b1-weight<={name}",
+                            observed=terms["weight"][head, i], exact=exact_weight[head, i],
+                            bound=limit[head, i], relation="<=",
+                            tolerance_ulps=_ulps(allowance, limit[head, i], fmt),
+                            evidence=measured, head=head))
+    return rows
+
+
+def _one_layer_rows(base, model, run, reference, fmt, policy, bounds) -> list[dict]:
+    """The one-layer bound ``||z*_{n+1} - z_n|| <= sum_h 2 V_h e^{2 B_h}/(n + 1)`` at layer 0
+    (from the exact model's logits and values) and the identity behind it, in the format."""
+    terms = one_layer_terms(model, reference.trace[0])
+    observed = state_gaps(run.trace[0]["short_z"], run.trace[0]["long_z"], "l2")
+    lengths = np.arange(1, len(observed) + 1, dtype=np.float64)
+    limit = bounds.one_layer(lengths, terms["bound"], terms["values"]).sum(axis=0)
+    identity = identity_residual(run.trace[0], fmt, policy)
+    rows = []
+    for n in sample_lengths(len(observed)):
+        i = n - 1
+
+        def measured(i=i):
+            return attention_evidence(run.trace[0], i, fmt, policy)
+
+        rows.append(row(base, n, quantity="one-layer gap<=bound", observed=observed[i],
+                        exact=terms["gap"][i], bound=limit[i], relation="<=",
+                        evidence=measured))
+        rows.append(row(base, n, quantity="one-layer identity",
+                        observed=identity["residual"][i], exact=0.0,
+                        bound=identity["tolerance"][i], relation="<=", evidence=measured))
+    return rows
+
+
+def _decay_rows(base, model, reference, family, layers, size, bounds) -> list[dict]:
+    """fp64 only: the fitted decay exponent of the final states (a window allowance below the
+    paper's order) and, sharp, the decay constant of the layer-0 midpoints with the order fixed
+    against its exact value (one head)."""
+    order = bounds.order if family == "repeated" else bounds.order_varied
+    derived = order if family == "repeated" and layers == 1 else bounds.order_varied
+    lengths = np.arange(1, size + 1)
+    weight = to_numpy(reference.trace[0]["long_self"], np.float64).mean(axis=0)
+    gaps = state_gaps(reference.short, reference.long, "l1")
+    rate = fit_rate(lengths, gaps, low=size // 8, high=size, scale=1 / weight)
+    rows = [row(base, size, quantity="decay-rate", observed=rate, exact=None,
+                bound=derived - RATE_TOLERANCE, relation=">=", order=derived,
+                rate_in_n=_plain(fit_rate(lengths, gaps, low=size // 8, high=size)))]
+    if model.heads == 1:
+        found = decay_constant(model, reference.trace[0], family, order=order, low=size // 8,
+                               high=size)
+        for relation in ("<=", ">="):
+            rows.append(row(base, size, quantity="decay-constant", observed=found["observed"],
+                            exact=None, bound=found["exact"], relation=relation,
+                            tolerance_ulps=_ulps(found["tolerance"] * found["exact"],
+                                                 found["exact"], get_format("fp64")),
+                            order=order, points=found["points"]))
+    return rows
+
+
+def _collapse_row(base, run, reference, fmt, policy) -> dict:
+    """The cell's collapse lengths, judged at the stable length (else the first equal length,
+    else the largest): are the states there still distinct?"""
+    equal = equal_rows(run.short, run.long)
+    distinct = distinct_rows(reference.short, reference.long)
+    stats = collapse_statistics(equal, distinct)
+    n = stats["stable"] or stats["first"] or len(equal)
+    i = n - 1
+    short, long = to_numpy(run.short[i]), to_numpy(run.long[i])
+    observed = float(state_gaps(run.short[i:n], run.long[i:n], "max")[0])
+    exact = float(state_gaps(reference.short[i:n], reference.long[i:n], "max")[0])
+    return row(base, n, quantity="collapse-length", observed=observed, exact=exact, bound=0.0,
+               relation=">", evidence={"bitwise_equal": bitwise_equal(short, long)},
+               lengths=stats["lengths"], equal_count=stats["equal"],
+               equal_share=stats["share"], first_equal_n=stats["first"],
+               stable_n=stats["stable"])
+
+
+@lru_cache(maxsize=1)
+def _reference(family: str, size: int, d: int, layers: int, pe: str, seed: int, backend: str):
+    """A family cell's model, prefix and fp64 branches with their trace. Cells differing only in
+    format and policy share it, so a worker computes it once for all of them."""
+    xp = get_backend(backend)
+    model = collapse_model(d=d, layers=layers, pe=pe, seed=seed)
+    prefix = xp.asarray(family_prefix(family, size, seed=seed))
+    return model, prefix, branch_forward(model, prefix, TOKEN, fmt="fp64", policy="hw",
+                                         trace=True)
+
+
+def _trace_evidence(run, i: int, fmt, policy) -> dict:
+    return combine_evidence(*(attention_evidence(record, i, fmt, policy)
+                              for record in run.trace))
+
+
+# --- softmax pairs: Fig. 9 (Lemma B.2) and Prop. B.4 ----------------------------------------
+
+def _softmax_rows(params: dict) -> list[dict]:
+    xp = get_backend(params["backend"])
+    fmt, policy = get_format(params["format"]), get_policy(params["policy"])
+    base = {**_base(params, fmt, policy), "instance": "random"}
+    bounds = paper()
+    lengths = np.asarray(sample_lengths(params["n"]))
+    pair = fig9_logits(params["n"], k=FIG9_K, noise=FIG9_NOISE, seed=params["seed"])
+    rows = _lemma_b2_rows(base, pair, lengths, fmt, policy, bounds, xp, k=FIG9_K,
+                          noise=FIG9_NOISE)
+    even = lengths[lengths % 2 == 0]
+    result = softmax_pair_tv(alternating_logits(int(even.max())), even, fmt, policy, xp=xp)
+    for index, n in enumerate(even):
+        measured = _pair_evidence(result["stored"], int(n), fmt, policy)
+        for relation in (">=", "<="):
+            rows.append(row({**base, "experiment": "alternating-softmax"}, n,
+                            quantity="alternating-tv", observed=result["observed"][index],
+                            exact=result["exact"][index], bound=bounds.alternating,
+                            relation=relation,
+                            tolerance_ulps=_ulps(result["tolerance"][index],
+                                                 bounds.alternating, fmt),
+                            evidence=measured))
+    return rows
+
+
+def _lemma_b2_rows(base, pair, lengths, fmt, policy, bounds, xp, **extra) -> list[dict]:
+    result = softmax_pair_tv(pair, lengths, fmt, policy, xp=xp)
+    stored = result["stored"]
+    rows = []
+    for index, n in enumerate(lengths):
+        magnitude = float(np.abs(stored[:, :n]).max())
+        total = float(np.abs(stored[1, :n] - stored[0, :n]).sum())
+        limit = float(bounds.b2(float(n), magnitude, total))
+        rows.append(row(base, n, quantity="tv<=lemma-b2", observed=result["observed"][index],
+                        exact=result["exact"][index], bound=limit, relation="<=",
+                        tolerance_ulps=_ulps(result["tolerance"][index], limit, fmt),
+                        evidence=_pair_evidence(stored, int(n), fmt, policy),
+                        underflow=int(result["underflow"][index]), **extra))
+    return rows
+
+
+def _pair_evidence(stored, n: int, fmt, policy):
+    def measured():
+        return combine_evidence(*(sum_evidence(softmax_terms(stored[side, :n], fmt, policy),
+                                               fmt, policy) for side in (0, 1)))
+    return measured
+
+
+# --- extremal instances: where the bounds are attained ----------------------------------------
+
+def _extremal_rows(params: dict) -> list[dict]:
+    """fp64: Lemma B.1, the one-layer bound and Theorem B.3's chain on
+    :func:`numerics.representational_collapse.extremal_collapse_model`, and Lemma B.2 on
+    :func:`numerics.representational_collapse.lemma_b2_extremal_logits`: each bound is attained
+    up to ``O(1/n)``, so 1% tighter is false from moderate ``n`` on."""
+    fmt, policy = get_format("fp64"), get_policy("hw")
+    base = {**_base(params, fmt, policy), "instance": "extremal"}
+    size, bounds = params["n"], paper()
+    model = extremal_collapse_model()
+    run = branch_forward(model, extremal_prefix(size), TOKEN, trace=True)
+    rows = _gap_rows(base, model, run, run, fmt, policy, bounds)
+    rows += _lemma_b1_rows(base, run, run, fmt, policy, bounds)
+    rows += _one_layer_rows(base, model, run, run, fmt, policy, bounds)
+    lengths = np.asarray(sample_lengths(size))
+    rows += _lemma_b2_rows(base, lemma_b2_extremal_logits(size), lengths, fmt, policy, bounds,
+                           np)
+    return [r for r in rows if r["quantity"] not in ("distinct", "one-layer identity")]
+
+
+# --- over-squashing: Theorem B.5 and Prop. B.8 ------------------------------------------------
+
+def _oversquashing_rows(params: dict) -> list[dict]:
+    fmt, policy = get_format("fp64"), get_policy(params["policy"])
+    base = {**_base(params, fmt, policy), "backend": "numpy"}  # small and exact: on the host
+    bounds = paper()
+    rows = []
+    models = [("random", *oversquashing_model(layers=params["layers"], pe=params["pe"],
+                                              seed=params["seed"])),
+              ("extremal", *extremal_oversquashing_model(layers=params["layers"],
+                                                         pe=params["pe"]))]
+    for instance, model, tokens in models:
+        terms = oversquashing_terms(model, tokens)
+        attention = [a[0] for a in terms["attention"]]
+        limit = oversquashing_bound_values(attention, terms["beta1"], terms["beta2"],
+                                           terms["beta3"], terms["sigma_psi"],
+                                           abar=bounds.abar, constant=bounds.constant)
+        norms = np.linalg.norm(terms["jacobian"], 2, axis=(1, 2))
+        where = {**base, "instance": instance, "attention": "fixed"}
+        for i, (value, bound) in enumerate(zip(norms, limit, strict=True), start=1):
+            rows.append(row(where, OVERSQUASHING_LENGTH, quantity="jacobian<=bound",
+                            observed=value, exact=None, bound=bound, relation="<=",
+                            tolerance_ulps=JACOBIAN_ULPS, position=i))
+        for layer, blocks in enumerate(terms["blocks"]):
+            term = layer_block_terms(terms["attention"][layer], terms["beta1"][layer],
+                                     terms["beta2"][layer], terms["sigma_psi"][layer],
+                                     abar=bounds.abar, constant=bounds.constant)
+            block_norms = np.linalg.norm(blocks, 2, axis=(2, 3))
+            causal = np.tril(np.ones_like(term, dtype=bool))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(causal, block_norms / term, -np.inf)
+            j, i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+            rows.append(row(where, OVERSQUASHING_LENGTH, quantity="layer-jacobian<=term",
+                            observed=block_norms[j, i], exact=None, bound=term[j, i],
+                            relation="<=", tolerance_ulps=JACOBIAN_ULPS, layer=layer,
+                            position=int(i) + 1, query=int(j) + 1,
+                            upper_blocks=_plain(np.abs(np.where(causal, 0.0, block_norms))
+                                                .max())))
+    rows += _proposition_b8_rows(base, params["layers"], bounds)
+    return rows
+
+
+def _proposition_b8_rows(base, layers: int, bounds) -> list[dict]:
+    """Prop. B.8's constants (``beta1 = beta2 = sigma_psi = 1``, ``beta3^{1/L} = 4``) make the
+    bound ``(((Lambda + I)/2)^L)_{n,i}``: Theorem B.5's bound with them against that power,
+    uniform causal attention, at the first and the last position."""
+    size = OVERSQUASHING_LENGTH
+    uniform = np.tril(np.ones((size, size))) / np.arange(1, size + 1)[:, None]
+    root = PAPER.value("b8.beta3_root")
+    limit = oversquashing_bound_values([uniform] * layers, np.ones(layers), np.ones(layers),
+                                       root**layers, np.ones(layers), abar=bounds.abar,
+                                       constant=bounds.constant)
+    power = np.linalg.matrix_power((uniform + np.eye(size)) / 2, layers)[-1]
+    rows = []
+    for i in (1, size):
+        for relation in ("<=", ">="):
+            rows.append(row({**base, "instance": "uniform"}, size, quantity="prop-b8 bound",
+                            observed=power[i - 1], exact=None, bound=limit[i - 1],
+                            relation=relation, tolerance_ulps=JACOBIAN_ULPS, position=i))
+    return rows
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _base(params: dict, fmt, policy) -> dict:
+    return {"theorem": NAME, "experiment": params["experiment"], "n_max": params["n"],
+            "format": fmt.name, "policy": policy.name, "seed": params["seed"],
+            "backend": params["backend"], "layers": params["layers"], "pe": params["pe"],
+            "d": params["d"]}
+
+
+def _ulps(absolute, bound, fmt) -> float:
+    """An absolute tolerance in ulps of the format at ``bound`` (0 if not finite)."""
+    absolute = float(absolute)
+    if not math.isfinite(absolute) or not math.isfinite(float(bound)):
+        return 0.0
+    return absolute / float(fmt.ulp(float(bound)))
+
+
+def _plain(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
