@@ -26,8 +26,6 @@ from numerics.models import (
 )
 from numerics.policies import POLICY_NAMES
 
-mpmath.mp.dps = 40
-
 
 def _mp_gelu(x):
     c = mpmath.sqrt(2 / mpmath.pi)
@@ -47,6 +45,12 @@ def _mp_mlp(model, X, name):
         h = [[phi(v) for v in row] for row in a]
         features.append(h)
     raise AssertionError
+
+
+@pytest.fixture(autouse=True)
+def _forty_digits():
+    with mpmath.workdps(40):
+        yield
 
 
 @pytest.mark.parametrize("name", ["relu", "gelu"])
