@@ -1,0 +1,241 @@
+"""Solvers: batched ISTA/FISTA against the closed form of an orthonormal dictionary (the soft
+threshold), against SciPy's L-BFGS-B on the split (smooth, bound-constrained) lasso, and against
+scikit-learn's coordinate descent where it is installed; the two factorisations against each
+other; ISTA's monotone objective and both convergence rates (with a negative control); Hungarian
+matching against brute force over permutations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from numerics.errors import InvalidArgument
+from numerics.formats import get_format
+from numerics.policies import POLICY_NAMES
+from numerics.solvers import (
+    fista,
+    hungarian,
+    ista,
+    lasso_objective,
+    lipschitz_constant,
+    matched_cosines,
+)
+
+LAM = 0.1
+
+
+def _problem(m=8, n=20, samples=5, seed=0):
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((m, n))
+    D /= np.linalg.norm(D, axis=0)
+    Z = np.where(rng.random((samples, n)) < 0.2, rng.uniform(0.2, 1.0, (samples, n)), 0.0)
+    return D, Z @ D.T + 0.05 * rng.standard_normal((samples, m))
+
+
+def _soft_threshold(c, tau, nonneg):
+    return np.maximum(c - tau, 0) if nonneg else np.sign(c) * np.maximum(np.abs(c) - tau, 0)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_orthonormal_dictionary_is_solved_by_the_soft_threshold(nonneg):
+    # with D^T D = I, ||x - D z||^2 = ||x - D D^T x||^2 + ||D^T x - z||^2: the lasso separates and
+    # its solution is the soft threshold of D^T x; ISTA with L = 1 reaches it in one step
+    rng = np.random.default_rng(1)
+    D = np.linalg.qr(rng.standard_normal((10, 6)))[0]
+    X = rng.standard_normal((7, 10)) * 0.5
+    want = _soft_threshold(X @ D, LAM, nonneg)
+    assert lipschitz_constant(D) == pytest.approx(1.0, rel=1e-14)
+    one = ista(X, D, LAM, iterations=1, nonneg=nonneg, fmt="fp64")
+    np.testing.assert_allclose(one.codes, want, rtol=1e-14, atol=1e-15)
+    assert np.count_nonzero(want == 0) >= 5  # the threshold is active somewhere
+    many = fista(X, D, LAM, iterations=40, nonneg=nonneg, fmt="fp64")
+    np.testing.assert_allclose(many.codes, want, rtol=1e-13, atol=1e-15)
+
+
+def _scipy_lasso(x, D, lam, nonneg):
+    """The lasso as a smooth problem in z = u - w with u, w >= 0, solved by L-BFGS-B."""
+    n = D.shape[1]
+
+    def value_and_gradient(uw):
+        z = uw[:n] - (0 if nonneg else uw[n:])
+        r = D @ z - x
+        g = D.T @ r
+        grad = np.concatenate([g + lam, -g + lam]) if not nonneg else g + lam
+        return 0.5 * r @ r + lam * uw.sum(), grad
+
+    size = n if nonneg else 2 * n
+    result = minimize(value_and_gradient, np.zeros(size), jac=True, method="L-BFGS-B",
+                      bounds=[(0, None)] * size,
+                      options={"ftol": 1e-16, "gtol": 1e-13, "maxiter": 20000})
+    return result.x[:n] - (0 if nonneg else result.x[n:])
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_fista_matches_scipy(nonneg):
+    D, X = _problem()
+    got = fista(X, D, LAM, iterations=3000, nonneg=nonneg, fmt="fp64")
+    want = np.array([_scipy_lasso(x, D, LAM, nonneg) for x in X])
+    F_got = lasso_objective(X, D, got.codes, LAM, nonneg=nonneg)
+    F_want = lasso_objective(X, D, want, LAM, nonneg=nonneg)
+    assert (F_got <= F_want + 1e-11).all()
+    np.testing.assert_allclose(got.codes, want, atol=1e-5)
+    np.testing.assert_allclose(got.objective[-1], F_got, rtol=1e-13)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_fista_matches_scikit_learn(nonneg):
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    D, X = _problem(seed=2)
+    got = fista(X, D, LAM, iterations=3000, nonneg=nonneg, fmt="fp64")
+    m = D.shape[0]
+    for x, z in zip(X, got.codes, strict=True):
+        # scikit-learn minimises ||x - D z||^2 / (2 m) + alpha ||z||_1: alpha = lambda / m
+        lasso = linear_model.Lasso(alpha=LAM / m, fit_intercept=False, tol=1e-14,
+                                   max_iter=10**6, positive=nonneg).fit(D, x)
+        np.testing.assert_allclose(z, lasso.coef_, atol=1e-5)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+@pytest.mark.parametrize("momentum", [False, True])
+def test_both_factorisations_give_the_same_iterates(nonneg, momentum):
+    D, X = _problem(m=6, n=15, samples=8, seed=3)
+    runs = [fista(X, D, LAM, iterations=60, nonneg=nonneg, momentum=momentum, form=form,
+                  fmt="fp64") for form in ("gram", "factored")]
+    assert [r.form for r in runs] == ["gram", "factored"]
+    np.testing.assert_allclose(runs[0].codes, runs[1].codes, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(runs[0].objective, runs[1].objective, rtol=1e-12)
+
+
+def test_form_auto_takes_the_cheaper_product():
+    rng = np.random.default_rng(0)
+    assert fista(rng.random((3, 10)), rng.random((10, 19)), iterations=1).form == "gram"
+    assert fista(rng.random((3, 10)), rng.random((10, 20)), iterations=1).form == "factored"
+
+
+def test_ista_objective_never_increases():
+    D, X = _problem(m=10, n=40, samples=30, seed=4)
+    run = ista(X, D, LAM, iterations=200, fmt="fp64")
+    start = lasso_objective(X, D, np.zeros((30, 40)), LAM)
+    F = np.vstack([start, run.objective])
+    assert (np.diff(F, axis=0) <= 1e-13 * F[:-1]).all()
+    assert (F[-1] < 0.9 * F[0]).all()
+
+
+def test_convergence_rates_hold_and_a_faster_rate_is_refuted():
+    D, X = _problem(m=10, n=40, samples=12, seed=5)
+    L = lipschitz_constant(D)
+    best = fista(X, D, LAM, iterations=20000, fmt="fp64")
+    F_star = lasso_objective(X, D, best.codes, LAM)
+    distance = np.sum(best.codes**2, axis=1)  # ||z_0 - z*||^2 with z_0 = 0
+    k = np.arange(1, 201)[:, None]
+    gap_fista = fista(X, D, LAM, iterations=200, fmt="fp64").objective - F_star
+    gap_ista = ista(X, D, LAM, iterations=200, fmt="fp64").objective - F_star
+    slack = 1e-12
+    assert (gap_fista <= 2 * L * distance / (k + 1) ** 2 + slack).all()  # Beck-Teboulle Thm 4.4
+    assert (gap_ista <= L * distance / (2 * k) + slack).all()  # Thm 3.1
+    # negative control: a rate one power faster than 1/k^2 fails somewhere
+    assert (gap_fista > 2 * L * distance / (k + 1) ** 3 + slack).any()
+
+
+def test_warm_start_at_the_solution_stays():
+    D, X = _problem(seed=6)
+    solution = fista(X, D, LAM, iterations=5000, fmt="fp64").codes
+    warm = fista(X, D, LAM, iterations=3, init=solution, fmt="fp64")
+    np.testing.assert_allclose(warm.codes, solution, atol=1e-9)
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16", "fp16"])
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+def test_codes_stay_in_the_format(fmt, policy):
+    D, X = _problem(m=6, n=10, samples=4, seed=7)
+    f = get_format(fmt)
+    run = fista(X, D, LAM, iterations=30, nonneg=True, fmt=fmt, policy=policy)
+    assert run.codes.dtype == f.dtype and run.objective.shape == (30, 4)
+    exact = fista(X, D, LAM, iterations=30, nonneg=True, fmt="fp64").codes
+    F64 = lasso_objective(X, D, exact, LAM)
+    reached = lasso_objective(X, D, run.codes.astype(np.float64), LAM)
+    # the same 30 iterations in fp64 reach an objective within a few units of roundoff of it
+    assert (np.abs(reached - F64) <= 20 * f.unit_roundoff * F64).all()
+    assert (run.codes.astype(np.float64) >= 0).all()
+
+
+def test_lipschitz_constant_and_objective():
+    D, X = _problem(seed=8)
+    assert lipschitz_constant(D) == pytest.approx(np.linalg.norm(D, 2) ** 2, rel=1e-13)
+    assert lipschitz_constant(np.zeros((3, 4))) == 1e-8
+    Z = np.random.default_rng(0).standard_normal((X.shape[0], D.shape[1]))
+    want = [0.5 * np.sum((x - D @ z) ** 2) + LAM * np.abs(z).sum() for x, z in zip(X, Z,
+                                                                               strict=True)]
+    np.testing.assert_allclose(lasso_objective(X, D, Z, LAM), want, rtol=1e-14)
+    assert np.isinf(lasso_objective(X, D, Z, LAM, nonneg=True)).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (5, 5), (6, 6), (4, 6), (6, 4)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hungarian_matches_brute_force(shape, seed):
+    S = np.random.default_rng(seed).standard_normal(shape)
+    rows, cols = hungarian(S)
+    assert len(rows) == min(shape) and len(set(cols)) == len(cols)
+    small, large = min(shape), max(shape)
+    best = max(sum(S[i, p[i]] if shape[0] <= shape[1] else S[p[i], i] for i in range(small))
+               for p in itertools.permutations(range(large), small))
+    assert S[rows, cols].sum() == pytest.approx(best, rel=1e-12)
+    worst = min(sum(S[i, p[i]] if shape[0] <= shape[1] else S[p[i], i] for i in range(small))
+                for p in itertools.permutations(range(large), small))
+    rows, cols = hungarian(S, maximize=False)
+    assert S[rows, cols].sum() == pytest.approx(worst, rel=1e-12)
+
+
+def test_matched_cosines_recover_a_permuted_rescaled_dictionary():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((12, 9))
+    perm = rng.permutation(9)
+    scales = rng.uniform(0.5, 2.0, 9) * rng.choice([-1.0, 1.0], 9)
+    D = A[:, perm] * scales
+    match = matched_cosines(A, D)
+    np.testing.assert_array_equal(match.rows, np.arange(9))
+    np.testing.assert_array_equal(perm[match.cols], np.arange(9))
+    np.testing.assert_allclose(match.cosines, 1.0, rtol=1e-14)
+    np.testing.assert_allclose(match.norm_ratios, np.abs(scales[match.cols]), rtol=1e-14)
+    assert match.mean_cosine == pytest.approx(1.0, rel=1e-14)
+    random = matched_cosines(A, rng.standard_normal((12, 30)))
+    assert len(random.rows) == 9 and random.mean_cosine < 0.9
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: fista(np.ones((3, 4)), np.ones((5, 6))), "expected \\(samples, m\\)"),
+        (lambda: fista(np.ones((3, 4)), np.ones((4, 6)), lam=-1), "lam=-1.0 must be >= 0"),
+        (lambda: fista(np.ones((3, 4)), np.ones((4, 6)), iterations=0), "iterations=0"),
+        (lambda: fista(np.ones((3, 4)), np.ones((4, 6)), form="svd"), "unknown form"),
+        (lambda: fista(np.ones((3, 4)), np.ones((4, 6)), init=np.ones((3, 5))),
+         "init has shape"),
+        (lambda: hungarian(np.ones(3)), "2-D"),
+        (lambda: hungarian(np.array([[1.0, np.nan]])), "non-finite"),
+        (lambda: matched_cosines(np.ones((3, 2)), np.ones((4, 2))), "same m"),
+    ],
+)
+def test_bad_input_is_one_line(call, match):
+    with pytest.raises(InvalidArgument, match=match) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_cupy_matches_numpy():
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("no CUDA device")
+    except Exception:
+        pytest.skip("no CUDA device")
+    D, X = _problem(m=6, n=15, samples=8, seed=9)
+    for form in ("gram", "factored"):
+        want = fista(X, D, LAM, iterations=50, form=form, fmt="fp64")
+        got = fista(cupy.asarray(X), cupy.asarray(D), LAM, iterations=50, form=form, fmt="fp64")
+        np.testing.assert_allclose(cupy.asnumpy(got.codes), want.codes, atol=1e-12)
+    match = matched_cosines(cupy.asarray(D), cupy.asarray(D[:, ::-1]))
+    np.testing.assert_allclose(match.cosines, 1.0, rtol=1e-12)
