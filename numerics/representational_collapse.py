@@ -158,6 +158,54 @@ def prediction_statistics(predicted, actual, considered) -> dict:
             "precision": hits / said if said else None, "recall": hits / there if there else None}
 
 
+def predict_collapse(short, long, errors_short, errors_long, fmt: Format | str) -> np.ndarray:
+    """Per length, what the exact final states and a forward error bound of each branch imply
+    for the states computed in ``fmt``: ``1`` equal, ``-1`` distinct, ``0`` undetermined.
+
+    ``short``/``long`` are the exact states ``(N, d)``; ``errors_*`` bound ``||v_hat - v||_inf``
+    of each computed state (:func:`numerics.branch_error.branch_errors`; ``inf`` when vacuous).
+    Distinct: some coordinate's exact gap exceeds both errors together, so the computed values
+    differ. Equal: in every coordinate the hull of both intervals ``[v - e, v + e]`` rounds to
+    one value at both ends, so it holds a single number of the format, which both computed values
+    must be. An error bound of at least half an ulp rules the second out, so equality is never
+    certain from per-branch bounds alone.
+    """
+    fmt = get_format(fmt)
+    a, b = to_numpy(short, np.float64), to_numpy(long, np.float64)
+    e_a = np.asarray(errors_short, dtype=np.float64)[:, None]
+    e_b = np.asarray(errors_long, dtype=np.float64)[:, None]
+    with np.errstate(invalid="ignore"):
+        distinct = np.any(np.abs(a - b) > e_a + e_b, axis=-1)
+        low = np.minimum(a - e_a, b - e_b)
+        high = np.maximum(a + e_a, b + e_b)
+        same = np.asarray(fmt.round(low)) == np.asarray(fmt.round(high))
+    equal = np.all(same & np.isfinite(low) & np.isfinite(high), axis=-1)
+    return np.where(distinct, -1, np.where(equal, 1, 0)).astype(np.int8)
+
+
+def unit_roundoff_model(short, long, fmt: Format | str, *, trace=(),
+                        positional: bool = True) -> np.ndarray:
+    """Per length: the unit-roundoff model, which ignores the computation's own error: equal when
+    some quantity that determines the final state has an exact gap below half the format's
+    spacing in every coordinate (the final state; the last layer's ``z``; with ``positional``
+    False (NoPE) every layer's attention outputs and ``z``)."""
+    fmt = get_format(fmt)
+    stages = [(short, long)]
+    records = list(trace) if not positional else list(trace)[-1:]
+    for record in records:
+        stages.append((record["short_z"], record["long_z"]))
+        if not positional:
+            stages.append(tuple(np.moveaxis(to_numpy(record[name], np.float64), 0, 1)
+                                .reshape(to_numpy(record[name]).shape[1], -1)
+                                for name in ("short_mix", "long_mix")))
+    flags = None
+    for a, b in stages:
+        a, b = to_numpy(a, np.float64), to_numpy(b, np.float64)
+        equal = np.all(np.abs(a - b) < to_numpy(fmt.ulp(a)) / 2, axis=-1)
+        flags = equal if flags is None else flags | equal
+    return flags
+
+
 def fit_rate(lengths, gaps, *, low: int, high: int, scale=None) -> float:
     """The exponent ``p`` of a least-squares fit ``gap ~ K / s^p`` over ``low <= n <= high``
     (positive gaps only), with ``s = scale`` (default ``s = n``); NaN with fewer than three

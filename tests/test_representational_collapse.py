@@ -23,6 +23,7 @@ import theorems
 import theorems._representational_collapse_rows as rows_module
 import theorems.representational_collapse as rc
 from numerics import FORMATS, get_format, softmax
+from numerics.branch_error import branch_errors, error_profile
 from numerics.error_bounds import softmax_error
 from numerics.oversquashing import (
     EXTREMAL_GAINS,
@@ -42,8 +43,10 @@ from numerics.representational_collapse import (
     fig9_logits,
     fit_rate,
     lemma_b2_extremal_logits,
+    predict_collapse,
     softmax_pair_tv,
     state_gaps,
+    unit_roundoff_model,
 )
 from numerics.transformer import (
     Layer,
@@ -377,6 +380,52 @@ def scalar_denominator_error_ulps(logits, fmt):
         total = total + term
     exact = math.fsum(float(t) for t in terms)
     return abs(float(total) - exact) / float(get_format(fmt).ulp(exact))
+
+
+@pytest.mark.parametrize("pe,layers,heads", [("nope", 1, 1), ("rope", 2, 2), ("alibi", 1, 2),
+                                              ("sinusoidal", 2, 1)])
+def test_branch_error_bound_holds(pe, layers, heads):
+    # the measured error of every row's final state (both branches, every length) against the
+    # a priori bound, wherever the bound is finite (the worst-case bound is vacuous below fp32,
+    # and for two layers below fp64)
+    model = collapse_model(d=8, layers=layers, pe=pe, seed=2, heads=heads)
+    prefix = family_prefix("sampled", 96, seed=2)
+    profile = error_profile(model, prefix, TOKEN)
+    exact = branch_forward(model, prefix, TOKEN)
+    x = np.concatenate([exact.short, exact.long])
+    np.testing.assert_allclose(profile["states"][95:], x, rtol=1e-12, atol=1e-12)
+    finite = 0
+    for fmt in ("fp64", "fp32", "fp16", "bf16", "fp8-e4m3"):
+        for policy in ("hw", "strict"):
+            run = branch_forward(model, prefix, TOKEN, fmt=fmt, policy=policy)
+            error = np.abs(np.concatenate([run.short, run.long]).astype(np.float64) - x)
+            bound = branch_errors(profile, fmt, policy)[95:]
+            keep = np.isfinite(bound)
+            finite += int(keep.sum())
+            assert np.all(error.max(axis=-1)[keep] <= bound[keep])
+    assert finite > 0
+
+
+def test_predict_collapse_by_hand():
+    bf16 = get_format("bf16")  # spacing 2^-7 on [1, 2)
+    short = np.full((4, 2), 1.5)
+    long = short + np.array([[2.0**-5], [2.0**-12], [2.0**-12], [0.0]])
+    errors = np.array([2.0**-8, 2.0**-11, np.inf, 2.0**-12])
+    verdicts = predict_collapse(short, long, errors, errors, bf16)
+    # 1: the gap 2^-5 exceeds both errors; 2: 1.5 +- 2^-10 stays in 1.5's cell; 3: vacuous;
+    # 4: equal exact states, errors within the cell
+    assert verdicts.tolist() == [-1, 1, 0, 1]
+    wider = np.full(4, 2.0**-8 + 2.0**-12)  # past half an ulp: the next cell is reachable
+    assert predict_collapse(short, long, wider, wider, bf16).tolist() == [-1, 0, 0, 0]
+
+
+def test_unit_roundoff_model_is_the_half_ulp_threshold():
+    # states 1.5 (ulp 2^-7 in bf16) and gaps 1/n: equal once 1/n < 2^-8, i.e. from n = 257 on
+    size = 400
+    short = np.full((size, 3), 1.5)
+    long = short + 1.0 / np.arange(1, size + 1)[:, None]
+    flags = unit_roundoff_model(short, long, FORMATS["bf16"])
+    assert int(np.argmax(flags)) + 1 == math.floor(1 / 2.0**-8) + 1
 
 
 # --- the extremal instances -------------------------------------------------------------------
@@ -719,6 +768,13 @@ def test_collapse_statistics_by_hand():
     found = collapse_statistics(equal, distinct)
     assert found == {"lengths": 6, "equal": 4, "share": 4 / 6, "first": 3, "stable": 5}
     assert collapse_statistics(equal[:4], distinct[:4])["stable"] is None
+
+
+def test_no_certain_prediction_is_wrong(quick_report):
+    table = rc.collapse_table(quick_report)
+    assert table and all(row["prediction_errors"] == 0 for row in table)
+    assert all(row["undetermined"] + row["predicted_equal"] + row["predicted_distinct"]
+               == row["lengths"] for row in table)
 
 
 def test_findings_show_settings_on_every_line_and_count_what_they_hide(quick_report):

@@ -19,6 +19,7 @@ import numpy as np
 import sympy as sp
 
 from numerics import get_backend, get_format, get_policy, to_numpy
+from numerics.branch_error import branch_errors, error_profile
 from numerics.error_bounds import softmax_error
 from numerics.evidence import bitwise_equal
 from numerics.oversquashing import (
@@ -52,10 +53,13 @@ from numerics.representational_collapse import (
     lemma_b1_terms,
     lemma_b2_extremal_logits,
     one_layer_terms,
+    predict_collapse,
+    prediction_statistics,
     softmax_pair_tv,
     softmax_terms,
     state_gaps,
     sum_evidence,
+    unit_roundoff_model,
     valid_logits,
 )
 from numerics.transformer import branch_forward
@@ -173,7 +177,8 @@ def _family_rows(params: dict) -> list[dict]:
         rows += _one_layer_rows(base, model, run, reference, fmt, policy, bounds)
     if pe == "nope" and exact_run and size >= RATE_MIN_SIZE:
         rows += _decay_rows(base, model, reference, family, params["layers"], size, bounds)
-    rows.append(_collapse_row(base, run, reference, fmt, policy))
+    profile = _profile(family, size, params["d"], params["layers"], pe, params["seed"])
+    rows.append(_collapse_row(base, run, reference, fmt, policy, profile, pe))
     return rows
 
 
@@ -289,13 +294,25 @@ def _decay_rows(base, model, reference, family, layers, size, bounds) -> list[di
     return rows
 
 
-def _collapse_row(base, run, reference, fmt, policy) -> dict:
+def _collapse_row(base, run, reference, fmt, policy, profile, pe) -> dict:
     """The cell's collapse lengths, judged at the stable length (else the first equal length,
-    else the largest): are the states there still distinct?"""
+    else the largest): are the states there still distinct? With the statistics over the lengths
+    whose exact states differ, the forward-error prediction's precision and recall for each
+    verdict (:func:`numerics.representational_collapse.predict_collapse`), and the
+    unit-roundoff model's, which ignores the computation's error."""
     equal = equal_rows(run.short, run.long)
     distinct = distinct_rows(reference.short, reference.long)
     stats = collapse_statistics(equal, distinct)
-    n = stats["stable"] or stats["first"] or len(equal)
+    size = len(equal)
+    errors = branch_errors(profile, fmt, policy)
+    verdicts = predict_collapse(reference.short, reference.long, errors[size - 1:2 * size - 1],
+                                errors[2 * size - 1:], fmt)
+    said_equal = prediction_statistics(verdicts == 1, equal, distinct)
+    said_distinct = prediction_statistics(verdicts == -1, ~equal, distinct)
+    roundoff = prediction_statistics(
+        unit_roundoff_model(reference.short, reference.long, fmt, trace=reference.trace,
+                            positional=pe != "nope"), equal, distinct)
+    n = stats["stable"] or stats["first"] or size
     i = n - 1
     short, long = to_numpy(run.short[i]), to_numpy(run.long[i])
     observed = float(state_gaps(run.short[i:n], run.long[i:n], "max")[0])
@@ -304,7 +321,28 @@ def _collapse_row(base, run, reference, fmt, policy) -> dict:
                relation=">", evidence={"bitwise_equal": bitwise_equal(short, long)},
                lengths=stats["lengths"], equal_count=stats["equal"],
                equal_share=stats["share"], first_equal_n=stats["first"],
-               stable_n=stats["stable"])
+               stable_n=stats["stable"],
+               predicted_equal=said_equal["predicted"],
+               equal_precision=said_equal["precision"], equal_recall=said_equal["recall"],
+               predicted_distinct=said_distinct["predicted"],
+               distinct_precision=said_distinct["precision"],
+               distinct_recall=said_distinct["recall"],
+               undetermined=int(np.count_nonzero((verdicts == 0) & distinct)),
+               prediction_errors=(said_equal["predicted"] - said_equal["correct"]
+                                  + said_distinct["predicted"] - said_distinct["correct"]),
+               error_bound_ulps=_median_ulps(errors[size - 1:], profile, size, fmt),
+               roundoff_equal=roundoff["predicted"], roundoff_precision=roundoff["precision"],
+               roundoff_recall=roundoff["recall"])
+
+
+def _median_ulps(errors, profile, size: int, fmt):
+    """The median over the branches' rows of the error bound in ulps of the state (None when
+    every bound is vacuous)."""
+    finite = np.isfinite(errors)
+    if not finite.any():
+        return None
+    states = np.abs(profile["states"][size - 1:]).max(axis=-1)
+    return float(np.median(errors[finite] / to_numpy(fmt.ulp(states[finite]))))
 
 
 @lru_cache(maxsize=1)
@@ -316,6 +354,14 @@ def _reference(family: str, size: int, d: int, layers: int, pe: str, seed: int, 
     prefix = xp.asarray(family_prefix(family, size, seed=seed))
     return model, prefix, branch_forward(model, prefix, TOKEN, fmt="fp64", policy="hw",
                                          trace=True)
+
+
+@lru_cache(maxsize=1)
+def _profile(family: str, size: int, d: int, layers: int, pe: str, seed: int) -> dict:
+    """The exact magnitudes of a family cell's pass (:func:`numerics.branch_error.
+    error_profile`), shared by its formats and policies like :func:`_reference`."""
+    model = collapse_model(d=d, layers=layers, pe=pe, seed=seed)
+    return error_profile(model, family_prefix(family, size, seed=seed), TOKEN)
 
 
 def _trace_evidence(run, i: int, fmt, policy) -> dict:

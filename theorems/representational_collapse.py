@@ -132,8 +132,7 @@ def collapse_lengths(family: str, *, fmt: str, policy: str = "hw", n_max: int = 
     """What the lengths ``n = 2..n_max`` show in ``fmt``, over those whose exact states differ:
     ``lengths``; ``equal`` (how many have bitwise equal final states) and ``share``; ``first``,
     the first such ``n``; ``stable``, the first ``n`` from which every longer one is equal (None
-    if ``n_max`` is not); ``predicted``, the forward-error model's verdicts (see
-    :func:`numerics.representational_collapse.predict_collapse`)."""
+    if ``n_max`` is not)."""
     run, reference = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt,
                                policy=policy, seed=seed, exact=True)
     equal = equal_rows(run.short, run.long)
@@ -194,7 +193,10 @@ def evaluate(params: dict) -> list[dict]:
 def collapse_table(report) -> list[dict]:
     """The collapse-length rows of a report, one per cell: its settings and statistics."""
     keys = ("format", "policy", "family", "d", "layers", "pe", "seed", "n_max", "lengths",
-            "equal_count", "equal_share", "first_equal_n", "stable_n", "n", "verdict")
+            "equal_count", "equal_share", "first_equal_n", "stable_n", "n", "verdict",
+            "predicted_equal", "equal_precision", "equal_recall", "predicted_distinct",
+            "distinct_precision", "distinct_recall", "undetermined", "prediction_errors",
+            "error_bound_ulps", "roundoff_equal", "roundoff_precision", "roundoff_recall")
     return [{key: row.get(key) for key in keys} for row in report.rows
             if row["quantity"] == "collapse-length"]
 
@@ -308,14 +310,27 @@ class RepresentationalCollapse(Theorem):
                  f"bitwise equal final states (exact states differ at every n >= 2), "
                  f"{sum(row['stable_n'] is not None for row in table)} a stable length (equal "
                  f"from there to N); {len(table) - len(collapsed)} cells with none are not "
-                 f"listed:"]
+                 f"listed. Per cell: the equal lengths; the forward-error prediction (each "
+                 f"branch's a priori error bound: equal / distinct / undetermined, and the "
+                 f"precision of what it says); the unit-roundoff model, which ignores the "
+                 f"computation's error (equal when the exact gap is below half an ulp):"]
         for row in collapsed:
             stable = "none" if row["stable_n"] is None else f"n={row['stable_n']}"
+            if row["error_bound_ulps"] is None:
+                predicted = "error bound vacuous, no length decided"
+            else:
+                predicted = (f"error bound {row['error_bound_ulps']:.3g} ulps: equal "
+                             f"{row['predicted_equal']}{_share(row['equal_precision'])}, "
+                             f"distinct {row['predicted_distinct']}"
+                             f"{_share(row['distinct_precision'])}, undetermined "
+                             f"{row['undetermined']}")
             lines.append(f"  {row['format']:<9} {row['policy']:<7} {row['family']:<12} "
                          f"d={row['d']} L={row['layers']} pe={row['pe']:<10} seed {row['seed']} "
                          f"N={row['n_max']}: equal at {row['equal_count']} of {row['lengths']} "
                          f"lengths ({row['equal_share']:.1%}), first n={row['first_equal_n']}, "
-                         f"stable {stable}")
+                         f"stable {stable}; {predicted}; roundoff model: equal "
+                         f"{row['roundoff_equal']}{_share(row['roundoff_precision'])}, recall "
+                         f"{_percent(row['roundoff_recall'])}")
         lines.append("outside Thm 5.1's hypothesis (attention depends on the input; true Jacobian "
                      "by central differences), L = 1, 2:")
         for scale in (1.0, 9.0):
@@ -375,6 +390,14 @@ def _branches(family, n_max, *, layers, d, pe, fmt, policy, seed, exact=False):
         return run
     same = (fmt.name, policy.name) == ("fp64", "hw")
     return run, run if same else branch_forward(model, prefix, TOKEN)
+
+
+def _share(precision) -> str:
+    return "" if precision is None else f" ({precision:.0%} right)"
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _per_layer(value, name: str, layers: int, *, positive: bool) -> np.ndarray:
