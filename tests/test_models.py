@@ -9,6 +9,7 @@ import math
 import mpmath
 import numpy as np
 import pytest
+from _devices import cupy_or_skip
 
 from numerics.errors import InvalidArgument
 from numerics.formats import FORMAT_NAMES, get_format
@@ -224,13 +225,9 @@ def test_bad_input_is_one_line(call, match):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.gpu
 def test_cupy_matches_numpy():
-    cupy = pytest.importorskip("cupy")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception:
-        pytest.skip("no CUDA device")
+    cupy = cupy_or_skip()
     model = random_mlp((4, 8, 3), activation="gelu", seed=0)
     gpu = random_mlp((4, 8, 3), activation="gelu", seed=0, backend="cupy")
     X = np.random.default_rng(0).standard_normal((5, 4))

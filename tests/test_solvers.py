@@ -10,6 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
+from _devices import cupy_or_skip
 from scipy.optimize import minimize
 
 from numerics.errors import InvalidArgument
@@ -205,6 +206,18 @@ def test_matched_cosines_recover_a_permuted_rescaled_dictionary():
     assert len(random.rows) == 9 and random.mean_cosine < 0.9
 
 
+@pytest.mark.gpu
+def test_cupy_matches_numpy():
+    cupy = cupy_or_skip()
+    D, X = _problem(m=6, n=15, samples=8, seed=9)
+    for form in ("gram", "factored"):
+        want = fista(X, D, LAM, iterations=50, form=form, fmt="fp64")
+        got = fista(cupy.asarray(X), cupy.asarray(D), LAM, iterations=50, form=form, fmt="fp64")
+        np.testing.assert_allclose(cupy.asnumpy(got.codes), want.codes, atol=1e-12)
+    match = matched_cosines(cupy.asarray(D), cupy.asarray(D[:, ::-1]))
+    np.testing.assert_allclose(match.cosines, 1.0, rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -223,19 +236,3 @@ def test_bad_input_is_one_line(call, match):
     with pytest.raises(InvalidArgument, match=match) as info:
         call()
     assert "\n" not in str(info.value)
-
-
-def test_cupy_matches_numpy():
-    cupy = pytest.importorskip("cupy")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device")
-    except Exception:
-        pytest.skip("no CUDA device")
-    D, X = _problem(m=6, n=15, samples=8, seed=9)
-    for form in ("gram", "factored"):
-        want = fista(X, D, LAM, iterations=50, form=form, fmt="fp64")
-        got = fista(cupy.asarray(X), cupy.asarray(D), LAM, iterations=50, form=form, fmt="fp64")
-        np.testing.assert_allclose(cupy.asnumpy(got.codes), want.codes, atol=1e-12)
-    match = matched_cosines(cupy.asarray(D), cupy.asarray(D[:, ::-1]))
-    np.testing.assert_allclose(match.cosines, 1.0, rtol=1e-12)

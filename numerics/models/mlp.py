@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._arithmetic import literal, rounder
 from numerics._validate import check_choice, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
@@ -143,17 +144,15 @@ def mlp_forward(model: MLP, X, fmt: Format | str = "fp32",
     if X.ndim != 2 or X.shape[1] != model.sizes[0]:
         raise InvalidArgument(f"X has shape {tuple(X.shape)}; expected (samples, "
                               f"{model.sizes[0]})")
-    h = policy.load(X, fmt)
-    inputs, pre, post = h, [], []
-    last = len(model.weights) - 1
-    for i, (w, b) in enumerate(zip(model.weights, model.biases, strict=True)):
-        a = linear(h, policy.load(w, fmt), policy.load(b, fmt), fmt, policy)
-        if i == last:
-            return MLPForward(inputs, tuple(pre), tuple(post), a, fmt, policy)
-        h = activation(a, model.activation, fmt, policy)
-        pre.append(a)
+    inputs = h = policy.load(X, fmt)
+    pre, post = [], []
+    for w, b in zip(model.weights[:-1], model.biases[:-1], strict=True):
+        pre.append(linear(h, policy.load(w, fmt), policy.load(b, fmt), fmt, policy))
+        h = activation(pre[-1], model.activation, fmt, policy)
         post.append(h)
-    raise AssertionError("unreachable")
+    z = linear(h, policy.load(model.weights[-1], fmt), policy.load(model.biases[-1], fmt), fmt,
+               policy)
+    return MLPForward(inputs, tuple(pre), tuple(post), z, fmt, policy)
 
 
 def linear(h, w, b, fmt: Format, policy: Policy):
@@ -168,8 +167,8 @@ def activation(a, name: str, fmt: Format | str, policy: Policy | str):
     xp = array_namespace(a)
     if name == "relu":
         return xp.maximum(a, xp.zeros((), dtype=a.dtype))  # exact in every format
-    r = _rounder(fmt, policy)
-    c, k, half = (_constant(v, a, fmt, policy) for v in (_GELU_C, _GELU_A, 0.5))
+    r = rounder(fmt, policy)
+    c, k, half = (literal(v, a, fmt, policy) for v in (_GELU_C, _GELU_A, 0.5))
     inner = r(c * r(a + r(k * r(r(a * a) * a))))
     return fmt.round(r(r(half * a) * r(1 + r(xp.tanh(inner)))))
 
@@ -181,8 +180,8 @@ def activation_derivative(a, name: str, fmt: Format | str, policy: Policy | str)
     xp = array_namespace(a)
     if name == "relu":
         return (a > 0).astype(a.dtype)
-    r = _rounder(fmt, policy)
-    c, k, k3, half = (_constant(v, a, fmt, policy) for v in (_GELU_C, _GELU_A, 3 * _GELU_A, 0.5))
+    r = rounder(fmt, policy)
+    c, k, k3, half = (literal(v, a, fmt, policy) for v in (_GELU_C, _GELU_A, 3 * _GELU_A, 0.5))
     square = r(a * a)
     t = r(xp.tanh(r(c * r(a + r(k * r(square * a))))))
     slope = r(c * r(1 + r(k3 * square)))
@@ -201,14 +200,14 @@ def cross_entropy(logits, labels, fmt: Format | str = "fp32", policy: Policy | s
     xp = array_namespace(logits, labels)
     z = policy.load(xp.asarray(logits), fmt)
     labels = check_labels(labels, z.shape, xp)
-    r = _rounder(fmt, policy)
-    scaled = r(z / _constant(temperature, z, fmt, policy)) if temperature != 1.0 else z
+    r = rounder(fmt, policy)
+    scaled = r(z / literal(temperature, z, fmt, policy)) if temperature != 1.0 else z
     top = xp.max(scaled, axis=-1, keepdims=True)
     e = r(xp.exp(r(scaled - top)))
     log_total = r(xp.log(policy.sum(e, fmt, axis=-1))) + top[:, 0]
     picked = xp.take_along_axis(scaled, labels[:, None], axis=-1)[:, 0]
     per_sample = fmt.round(r(r(log_total) - picked))
-    mean = policy.sum(per_sample, fmt, axis=0) / _constant(z.shape[0], z, fmt, policy)
+    mean = policy.sum(per_sample, fmt, axis=0) / literal(z.shape[0], z, fmt, policy)
     return policy.output(mean, fmt)
 
 
@@ -222,13 +221,3 @@ def check_labels(labels, shape: tuple, xp):
         raise InvalidArgument(f"labels range over [{int(xp.min(labels))}, {int(xp.max(labels))}]"
                               f"; expected classes 0..{shape[1] - 1}")
     return labels.astype(np.int64)
-
-
-def _rounder(fmt: Format, policy: Policy):
-    return lambda y: policy.step(y, fmt)
-
-
-def _constant(value: float, like, fmt: Format, policy: Policy):
-    """A kernel's literal: in the compute dtype under ``hw``, rounded to ``fmt`` by ``strict``."""
-    xp = array_namespace(like)
-    return policy.step(xp.asarray(value, dtype=like.dtype), fmt)

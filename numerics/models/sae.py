@@ -23,11 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._arithmetic import literal, rounder
 from numerics._validate import check_choice, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
-from numerics.models.mlp import _constant, _rounder, linear
+from numerics.models.mlp import linear
 from numerics.policies import Policy, get_policy
 
 __all__ = ["SAE", "SAE_KINDS", "SAEForward", "SAELoss", "normalise_columns", "random_sae",
@@ -162,7 +163,7 @@ def sae_loss(sae: SAE, X, fmt: Format | str = "fp32", policy: Policy | str = "hw
     gamma = check_real(gamma, "gamma", min=0.0)
     forward = forward or sae_forward(sae, X, fmt, policy)
     xp = array_namespace(forward.codes)
-    r = _rounder(fmt, policy)
+    r = rounder(fmt, policy)
     x = policy.load(xp.asarray(X), fmt)
     diff = r(forward.reconstruction - x)
     mse = _mean(r(diff * diff), fmt, policy)
@@ -173,7 +174,7 @@ def sae_loss(sae: SAE, X, fmt: Format | str = "fp32", policy: Policy | str = "hw
         reg = _mean(policy.sum(active, fmt, axis=1), fmt, policy)
     else:
         reg = xp.zeros((), dtype=mse.dtype)
-    total = fmt.round(r(mse + r(_constant(gamma, mse, fmt, policy) * reg)))
+    total = fmt.round(r(mse + r(literal(gamma, mse, fmt, policy) * reg)))
     return SAELoss(*(float(policy.output(v, fmt)) for v in (total, mse, reg)))
 
 
@@ -182,9 +183,9 @@ def normalise_columns(A, fmt: Format | str = "fp64", policy: Policy | str = "hw"
     fmt, policy = get_format(fmt), get_policy(policy)
     xp = array_namespace(A)
     a = policy.load(A, fmt)
-    r = _rounder(fmt, policy)
+    r = rounder(fmt, policy)
     norms = r(xp.sqrt(policy.sum(r(a * a), fmt, axis=0, keepdims=True)))
-    return policy.output(r(a / xp.maximum(norms, _constant(1e-8, a, fmt, policy))), fmt)
+    return policy.output(r(a / xp.maximum(norms, literal(1e-8, a, fmt, policy))), fmt)
 
 
 def tangent_projection(grad, A, fmt: Format | str = "fp64", policy: Policy | str = "hw"):
@@ -192,7 +193,7 @@ def tangent_projection(grad, A, fmt: Format | str = "fp64", policy: Policy | str
     its (unit) column removed, so a step keeps ``||a_j|| = 1`` to first order."""
     fmt, policy = get_format(fmt), get_policy(policy)
     g, a = policy.load(grad, fmt), policy.load(A, fmt)
-    r = _rounder(fmt, policy)
+    r = rounder(fmt, policy)
     dots = r(policy.sum(r(g * a), fmt, axis=0, keepdims=True))
     return policy.output(r(g - r(dots * a)), fmt)
 
@@ -201,4 +202,4 @@ def _mean(x, fmt: Format, policy: Policy):
     """Mean of all entries: the policy's sum, then one division by the count."""
     xp = array_namespace(x)
     flat = xp.reshape(x, (-1,))
-    return fmt.round(policy.sum(flat, fmt, axis=0) / _constant(flat.shape[0], flat, fmt, policy))
+    return fmt.round(policy.sum(flat, fmt, axis=0) / literal(flat.shape[0], flat, fmt, policy))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._arithmetic import literal, rounder
 from numerics._validate import check_choice, check_int, check_real
 from numerics.backend import array_namespace
 from numerics.errors import InvalidArgument
@@ -72,11 +73,10 @@ def fista(X, D, lam: float = 0.1, *, iterations: int = 100, nonneg: bool = False
         form = "gram" if n < 2 * m else "factored"
     lipschitz = lipschitz_constant(d)
 
-    def r(y):
-        return policy.step(y, fmt)
+    r = rounder(fmt, policy)
 
     def c(value: float):
-        return policy.step(xp.asarray(value, dtype=x.dtype), fmt)
+        return literal(value, x, fmt, policy)
 
     eta, tau, zero = c(1.0 / lipschitz), c(lam / lipschitz), xp.zeros((), dtype=x.dtype)
     if form == "gram":

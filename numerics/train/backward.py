@@ -29,14 +29,13 @@ the optimiser divides it out).
 
 from __future__ import annotations
 
+from numerics._arithmetic import literal, rounder
 from numerics._validate import check_real
 from numerics.backend import array_namespace
 from numerics.kernels import softmax
 from numerics.models.mlp import (
     MLP,
     MLPForward,
-    _constant,
-    _rounder,
     activation_derivative,
     check_labels,
 )
@@ -54,12 +53,12 @@ def mlp_backward(model: MLP, forward: MLPForward, labels, *, temperature: float 
     xp = array_namespace(forward.z)
     z = forward.z
     labels = check_labels(labels, z.shape, xp)
-    r = _rounder(fmt, policy)
+    r = rounder(fmt, policy)
     p = policy.load(softmax(z, fmt, policy, temperature=temperature), fmt)
     rows = xp.arange(z.shape[0])
     p[rows, labels] = r(p[rows, labels] - 1)
     scale = loss_scale / (temperature * z.shape[0])
-    delta = fmt.round(r(p * _constant(scale, p, fmt, policy)))
+    delta = fmt.round(r(p * literal(scale, p, fmt, policy)))
     grads = []
     for i in range(len(model.weights) - 1, -1, -1):
         below = forward.inputs if i == 0 else forward.activations[i - 1]
@@ -81,22 +80,22 @@ def sae_backward(sae: SAE, forward: SAEForward, X, *, gamma: float = 1e-4,
     gamma = check_real(gamma, "gamma", min=0.0)
     loss_scale = check_real(loss_scale, "loss_scale", min=0.0, strict_min=True)
     xp = array_namespace(forward.codes)
-    r = _rounder(fmt, policy)
+    r = rounder(fmt, policy)
     x = policy.load(xp.asarray(X), fmt)
     batch, m = x.shape
     codes = forward.codes
-    scale = _constant(2.0 * loss_scale / (batch * m), x, fmt, policy)
+    scale = literal(2.0 * loss_scale / (batch * m), x, fmt, policy)
     d_recon = fmt.round(r(r(forward.reconstruction - x) * scale))
     W_enc, W_dec = policy.load(sae.W_enc, fmt), policy.load(sae.W_dec, fmt)
     d_W_dec = policy.output(policy.matmul(d_recon.T, codes, fmt), fmt)
     d_codes = fmt.round(policy.matmul(d_recon, W_dec, fmt))
     zero = xp.zeros((), dtype=codes.dtype)
-    reg_weight = _constant(gamma * loss_scale / batch, codes, fmt, policy)
+    reg_weight = literal(gamma * loss_scale / batch, codes, fmt, policy)
     d_log_threshold = None
     if sae.kind == "relu":
         d_codes = fmt.round(d_codes + xp.where(codes > 0, reg_weight, zero))
     if sae.kind == "jumprelu":
-        theta, eps = forward.threshold, _constant(sae.bandwidth, codes, fmt, policy)
+        theta, eps = forward.threshold, literal(sae.bandwidth, codes, fmt, policy)
         unit = xp.maximum(forward.pre, zero)
         window = _rectangle(r(r(unit - theta) / eps))
         from_recon = policy.sum(r(window * d_codes), fmt, axis=0)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from numerics._arithmetic import literal, rounder
 from numerics._validate import check_choice, check_real
 from numerics.backend import array_namespace
 from numerics.errors import InvalidArgument
@@ -125,7 +126,11 @@ def _update(o: Optimiser, state: OptimiserState, grads: tuple, grad_scale: float
         if tuple(grad.shape) != tuple(w.shape):
             raise InvalidArgument(f"grads[{i}] has shape {tuple(grad.shape)}; expected "
                                   f"{tuple(w.shape)}")
-        r, c = _arithmetic(w, fmt, policy)
+        r = rounder(fmt, policy)
+
+        def c(value: float, like=w):
+            return literal(value, like, fmt, policy)
+
         g = policy.load(grad, fmt)
         if grad_scale != 1.0:
             g = r(g / c(grad_scale))
@@ -147,17 +152,3 @@ def _update(o: Optimiser, state: OptimiserState, grads: tuple, grad_scale: float
             w = r(w - r(c(o.lr / (1.0 - o.beta1**t)) * r(m / denom)))
         weights.append(w)
     return weights, slots
-
-
-def _arithmetic(like, fmt: Format, policy: Policy):
-    """``r`` rounds as the policy says; ``c`` makes a constant in ``like``'s dtype (rounded to
-    the format under ``strict``)."""
-    xp = array_namespace(like)
-
-    def r(y):
-        return policy.step(y, fmt)
-
-    def c(value: float):
-        return policy.step(xp.asarray(value, dtype=like.dtype), fmt)
-
-    return r, c
