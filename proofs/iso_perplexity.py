@@ -383,13 +383,22 @@ def _goal():
                   gt(log_perplexity(a_p - r, gamma_p), old), lt(G, xi))
 
 
-def _theorem_step() -> Step:
-    return Step("thm", _goal(), by="chain", uses=("s7", "s8", "11", "n6"),
-                cite="Sec. 4, Lemma 3.1",
-                show="pplx(a' + r, gamma') < pplx(a, gamma) < pplx(a' - r, gamma'); "
-                     "gap < xi for N >= n'",
-                note="perplexity selects the new model iff its accuracy exceeds a'; a miscopied "
-                     "beta_N has almost alpha_N's perplexity")
+def _theorem_steps() -> list[Step]:
+    old = log_perplexity(a, gamma)
+    return [
+        Step("rule+", lt(log_perplexity(a_p + r, gamma_p), old), by="chain", uses=("s7", "11"),
+             cite="Sec. 4, selection rule", show="pplx(a' + r, gamma') < pplx(a, gamma)",
+             note="a model more accurate than a' at gamma' has the lower perplexity"),
+        Step("rule-", gt(log_perplexity(a_p - r, gamma_p), old), by="chain", uses=("s8", "11"),
+             cite="Sec. 4, selection rule", show="pplx(a' - r, gamma') > pplx(a, gamma)",
+             note="a model less accurate than a' at gamma' has the higher perplexity"),
+        Step("thm", _goal(), by="chain", uses=("rule+", "rule-", "n6"),
+             cite="Sec. 4, Lemma 3.1",
+             show="pplx(a' + r, gamma') < pplx(a, gamma) < pplx(a' - r, gamma'); "
+                  "gap < xi for N >= n'",
+             note="perplexity selects the new model iff its accuracy exceeds a'; a miscopied "
+                  "beta_N has almost alpha_N's perplexity"),
+    ]
 
 
 def _hypotheses() -> list[tuple[str, sp.Basic]]:
@@ -528,7 +537,7 @@ def derivation() -> Derivation:
         hypotheses=hypotheses,
         goal=_goal(),
         steps=[*_selection_steps(), *_temperature_and_boole_steps(), *_lemma_steps(),
-               *_confidence_steps(), _theorem_step()],
+               *_confidence_steps(), *_theorem_steps()],
         bound=corrected_lemma_bound(),
         as_printed=_printed_steps(),
     )
