@@ -4,6 +4,8 @@ sort for the SAE encoders, exact identities for the decoder's column handling.""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
 
 import mpmath
@@ -217,6 +219,10 @@ def test_decoder_column_handling():
         (lambda: random_sae(4, 6, kind="mp"), "unknown kind"),
         (lambda: sae_forward(random_sae(4, 6), np.ones((2, 5))), "expected \\(samples, 4\\)"),
         (lambda: random_mlp((3, 2)).with_params([np.ones((2, 3))]), "expected 2"),
+        (lambda: mlp_forward(random_mlp((2, 2)), np.array([[np.nan, 1.0]])),
+         "1 NaN value in X"),
+        (lambda: sae_forward(random_sae(2, 3), np.array([[1e5, 1.0]]), "fp16"),
+         "X overflow fp16"),
     ],
 )
 def test_bad_input_is_one_line(call, match):
@@ -238,3 +244,16 @@ def test_cupy_matches_numpy():
     sae = random_sae(4, 6, kind="topk", k=2, seed=0, backend="cupy")
     codes = sae_forward(sae, cupy.asarray(X), "fp32").codes
     assert int((codes > 0).sum(axis=1).max()) <= 2
+
+
+@pytest.mark.parametrize("package", ["numerics.models", "numerics.train", "numerics.solvers"])
+def test_facades_export_documented_names(package):
+    module = importlib.import_module(package)
+    assert module.__doc__ and sorted(module.__all__) == sorted(set(module.__all__))
+    public = {name for name in dir(module) if not name.startswith("_")}
+    public -= {name for name in public if inspect.ismodule(getattr(module, name))}
+    assert public == set(module.__all__)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if callable(value):
+            assert inspect.getdoc(value), f"{package}.{name} has no docstring"

@@ -27,6 +27,7 @@ from numerics._validate import check_choice, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
+from numerics.kernels import load_finite
 from numerics.policies import Policy, get_policy
 
 __all__ = ["ACTIVATIONS", "MLP", "MLPForward", "activation", "activation_derivative",
@@ -144,7 +145,7 @@ def mlp_forward(model: MLP, X, fmt: Format | str = "fp32",
     if X.ndim != 2 or X.shape[1] != model.sizes[0]:
         raise InvalidArgument(f"X has shape {tuple(X.shape)}; expected (samples, "
                               f"{model.sizes[0]})")
-    inputs = h = policy.load(X, fmt)
+    inputs = h = load_finite(X, fmt, policy, "X")
     pre, post = [], []
     for w, b in zip(model.weights[:-1], model.biases[:-1], strict=True):
         pre.append(linear(h, policy.load(w, fmt), policy.load(b, fmt), fmt, policy))

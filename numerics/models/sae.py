@@ -28,6 +28,7 @@ from numerics._validate import check_choice, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
+from numerics.kernels import load_finite
 from numerics.models.mlp import linear
 from numerics.policies import Policy, get_policy
 
@@ -137,7 +138,7 @@ def sae_forward(sae: SAE, X, fmt: Format | str = "fp32", policy: Policy | str = 
     if X.ndim != 2 or X.shape[1] != sae.W_enc.shape[1]:
         raise InvalidArgument(f"X has shape {tuple(X.shape)}; expected (samples, "
                               f"{sae.W_enc.shape[1]})")
-    x = policy.load(X, fmt)
+    x = load_finite(X, fmt, policy, "X")
     b_dec = policy.load(sae.b_dec, fmt)
     centred = fmt.round(x - b_dec)
     pre = linear(centred, policy.load(sae.W_enc, fmt), policy.load(sae.b_enc, fmt), fmt, policy)

@@ -33,6 +33,7 @@ from numerics._validate import check_choice, check_int, check_real
 from numerics.backend import array_namespace
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
+from numerics.kernels import load_finite
 from numerics.policies import Policy, get_policy
 
 __all__ = ["FORMS", "SparseCodes", "fista", "ista", "lasso_objective", "lipschitz_constant"]
@@ -64,11 +65,17 @@ def fista(X, D, lam: float = 0.1, *, iterations: int = 100, nonneg: bool = False
     iterations = check_int(iterations, "iterations", min=1)
     form = check_choice(form, FORMS, "form")
     xp = array_namespace(X, D) if init is None else array_namespace(X, D, init)
-    x, d = policy.load(xp.asarray(X), fmt), policy.load(xp.asarray(D), fmt)
-    if x.ndim != 2 or d.ndim != 2 or x.shape[1] != d.shape[0]:
-        raise InvalidArgument(f"X has shape {tuple(x.shape)} and D {tuple(d.shape)}; expected "
+    X, D = xp.asarray(X), xp.asarray(D)
+    if X.ndim != 2 or D.ndim != 2 or X.shape[1] != D.shape[0]:
+        raise InvalidArgument(f"X has shape {tuple(X.shape)} and D {tuple(D.shape)}; expected "
                               f"(samples, m) and (m, n_latents)")
-    samples, (m, n) = x.shape[0], d.shape
+    samples, (m, n) = X.shape[0], D.shape
+    if init is not None and tuple(xp.asarray(init).shape) != (samples, n):
+        raise InvalidArgument(f"init has shape {tuple(xp.asarray(init).shape)}; expected "
+                              f"{(samples, n)}")
+    x, d = load_finite(X, fmt, policy, "X"), load_finite(D, fmt, policy, "D")
+    z = xp.zeros((samples, n), dtype=x.dtype) if init is None else load_finite(
+        xp.asarray(init), fmt, policy, "init")
     if form == "auto":
         form = "gram" if n < 2 * m else "factored"
     lipschitz = lipschitz_constant(d)
@@ -82,10 +89,6 @@ def fista(X, D, lam: float = 0.1, *, iterations: int = 100, nonneg: bool = False
     if form == "gram":
         gram = fmt.round(policy.matmul(d.T, d, fmt))
         correlation = fmt.round(policy.matmul(x, d, fmt))  # X D, the constant part
-    z = xp.zeros((samples, n), dtype=x.dtype) if init is None else policy.load(
-        xp.asarray(init), fmt)
-    if z.shape != (samples, n):
-        raise InvalidArgument(f"init has shape {tuple(z.shape)}; expected {(samples, n)}")
     y, t = z, 1.0
     objective = xp.empty((iterations, samples), dtype=x.dtype) if track else None
     for step in range(iterations):
