@@ -317,8 +317,12 @@ def _lemma_b2() -> tuple[list, list[Step]]:
         Step("B2.TV_split", le(tv, norm(Z - Zs) / Zs + D / Zs), by="chain",
              uses=("B2.TV_terms", "B2.split"), cite="Lemma B.2",
              show="TV <= |Z - Z*|/Z* + D/Z*"),
+        Step("B2.rate", le(norm(Z - Zs) / Zs + D / Zs, b2_bound(n, B, Sigma)), by="chain",
+             uses=("B2.two", "B2.eB", "B2.n"), cite=cite,
+             show="|Z - Z*|/Z* + D/Z* <= 2D/Z* <= 2 e^B Sigma/Z* <= (2 e^{2B}/n) Sigma",
+             note="the derived rate is the paper's"),
         Step("B2.lemma", le(tv, b2_bound(n, B, Sigma)), by="chain",
-             uses=("B2.TV_split", "B2.two", "B2.eB", "B2.n"), cite=cite,
+             uses=("B2.TV_split", "B2.rate"), cite=cite,
              show="TV(y, y*) <= (2 e^{2B}/n) sum|Delta_k|"),
         Step("B2.vanish", eq(sp.Limit(b2_bound(n, B, Sigma), n, sp.oo), 0), by="limit",
              cite="Lemma B.2", note="a summable perturbation: TV -> 0"),
@@ -840,7 +844,7 @@ def _as_printed() -> list[Step]:
              note="the main text normalises by beta2, the proof by beta1; the main text's "
                   "'some constant C' can absorb the ratio"),
         Step("B5'", eq((alpha + kd) / beta1, abar(alpha, beta1, kd)), cite="Thm B.5 statement",
-             box=box, erratum="inconsistent",
+             box={**box, kd: (1, 1)}, erratum="inconsistent",
              show="Eq((alpha + delta_ji)/beta, alpha/beta1 + delta_ji)",
              note="B.5 divides delta_ji by beta too; a constant can absorb it"),
         Step("B5.sigma'", le(sp.diff(y_wit, v_n), sigma * (alpha + kd).subs(kd, 1)),
@@ -849,11 +853,12 @@ def _as_printed() -> list[Step]:
                   "psi(x) = sigma x, beta = 1",
              note="a sigma-Lipschitz psi and norms equal to their constants satisfy the "
                   "hypotheses; the residual path keeps the Jacobian above sigma^L"),
-        Step("B4'", eq(_Z_alt, (2 * _half * sp.E + PAPER["b4.printed_shift"]) / 2),
-             uses=("B4.Z",), cite="Prop. B.4 proof", erratum="refuted",
-             show="Z = (ne + 1)/2, n = 2h",
-             note="the printed intermediate denominator; Z = n(e + 1)/2 and the final value "
-                  "2(e - 1)/(e + 1) are right"),
+        Step("B4'", eq(2 * _half * (sp.E - 1) / ((2 * _half * sp.E + PAPER["b4.printed_shift"])
+                                                 / 2), alternating_tv_closed()),
+             cite="Prop. B.4 proof", erratum="refuted",
+             show="n(e - 1)/((ne + 1)/2) = 2(e - 1)/(e + 1), n = 2h",
+             note="the printed intermediate denominator (ne + 1)/2 (Z = n(e + 1)/2 by (B4.Z)); "
+                  "the final value 2(e - 1)/(e + 1) is right"),
         Step("B3'", eq(psi + v_l, psi + z_l), cite="Thm B.3 proof", erratum="inconsistent",
              show="Eq(psi(norm_2(z)) + v^(l), psi(norm_2(z)) + z^(l))",
              note="the proof's layer update adds v^(l); Section 2 defines it with z^(l)"),
