@@ -202,6 +202,26 @@ def test_a_wrong_gradient_is_caught():
     assert "at 2[1, 0]" in str(check)
 
 
+def test_a_diverged_network_gets_nan_gradients():
+    model, X, y = _mlp_problem("relu")
+    broken = model.with_params([np.full_like(p, np.nan) if i == 0 else p
+                                for i, p in enumerate(model.params)])
+    grads = mlp_backward(broken, mlp_forward(broken, X, "fp32"), y)
+    assert all(g.dtype == np.float32 and np.isnan(g).all() for g in grads)
+
+
+def test_loss_scale_multiplies_every_gradient():
+    model, X, y = _mlp_problem("gelu")
+    out = mlp_forward(model, X, "fp64")
+    plain, scaled = (mlp_backward(model, out, y, temperature=2.0, loss_scale=s) for s in (1, 8))
+    assert all(np.array_equal(8 * a, b) for a, b in zip(plain, scaled, strict=True))
+    sae, Y = _sae_problem("jumprelu", bandwidth=0.5)
+    out = sae_forward(sae, Y, "fp64")
+    plain, scaled = (sae_backward(sae, out, Y, gamma=0.1, loss_scale=s) for s in (1, 8))
+    for a, b in zip(plain, scaled, strict=True):
+        np.testing.assert_allclose(8 * a, b, rtol=1e-14, atol=1e-300)
+
+
 def test_gradcheck_rejects_mismatched_structures():
     with pytest.raises(InvalidArgument, match="shape"):
         gradcheck(lambda p: 0.0, [np.ones(3)], [np.ones(4)])

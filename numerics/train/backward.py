@@ -23,8 +23,9 @@ SAE (:mod:`numerics.models.sae`), batch ``B``, input width ``m``, ``dX^ = 2 (X^ 
 
 Every matrix product accumulates as the policy says and is rounded once to the format (one kernel);
 elementwise steps round as the policy says. Gradients come back in the format's storage dtype,
-ordered as the model's ``params``. ``loss_scale`` multiplies the seed gradient (fp16 loss scaling;
-the optimiser divides it out).
+ordered as the model's ``params``; logits that are not finite (a diverged network) give NaN
+gradients, so a training loop records the divergence instead of stopping. ``loss_scale``
+multiplies the seed gradient (fp16 loss scaling; the optimiser divides it out).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def mlp_backward(model: MLP, forward: MLPForward, labels, *, temperature: float 
     xp = array_namespace(forward.z)
     z = forward.z
     labels = check_labels(labels, z.shape, xp)
+    if not bool(xp.all(xp.isfinite(z))):  # a diverged network: NaN gradients, not an error
+        return tuple(policy.output(xp.full(p.shape, xp.nan, dtype=z.dtype), fmt)
+                     for p in model.params)
     r = rounder(fmt, policy)
     p = policy.load(softmax(z, fmt, policy, temperature=temperature), fmt)
     rows = xp.arange(z.shape[0])
