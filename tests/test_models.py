@@ -210,6 +210,7 @@ def test_decoder_column_handling():
         (lambda: random_mlp((3,)), "at least an input"),
         (lambda: random_mlp((3, 0)), "sizes\\[1\\]=0"),
         (lambda: random_mlp((3, 2), activation="tanh"), "unknown activation"),
+        (lambda: activation(np.ones(2), "gelu2", "fp32", "hw"), "did you mean 'gelu'"),
         (lambda: mlp_forward(random_mlp((3, 2)), np.ones((4, 2))), "expected \\(samples, 3\\)"),
         (lambda: cross_entropy(np.ones((2, 3)), np.array([0, 3])), "classes 0..2"),
         (lambda: cross_entropy(np.ones((2, 3)), np.array([0.0, 1.0])), "integer class"),

@@ -165,6 +165,7 @@ def linear(h, w, b, fmt: Format, policy: Policy):
 def activation(a, name: str, fmt: Format | str, policy: Policy | str):
     """``phi(a)`` elementwise as one kernel (``relu`` or tanh-form ``gelu``)."""
     fmt, policy = get_format(fmt), get_policy(policy)
+    check_choice(name, ACTIVATIONS, "activation")
     xp = array_namespace(a)
     if name == "relu":
         return xp.maximum(a, xp.zeros((), dtype=a.dtype))  # exact in every format
@@ -178,6 +179,7 @@ def activation_derivative(a, name: str, fmt: Format | str, policy: Policy | str)
     """``phi'(a)``: ``1[a > 0]`` for ``relu``; for tanh-form ``gelu``, with
     ``t = tanh(c (a + k a^3))``, ``phi' = (1 + t)/2 + a/2 (1 - t^2) c (1 + 3 k a^2)``."""
     fmt, policy = get_format(fmt), get_policy(policy)
+    check_choice(name, ACTIVATIONS, "activation")
     xp = array_namespace(a)
     if name == "relu":
         return (a > 0).astype(a.dtype)
