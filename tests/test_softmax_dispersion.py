@@ -7,6 +7,7 @@ of a format's values, or a plain re-implementation of the paper's JAX listing.
 from __future__ import annotations
 
 import math
+import time
 
 import ml_dtypes
 import mpmath
@@ -14,13 +15,16 @@ import numpy as np
 import pytest
 import sympy as sp
 
+import proofs.softmax_dispersion as sd_proofs
 import theorems
 import theorems.softmax_dispersion as sd
 from numerics import FORMATS, get_format, get_policy, softmax
 from numerics.kernels import sequential_total
 from numerics.softmax_dispersion import family_logits
 from proofs import Derivation, Step, certify, ge, le
-from proofs.softmax_dispersion import paper_upper, tight_upper
+from proofs.quantities import Mutation
+from proofs.softmax_dispersion import R, X, paper_upper, tight_upper
+from theorems.verdicts import mechanism_holds
 
 mpmath.mp.dps = 50
 SIZES = (16, 64, 256, 1024, 4096, 16384)
@@ -176,13 +180,77 @@ def test_sequential_total_against_scalar_loop():
             assert sequential_total(first, term_stored, count, fmt) == float(total), (name, term)
 
 
-def test_derivation_is_complete():
+# --- the derivation ---------------------------------------------------------------------------
+
+def test_derivation_is_complete_and_discharges_the_goal():
     d = THEOREM.derive()
-    assert d.ok and d.complete
-    assert len(d.steps) == 35
-    assert {r.by for r in d.steps} >= {"simplify", "limit", "series", "interval", "monotone"}
-    assert all(r.status == "checked" for r in d.steps)
-    assert repr(d) == "<Derivation softmax-dispersion: 35/35 checked>"
+    assert d.ok and d.complete, str(d)
+    assert d.goal_step == "9" and d.unused == ()
+    assert len(d.steps) == 71 and all(r.status == "checked" for r in d.steps)
+    assert d.algebra_steps == ()  # no generic helpers: every step is the paper's reasoning
+    assert {r.by for r in d.steps} == {"instance", "apply", "chain", "sum", "simplify", "limit",
+                                       "interval"}
+    # every hypothesis is consumed by a step that names it
+    consumed = {label for r in d.steps for label in r.consumed}
+    assert {label for label, _ in d.hypotheses} <= consumed
+    assert repr(d) == "<Derivation softmax-dispersion: 71/71 checked>"
+
+
+def test_derivation_follows_lemma_2_1():
+    d = THEOREM.derive()
+    # each term exp((e_j - e_i)/theta) lies in [e^-d, e^d]: from the hypothesis, by exp
+    assert d.step("4").by == "chain" and set(d.step("4").consumed) == {"3a", "3b", "3c", "3d"}
+    assert d.step("3a").by == "apply" and d.step("3a").consumed == ("2",)
+    # sum over the n - 1 other terms, then 1/(1 + S) decreasing in S
+    assert d.step("5a").by == "sum" and d.step("6a").by == "apply"
+    # the goal: the tight bounds and the paper's, by chain from the steps it names
+    assert set(d.step("9").consumed) == {"h3", "6a", "6b", "7c", "8c"}
+    # the tight bounds are attained, and the paper's constants are their asymptotes
+    assert d.step("10").claim.rhs == sd_proofs.tight_upper(sd_proofs.n, sd_proofs.d)
+    assert d.step("12a").detail == "limit = exp(d)"
+
+
+def test_derivation_covers_theorem_2_2_by_induction():
+    d = THEOREM.derive()
+    base, step = d.step("14"), d.step("15")
+    assert base.status == step.status == "checked"
+    assert base.claim == le(X(0), R(0)) and step.claim == le(X(sd_proofs.l + 1), R(sd_proofs.l + 1))
+    assert set(step.consumed) == {"g7", "15c", "15d", "g8"}  # from the inductive hypothesis g5
+    assert "n" not in {s.name for s in d.step("15").claim.free_symbols}
+    # Prop. 3.1 at layer l, then Lemma 2.1 with the n-free spread 2 sQ sK R(l)^2 / theta
+    assert d.step("17").consumed == ("17c", "17d")
+    assert d.step("18").consumed == ("18a", "18c") and d.step("19").status == "checked"
+
+
+@pytest.mark.parametrize("exponent", [sp.Rational(-101, 100), sp.Float(-1.01)], ids=str)
+def test_a_changed_tight_exponent_fails_fast_with_a_witness(exponent):
+    mutation = Mutation("lemma.lower.exponent", f"set to {exponent}", exponent)
+    start = time.perf_counter()
+    with sd_proofs.PAPER.mutated(mutation):
+        d = sd_proofs.derivation()
+    assert time.perf_counter() - start < 120
+    assert not d.ok and d.goal_step is None
+    failed = d.step("3c")
+    assert failed.status == "failed" and failed.witness
+    w = {k: mpmath.mpf(v) for k, v in failed.witness.items()}
+    lhs = mpmath.exp((w["m"] - w["M"]) / w["theta"])
+    rhs = mpmath.exp(mpmath.mpf(float(exponent)) * (w["M"] - w["m"]) / w["theta"])
+    assert abs(lhs - rhs) > 1e-6
+    assert not any(r.detail.startswith("unchecked (timeout)") for r in d.steps)
+
+
+def test_listing_roots_bracket_the_exact_roots():
+    coefficients = [mpmath.mpf(c) for c in ("-0.037", "0.481", "-2.3", "4.917", "-1.791")]
+    with mpmath.workdps(40):
+        roots = [mpmath.findroot(lambda h: mpmath.polyval(coefficients, h) - 1, x0)
+                 for x0 in (0.85, 5.9)]
+        peak = mpmath.findroot(lambda h: mpmath.polyval(
+            [4 * coefficients[0], 3 * coefficients[1], 2 * coefficients[2], coefficients[3]], h),
+            4.4)
+        top = mpmath.polyval(coefficients, peak)
+    for (low, high), root in zip(sd_proofs.BETA_ONE, roots, strict=True):
+        assert low < root < high and high - low < 4e-6
+    assert top < sd_proofs.BETA_MAX < top + 1e-3
 
 
 def test_derivation_negative_controls():
@@ -191,7 +259,7 @@ def test_derivation_negative_controls():
     too_tight = Step("x", le(tight_upper(n, dd), paper_upper(n, dd) * sp.Rational(999, 1000)),
                      by="interval", box=box)
     printed = Step("p", ge(1 / (1 + (n - 1) * sp.exp(dd)), 1 / n), box=box)
-    d = Derivation.check("control", source="test", hypotheses={}, goal=sp.true,
+    d = Derivation.check("control", source="test", hypotheses={}, goal=ge(n, 0),
                          steps=[too_tight], as_printed=[printed])
     assert d.steps[0].status == "failed" and not d.ok
     witness = d.steps[0].witness
@@ -199,6 +267,18 @@ def test_derivation_negative_controls():
         mpmath.mpf("0.999")
     assert value > 0
     assert d.printed[0].status == "failed" and d.errata_shown
+
+
+def test_a_changed_listing_coefficient_breaks_a_step_with_a_witness():
+    mutation = next(m for m in sd_proofs.PAPER.mutations() if str(m) == "listing.poly.H4 x1.01")
+    with sd_proofs.PAPER.mutated(mutation):
+        d = sd_proofs.derivation()
+    failed = d.step("A1")
+    assert failed.status == "failed"
+    h = mpmath.mpf(failed.witness["H"])
+    coefficients = [mpmath.mpf("-0.037") * mpmath.mpf("1.01"), mpmath.mpf("0.481"),
+                    mpmath.mpf("-2.3"), mpmath.mpf("4.917"), mpmath.mpf("-1.791")]
+    assert mpmath.polyval(coefficients, h) < 1  # the mutated beta(H) >= 1 is false there
 
 
 def test_certificate_and_its_negative_control():
@@ -212,17 +292,98 @@ def test_certificate_and_its_negative_control():
     assert exact_tight(w["n"], w["d"]) > mpmath.exp(w["d"]) / w["n"] * mpmath.mpf("0.999")
 
 
-def test_quick_check_is_ok_and_the_precision_model_predicts_every_worst_case_row():
-    report = THEOREM.check(sizes=[2, 64, 4096], seeds=[0], quick=True)
+# --- the numeric checker -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def quick_report():
+    return THEOREM.check(sizes=[1, 2, 64, 256, 4096], seeds=[0], quick=True)
+
+
+def test_quick_check_is_ok_and_the_precision_model_predicts_every_worst_case_row(quick_report):
+    report = quick_report
     assert report.ok and report.counts["violated"] == 0
+    assert all(r["relation"] in ("<=", ">=", "<", ">") and "margin" not in r for r in report.rows)
     worst = [r for r in report.rows if r["family"] != "random"]
     assert worst and all(r["predicted"] == (r["verdict"] == "precision-effect") for r in worst)
     narrow = [r for r in worst if get_format(r["format"]).bits <= 16]
     for row in narrow:  # the rounding model and the kernel agree to an ulp
         assert abs(row["observed"] - row["model"]) <= float(get_format(row["format"]).ulp(
             row["model"]))
-    mechanisms = {r["mechanism"] for r in report.rows if r["verdict"] == "precision-effect"}
-    assert {"underflow", "rounding to one", "accumulation stagnation"} <= mechanisms
+    effects = [r for r in report.rows if r["verdict"] == "precision-effect"]
+    assert {r["mechanism"] for r in effects} == {"underflow", "rounding to one",
+                                                 "accumulation stagnation",
+                                                 "accumulation rounding"}
+    assert all(mechanism_holds(r) for r in effects)
+
+
+def test_mechanisms_follow_the_measured_evidence(quick_report):
+    effects = [r for r in quick_report.rows if r["verdict"] == "precision-effect"]
+    for row in effects:
+        fmt = get_format(row["format"])
+        if row["mechanism"] == "accumulation stagnation":
+            assert row["policy"] == "strict" and row["stall_index"] is not None
+            assert row["observed"] != 0 and row["observed"] != 1
+        elif row["mechanism"] == "accumulation rounding":
+            assert row["stall_index"] is None and row["sum_error_ulps"] > 1
+        # no "subnormal rounding" default: a stalled sum with a normal output is stagnation
+        if row["observed"] and abs(row["observed"]) >= fmt.smallest_normal and row["exact"] and \
+                row["observed"] / row["exact"] > 10:
+            assert row["stall_index"] is not None
+    # fp64 strict at n = 256, spread 1: ordinary rounding of a growing sum, no stall
+    fp64 = [r for r in effects if r["format"] == "fp64"]
+    assert fp64 and all(r["mechanism"] == "accumulation rounding" for r in fp64)
+
+
+def _left_to_right(terms, dtype):
+    """Sum ``terms`` left to right with scalars of ``dtype``; return (stall, absorbed, total)."""
+    total, stall, absorbed = dtype(terms[0]), None, 0
+    for index, term in enumerate(terms[1:], start=1):
+        new = dtype(total + dtype(term))
+        if new == total and term != 0:
+            absorbed += 1
+            stall = index if stall is None else stall
+        total = new
+    return stall, absorbed, float(total)
+
+
+def _independent_evidence(row):
+    fmt = get_format(row["format"])
+    dtype = fmt.dtype.type
+    logits = family_logits(row["family"], row["n"], row["spread"], seed=row["seed"])
+    stored = [float(dtype(v)) for v in logits.tolist()]
+    top = max(stored)
+    with mpmath.workdps(40):
+        terms = [float(dtype(float(mpmath.exp(mpmath.mpf(float(dtype(v - top)))))))
+                 for v in stored]
+        exact = mpmath.fsum(mpmath.mpf(t) for t in terms)
+    stall, absorbed, total = _left_to_right(terms, dtype)
+    error = float(abs(mpmath.mpf(total) - exact) / mpmath.mpf(float(fmt.ulp(float(exact)))))
+    return {"stall_index": stall, "absorbed": absorbed, "sum_error_ulps": error}
+
+
+def test_a_sample_of_mechanisms_agrees_with_an_independent_recomputation(quick_report):
+    rows = [r for r in quick_report.rows if r["verdict"] == "precision-effect"
+            and r["policy"] == "strict" and r["n"] <= 4096 and r["family"] != "random"]
+    rows += [r for r in THEOREM.check(sizes=[512, 1024], formats=["fp32", "bf16", "fp16"],
+                                      policies=["strict"], quick=True).rows
+             if r["verdict"] == "precision-effect"
+             and (r["family"] == "random" or r["format"] == "fp32")]
+    sample = []
+    for mechanism in ("accumulation stagnation", "accumulation rounding", "rounding to one",
+                      "underflow"):
+        matching = [r for r in rows if r["mechanism"] == mechanism]
+        sample += matching[:: max(1, len(matching) // 8)]
+    assert len(sample) >= 24 and {r["format"] for r in sample} >= {"fp64", "fp32", "bf16"}
+    assert any(r["family"] == "random" for r in sample)
+    for row in sample:
+        evidence = _independent_evidence(row)
+        assert evidence["stall_index"] == row["stall_index"], row
+        assert evidence["absorbed"] == row["absorbed"], row
+        # fp32 and fp64 exponentials come from libm, not mpmath: a term may differ by an ulp
+        wide = get_format(row["format"]).bits >= 32
+        assert evidence["sum_error_ulps"] == pytest.approx(
+            row["sum_error_ulps"], rel=0.05 if wide else 1e-9, abs=1.5 if wide else 1e-9), row
+        assert mechanism_holds({**row, **evidence}), row
 
 
 def test_bf16_strict_stagnation_threshold():
@@ -237,7 +398,32 @@ def test_bf16_strict_stagnation_threshold():
     assert row["verdict"] == "precision-effect"
     assert row["mechanism"] == "accumulation stagnation"
     assert row["observed"] == 1 / 8  # the total stops at 8 instead of 1 + 4095 * 0.0183 = 76
+    stall, absorbed, total = _left_to_right([1.0] + [term] * 4095, ml_dtypes.bfloat16)
+    assert (row["stall_index"], row["absorbed"], total) == (stall, absorbed, 8.0)
     assert float(exact_tight(4096, 4)) < row["observed"]
+
+
+def test_the_paper_bounds_are_attained_on_the_grid(quick_report):
+    # at spread 0 every coefficient is 1/n = e^{+-0}/n, and at n = 1 it is 1 = e^0/1
+    sharp = [r for r in quick_report.rows if r["quantity"] in ("alpha_max<=paper",
+                                                               "alpha_min>=paper")
+             and r["format"] == "fp64" and (r["spread"] == 0 or r["n"] == 1)]
+    assert sharp and all(r["exact"] == r["bound"] and r["verdict"] == "holds" for r in sharp)
+
+
+def test_findings_give_the_last_and_first_size_of_each_effect():
+    report = THEOREM.check(sizes=[2**j for j in range(13, 17)], formats=["bf16"],
+                           policies=["hw"], quick=True)
+    table = sd.thresholds(report)
+    row = next(r for r in table if r["family"] == "worst-max" and r["quantity"] == "alpha_max<1")
+    assert not row["sets_in"] and (row["last_n"], row["first_n"]) == (16384, 32768)
+    assert row["mechanism"] == "rounding to one" and row["kernel_agrees"]
+    # bf16 rounds the exact coefficient to 1 while it is >= 1 - 2^-9 (half an ulp below 1)
+    with mpmath.workdps(40):
+        last = int(mpmath.floor(1 + mpmath.exp(16) * (1 / (1 - mpmath.mpf(2) ** -9) - 1)))
+    assert (row["model_last_n"], row["model_first_n"]) == (last, last + 1) == (17390, 17391)
+    text = THEOREM.findings(report)
+    assert "last n with it 16384, first n without 32768; exactly 17390 -> 17391" in text
 
 
 def test_checker_negative_control(monkeypatch):
@@ -250,6 +436,21 @@ def test_checker_negative_control(monkeypatch):
     violated = report.violations
     assert violated and {r["quantity"] for r in violated} == {"alpha_max<=tight"}
     assert {r["family"] for r in violated} >= {"worst-max"}
+
+
+def test_audit_catches_every_mutation():
+    audit = THEOREM.audit()
+    assert audit.ok, str(audit)
+    exempt = {e.mutation for e in audit.entries if e.status == "exempt"}
+    assert exempt == {"listing.gate x0.99", "listing.gate x1.01", "listing.epsilon x0.99",
+                      "listing.epsilon x1.01"}
+    caught = {e.mutation for e in audit.entries if e.status == "caught"}
+    assert {str(m) for m in sd_proofs.PAPER.mutations()} - exempt <= caught
+    bounds = {e.mutation for e in audit.entries if e.kind == "bound"}
+    assert bounds == {f"{q} 1% tighter" for q in ("alpha_max<=tight", "alpha_max<=paper",
+                                                   "alpha_min>=tight", "alpha_min>=paper",
+                                                   "alpha_max<1")} and bounds <= caught
+    assert sd_proofs.PAPER.unread == []
 
 
 def test_counterexample_for_sharpness():

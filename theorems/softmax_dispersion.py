@@ -5,7 +5,11 @@ Lemma 2.1: if every logit lies in ``[m, M]`` and ``theta > 0``, then every coeff
 ``softmax_theta(e)`` (eq. (1)) lies in ``[e^{-d}/n, e^{d}/n]`` with ``d = (M - m)/theta``, so all
 coefficients are Theta(1/n) and attention disperses as ``n`` grows. The tight form is
 ``1/(1 + (n-1)e^{d}) <= alpha_i <= 1/(1 + (n-1)e^{-d})``, attained by one logit at one end and the
-rest at the other.
+rest at the other; the paper's bounds are attained at ``n = 1`` or ``d = 0``.
+
+Every number the paper states is read from :data:`proofs.softmax_dispersion.PAPER` (its exponents,
+the ``n - 1`` count, the listing's coefficients, gate and epsilon), so a mutation of it reaches
+the numbers checked here.
 
 Symbols: ``n`` items; ``spread = delta = M - m``; ``temperature = theta``; ``d = delta/theta``;
 ``alpha_max``/``alpha_min`` the largest/smallest coefficient; ``H`` the row entropy in nats;
@@ -16,41 +20,44 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import mpmath
 import numpy as np
 
-from numerics import get_backend, get_format, get_policy, softmax
+from numerics import get_backend, get_format, get_policy
+from numerics import softmax_dispersion as kernels
 from numerics._validate import check_int, check_real
-from numerics.backend import array_namespace
-from numerics.kernels import load_finite
 from numerics.softmax_dispersion import (
     FAMILIES,
     coefficient_extremes,
+    denominator_evidence,
+    denominator_terms,
     family_logits,
     predicted_extremes,
     reference_extremes,
 )
 from proofs import certify
-from proofs.softmax_dispersion import derivation, paper_upper, tight_upper
+from proofs.softmax_dispersion import PAPER, POLY_NAMES, derivation, paper_upper, tight_upper
 from theorems._theorem import Statement, Theorem
 from theorems.figures import Panel, Series, write_figure
+from theorems.verdicts import judge
 
-#: The JAX listing's polynomial, highest degree first (jnp.polyval order).
-POLY_FIT = (-0.037, 0.481, -2.3, 4.917, -1.791)
-#: The listing's entropy epsilon: H = -sum p log(p + 1e-9).
-ENTROPY_EPSILON = 1e-9
-#: The listing's gate: rows with H <= 0.5 keep beta = 1.
-ENTROPY_GATE = 0.5
-SPREADS = (1.0, 4.0, 16.0)
+#: Logit spreads of the sweep; at 0 every coefficient is exactly 1/n, where Lemma 2.1's
+#: e^{+-d}/n is attained.
+SPREADS = (0.0, 1.0, 4.0, 16.0)
+#: (quantity, coefficient, relation): the rows of every family.
+CHECKS = (("alpha_max<=tight", "alpha_max", "<="), ("alpha_max<=paper", "alpha_max", "<="),
+          ("alpha_min>=tight", "alpha_min", ">="), ("alpha_min>=paper", "alpha_min", ">="),
+          ("alpha_max<1", "alpha_max", "<"), ("alpha_min>0", "alpha_min", ">"))
 
 
 def paper_bounds(n, spread, temperature=1.0):
     """Return Lemma 2.1's ``(e^{-d}/n, e^{d}/n)`` with ``d = spread / temperature``."""
     n, d = _size_and_d(n, spread, temperature)
-    return np.exp(-d) / n, np.exp(d) / n
+    upper, lower, rate, _ = _lemma()
+    with np.errstate(over="ignore"):
+        return np.exp(lower * d) * n**rate, np.exp(upper * d) * n**rate
 
 
 def max_weight_bound(n, spread, temperature=1.0):
@@ -59,14 +66,17 @@ def max_weight_bound(n, spread, temperature=1.0):
     Attained by one logit at ``M`` and ``n - 1`` at ``m``; never above ``e^{d}/n``.
     """
     n, d = _size_and_d(n, spread, temperature)
-    return 1.0 / (1.0 + (n - 1) * np.exp(-d))
+    _, lower, _, others = _lemma()
+    with np.errstate(over="ignore", divide="ignore"):  # a mutated count can make it 1/0
+        return 1.0 / (1.0 + (n + others) * np.exp(lower * d))
 
 
 def min_weight_bound(n, spread, temperature=1.0):
     """Return the tight bound ``1/(1 + (n-1)e^{d})`` on the smallest coefficient."""
     n, d = _size_and_d(n, spread, temperature)
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + (n - 1) * np.exp(d))
+    upper, _, _, others = _lemma()
+    with np.errstate(over="ignore", divide="ignore"):  # a mutated count can make it 1/0
+        return 1.0 / (1.0 + (n + others) * np.exp(upper * d))
 
 
 def min_size_for_dispersion(target, spread, temperature=1.0):
@@ -78,19 +88,15 @@ def min_size_for_dispersion(target, spread, temperature=1.0):
     if np.any((target <= 0) | (target > 1)) or not np.all(np.isfinite(target)):
         raise ValueError(f"target={target.tolist()!r} must lie in (0, 1]")
     _, d = _size_and_d(1, spread, temperature)
+    _, lower, _, others = _lemma()
     with np.errstate(over="ignore"):
-        size = np.floor(1.0 + np.exp(d) * (1.0 / target - 1.0)) + 1.0
+        size = np.floor(np.exp(-lower * d) * (1.0 / target - 1.0) - others) + 1.0
     return size.astype(np.int64) if size.ndim else int(size)
 
 
 def adaptive_beta(entropy):
-    """Return the listing's ``beta(H)``: ``max(polyval(POLY_FIT, H), 1)`` if ``H > 0.5``, else 1."""
-    xp = array_namespace(entropy)
-    h = xp.asarray(entropy, dtype=xp.float64)
-    poly = xp.zeros_like(h)
-    for coefficient in POLY_FIT:  # Horner, highest degree first as jnp.polyval
-        poly = poly * h + coefficient
-    return xp.where(h > ENTROPY_GATE, xp.maximum(poly, 1.0), 1.0)
+    """Return the listing's ``beta(H)``: ``max(polyval(poly_fit, H), 1)`` if ``H > 0.5``, else 1."""
+    return kernels.adaptive_beta(entropy, _poly_fit(), PAPER.value("listing.gate"))
 
 
 def adaptive_temperature_softmax(logits, fmt="fp32", policy="hw", *, axis=-1, return_beta=False):
@@ -101,57 +107,52 @@ def adaptive_temperature_softmax(logits, fmt="fp32", policy="hw", *, axis=-1, re
     entropy is computed as the listing computes it: under ``strict`` in fp16, ``1e-9`` rounds to 0,
     ``0 * log 0`` is NaN, the gate ``NaN > 0.5`` is false, and such rows silently keep beta = 1.
     """
-    fmt, policy = get_format(fmt), get_policy(policy)
-    xp = array_namespace(logits)
-    x = load_finite(logits, fmt, policy, "logits")
-    p = policy.load(softmax(x, fmt, policy, axis=axis), fmt)
-    epsilon = policy.step(xp.asarray(ENTROPY_EPSILON, dtype=p.dtype), fmt)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_p = policy.step(xp.log(policy.step(p + epsilon, fmt)), fmt)
-        terms = policy.step(-p * log_p, fmt)
-    entropy = policy.sum(terms, fmt, axis=axis, keepdims=True)
-    beta = adaptive_beta(policy.step(entropy, fmt)).astype(x.dtype)
-    out = softmax(policy.step(x * beta, fmt), fmt, policy, axis=axis)
+    out, beta, entropy = kernels.adaptive_temperature_softmax(
+        logits, get_format(fmt), get_policy(policy), coefficients=_poly_fit(),
+        gate=PAPER.value("listing.gate"), epsilon=PAPER.value("listing.epsilon"), axis=axis)
     return (out, beta, entropy) if return_beta else out
 
 
 def sharpness_gap(fmt, policy="hw"):
     """Return ``(zero_gap, one_gap)``: the smallest logit gap ``g`` (in units of the temperature,
     representable in ``fmt``) at which ``softmax([0, -g])`` is exactly ``[1, 0]``, and the smallest
-    at which the top weight alone rounds to exactly 1.
-
-    Found by bisection over the format's bit patterns (31 or 63 halvings at most); both
-    predicates are monotone in ``g``.
-    """
-    fmt, policy = get_format(fmt), get_policy(policy)
-
-    def top_is_one(g):
-        return float(softmax(np.array([0.0, -g]), fmt, policy)[0].astype(np.float64)) == 1.0
-
-    def exact_one_hot(g):
-        y = softmax(np.array([0.0, -g]), fmt, policy).astype(np.float64)
-        return y[0] == 1.0 and y[1] == 0.0
-
-    return _least_true(exact_one_hot, fmt), _least_true(top_is_one, fmt)
+    at which the top weight alone rounds to exactly 1."""
+    return kernels.sharpness_gap(get_format(fmt), get_policy(policy))
 
 
 def thresholds(report) -> list[dict]:
-    """For worst-case rows: the first size at which each precision effect is observed, next to
-    the first size at which the rounding model predicts it, per format, policy, family, spread and
-    quantity (seed 0 or the first seed, temperature 1)."""
-    groups: dict[tuple, dict] = {}
-    for row in sorted(report.rows, key=lambda r: r["n"]):
-        if row["family"] == "random" or row["temperature"] != 1.0 or row["predicted"] is None:
-            continue
-        key = (row["format"], row["policy"], row["family"], row["spread"], row["quantity"])
-        entry = groups.setdefault(key, {"observed_n": None, "predicted_n": None, "mechanism": ""})
-        if row["verdict"] == "precision-effect" and entry["observed_n"] is None:
-            entry["observed_n"], entry["mechanism"] = row["n"], row["mechanism"]
-        if row["predicted"] and entry["predicted_n"] is None:
-            entry["predicted_n"] = row["n"]
-    return [dict(zip(("format", "policy", "family", "spread", "quantity"), key, strict=True),
-                 **entry) for key, entry in groups.items()
-            if entry["observed_n"] is not None or entry["predicted_n"] is not None]
+    """Where each precision effect sets in or stops, worst-case rows (seed 0, temperature 1).
+
+    Per format, policy, family, spread and quantity with an effect somewhere on the grid: every
+    grid step where the effect appears or disappears (``last_n`` without/with it, ``first_n``
+    with/without it), the mechanism, and the exact integer sizes between them where the rounding
+    model's verdict flips (``model_last_n``, ``model_first_n``), each re-run through the kernel
+    (``kernel_agrees``: the observed verdicts at those two sizes are the model's).
+    """
+    seed = min(row["seed"] for row in report.rows)
+    groups: dict[tuple, list[dict]] = {}
+    for row in report.rows:
+        if row["family"] != "random" and row["temperature"] == 1.0 and row["seed"] == seed \
+                and row["n"] > 1 and row["spread"] > 0:
+            key = (row["format"], row["policy"], row["family"], row["spread"], row["quantity"])
+            groups.setdefault(key, []).append(row)
+    table = []
+    for key, rows in groups.items():
+        rows.sort(key=lambda r: r["n"])
+        for before, after in zip(rows, rows[1:], strict=False):
+            has = (before["verdict"] == "precision-effect", after["verdict"] == "precision-effect")
+            if has[0] == has[1]:
+                continue
+            fmt_name, policy_name, family, spread, quantity = key
+            model = _model_flip(family, before["n"], after["n"], spread, fmt_name, policy_name,
+                                quantity)
+            table.append({
+                "format": fmt_name, "policy": policy_name, "family": family, "spread": spread,
+                "quantity": quantity, "sets_in": has[1], "last_n": before["n"],
+                "first_n": after["n"], "mechanism": (after if has[1] else before)["mechanism"],
+                "grid_predicted": (before["predicted"], after["predicted"]) == (has[0], has[1]),
+                **model})
+    return table
 
 
 @dataclass(frozen=True)
@@ -180,12 +181,13 @@ class SoftmaxDispersion(Theorem):
     statement = Statement(
         hypotheses=("m <= e_i <= M for i = 1..n", "theta > 0", "d = (M - m)/theta"),
         conclusion="1/(1 + (n-1)e^d) <= alpha_i <= 1/(1 + (n-1)e^-d), within "
-                   "[e^-d/n, e^d/n]; so alpha_i = Theta(1/n)",
+                   "[e^-d/n, e^d/n]; so alpha_i = Theta(1/n), at every layer (Thm 2.2)",
         latex=r"$m \le e_i \le M,\ \theta > 0 \implies \frac{e^{-\delta/\theta}}{n} \le "
               r"\frac{1}{1+(n-1)e^{\delta/\theta}} \le \mathrm{softmax}_\theta(e)_i \le "
               r"\frac{1}{1+(n-1)e^{-\delta/\theta}} \le \frac{e^{\delta/\theta}}{n}$",
     )
     max_size = 2**26
+    quantities = PAPER
 
     def derive(self):
         """Return the checked derivation (:func:`proofs.softmax_dispersion.derivation`)."""
@@ -196,16 +198,21 @@ class SoftmaxDispersion(Theorem):
         return _certificate()
 
     def axes(self, quick: bool) -> dict[str, list]:
-        """Sizes 2..2^24 (quick: 2..2^16), all formats and policies, three spreads."""
+        """Sizes 1..2^24 (quick: 1..2^16), all formats and policies, four spreads (0 included)."""
         top = 16 if quick else 24
         return {
-            "sizes": [2**j for j in range(1, top + 1)],
+            "sizes": [1] + [2**j for j in range(1, top + 1)],
             "formats": ["fp64", "fp32", "fp16", "bf16", "fp8-e4m3", "fp8-e5m2"],
             "policies": ["hw", "strict"],
             "seeds": [0] if quick else [0, 1],
             "spread": list(SPREADS),
             "temperature": [1.0] if quick else [1.0, 0.5],
         }
+
+    def audit_grid(self) -> dict:
+        """Sizes 1, 2, 64 in fp64 and bf16 under both policies, in-process: every row quantity
+        has a row at its bound there (extremal families, spread 0, n = 1)."""
+        return {"quick": True, "workers": 1, "sizes": [1, 2, 64], "formats": ["fp64", "bf16"]}
 
     @staticmethod
     def evaluate(params: dict) -> list[dict]:
@@ -217,16 +224,26 @@ class SoftmaxDispersion(Theorem):
         return _figure(Path(out_dir), quick=quick)
 
     def findings(self, report) -> str:
-        """Precision thresholds, predicted against observed, and each format's sharpness gaps."""
+        """Where each precision effect sets in or stops (grid and exact sizes, observed against
+        the rounding model) and each format's sharpness gaps."""
         table = thresholds(report)
-        agree = sum(row["predicted_n"] == row["observed_n"] for row in table)
-        lines = [f"precision thresholds (first n with the effect), worst-case logits: "
-                 f"{agree} of {len(table)} as predicted"]
-        for row in table[:8] + [row for row in table[8:]
-                                if row["predicted_n"] != row["observed_n"]][:8]:
-            lines.append(f"  {row['format']:<9} {row['policy']:<7} {row['family']:<10} "
-                         f"spread {row['spread']:<4g} {row['quantity']:<17} {row['mechanism']:<24}"
-                         f" observed n={row['observed_n']}, predicted n={row['predicted_n']}")
+        agree = sum(row["grid_predicted"] for row in table)
+        exact = [row for row in table if row["model_last_n"] is not None]
+        lines = [f"precision thresholds, worst-case logits: {agree} of {len(table)} grid "
+                 f"transitions as the rounding model predicts; exact sizes from the model, "
+                 f"{sum(row['kernel_agrees'] for row in exact)} of {len(exact)} confirmed by "
+                 f"the kernel"]
+        for row in table:
+            verb = "sets in" if row["sets_in"] else "stops"
+            text = (f"  {row['format']:<8} {row['policy']:<6} {row['family']:<9} "
+                    f"spread {row['spread']:<3g} {row['quantity']:<16} {row['mechanism']:<23} "
+                    f"{verb}: last n {'without' if row['sets_in'] else 'with'} it "
+                    f"{row['last_n']}, first n {'with' if row['sets_in'] else 'without'} "
+                    f"{row['first_n']}")
+            if row["model_last_n"] is not None:
+                text += (f"; exactly {row['model_last_n']} -> {row['model_first_n']}"
+                         f"{'' if row['kernel_agrees'] else ' (model; kernel differs)'}")
+            lines.append(text)
         gaps = ", ".join(f"{name} {zero:g}/{one:g}" for name, (zero, one) in
                          ((name, sharpness_gap(name, "hw")) for name in
                           sorted({row["format"] for row in report.rows})))
@@ -270,7 +287,17 @@ class SoftmaxDispersion(Theorem):
 THEOREM = SoftmaxDispersion()
 
 
-@cache
+def _lemma() -> tuple[float, float, float, float]:
+    """Lemma 2.1's upper and lower exponents of e^d, the power of n, and the n - 1 offset."""
+    return (PAPER.value("lemma.upper.exponent"), PAPER.value("lemma.lower.exponent"),
+            PAPER.value("lemma.rate"), PAPER.value("lemma.others"))
+
+
+def _poly_fit() -> tuple[float, ...]:
+    return tuple(PAPER.value(name) for name in POLY_NAMES)
+
+
+@PAPER.cache
 def _certificate():
     import sympy as sp
 
@@ -298,28 +325,6 @@ def _exact_extreme(n: int, d: float, *, top: bool) -> float:
         return float(1 / (1 + (n - 1) * other))
 
 
-def _least_true(predicate, fmt) -> float:
-    """Smallest positive finite value ``g`` of ``fmt`` with ``predicate(g)`` (monotone)."""
-    bits = fmt.bits
-    view = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}[bits]
-    finite_top = np.array([fmt.max], dtype=np.float64).astype(fmt.dtype).view(view)[0]
-    low, high = 1, int(finite_top)  # bit patterns of positive finite values, increasing
-
-    def value(pattern: int) -> float:
-        return float(np.array([pattern], dtype=view).view(fmt.dtype).astype(np.float64)[0])
-
-    if not predicate(value(high)):
-        return math.inf
-    while low < high:
-        middle = (low + high) // 2
-        if predicate(value(middle)):
-            high = middle
-        else:
-            low = middle + 1
-    return value(low)
-
-
-
 def _evaluate(params: dict) -> list[dict]:
     xp = get_backend(params["backend"])
     fmt, policy = get_format(params["format"]), get_policy(params["policy"])
@@ -334,23 +339,30 @@ def _evaluate(params: dict) -> list[dict]:
         observed = coefficient_extremes(logits, fmt, policy, temperature=theta)
         exact = reference_extremes(logits, fmt, temperature=theta)
         model = predicted_extremes(family, n, spread, fmt, policy, temperature=theta)
-        d = observed["d"]
-        context = {**base, "family": family, "d": d, "total": observed["total"],
-                   "tolerance_ulps": tolerance,
-                   "accumulates_in_format": policy.accumulate == "format"}
-        checks = [
-            ("alpha_max<=tight", "alpha_max", "upper", float(max_weight_bound(n, d))),
-            ("alpha_max<=paper", "alpha_max", "upper", float(paper_bounds(n, d)[1])),
-            ("alpha_min>=tight", "alpha_min", "lower", float(min_weight_bound(n, d))),
-            ("alpha_min>=paper", "alpha_min", "lower", float(paper_bounds(n, d)[0])),
-        ]
-        if n >= 2:
-            checks += [("alpha_max<1", "alpha_max", "below-one", 1.0),
-                       ("alpha_min>0", "alpha_min", "above-zero", 0.0)]
-        for quantity, key, kind, bound in checks:
-            rows.append(_row(context, quantity, kind, observed[key], bound, exact[key],
-                             model[key] if model else None, fmt, tolerance))
+        evidence = denominator_evidence(denominator_terms(logits, fmt, policy,
+                                                          temperature=theta), fmt, policy)
+        context = {**base, "family": family, "d": observed["d"], "total": observed["total"]}
+        for quantity, key, relation, bound in _checks(n, observed["d"]):
+            verdict = judge(quantity=quantity, observed=observed[key], exact=exact[key],
+                            bound=bound, relation=relation, format=fmt.name,
+                            tolerance_ulps=tolerance, evidence=evidence)
+            predicted = None
+            if model is not None:
+                predicted = judge(quantity=quantity, observed=model[key], exact=exact[key],
+                                  bound=bound, relation=relation, format=fmt.name,
+                                  tolerance_ulps=tolerance)["verdict"] == "precision-effect"
+            rows.append({**context, **verdict, "model": model[key] if model else None,
+                         "predicted": predicted})
     return rows
+
+
+def _checks(n: int, d: float) -> list[tuple[str, str, str, float]]:
+    lower, upper = paper_bounds(n, d)
+    bounds = {"alpha_max<=tight": float(max_weight_bound(n, d)), "alpha_max<=paper": float(upper),
+              "alpha_min>=tight": float(min_weight_bound(n, d)), "alpha_min>=paper": float(lower),
+              "alpha_max<1": 1.0, "alpha_min>0": 0.0}
+    return [(quantity, key, relation, bounds[quantity]) for quantity, key, relation in CHECKS
+            if n >= 2 or relation in ("<=", ">=")]
 
 
 def _tolerance_ulps(n: int, fmt, policy) -> float:
@@ -363,45 +375,42 @@ def _tolerance_ulps(n: int, fmt, policy) -> float:
     return 1.0 + (2.0 if policy.round_each_op else 0.0) + compute
 
 
-def _row(context, quantity, kind, observed, bound, exact, model, fmt, tolerance) -> dict:
-    ulp = float(fmt.ulp(bound))
-    if kind == "upper":
-        margin, exact_ok = (bound - observed) / ulp, exact <= bound * (1 + 1e-12)
-    elif kind == "lower":
-        margin, exact_ok = (observed - bound) / ulp, exact >= bound * (1 - 1e-12)
-    elif kind == "below-one":
-        margin, exact_ok = (1.0 - observed) / ulp, exact < 1.0
+def _verdict_at(family, n, spread, fmt, policy, quantity, *, model: bool) -> bool:
+    """Whether the worst-case row of ``quantity`` at size ``n`` is a precision effect, from the
+    rounding model (``model``; exact values in closed form) or from the kernel."""
+    if model:
+        values = predicted_extremes(family, n, spread, fmt, policy)
+        d = float(fmt.round(np.float64(spread / 2)) - fmt.round(np.float64(-spread / 2)))
+        with mpmath.workdps(30):
+            small = mpmath.exp(-mpmath.mpf(d))
+            total = 1 + (n - 1) * small if family == "worst-max" else (n - 1) + small
+            exact = {"alpha_max": float(1 / total), "alpha_min": float(small / total)}
     else:
-        margin, exact_ok = observed / ulp, exact > 0.0
-    strict_claim = kind in ("below-one", "above-zero")
-    holds = margin > 0 if strict_claim else margin >= -tolerance
-    if holds:
-        verdict, mechanism = "holds", ""
-    elif not exact_ok:
-        verdict, mechanism = "violated", ""
-    else:
-        verdict, mechanism = "precision-effect", _mechanism(context, kind, observed, bound, fmt)
-    predicted = None
-    if model is not None:
-        model_margin = {"upper": bound - model, "lower": model - bound, "below-one": 1.0 - model,
-                        "above-zero": model}[kind] / ulp
-        predicted = not (model_margin > 0 if strict_claim else model_margin >= -tolerance)
-    return {**context, "quantity": quantity, "observed": observed, "bound": bound,
-            "exact": exact, "model": model, "margin": margin, "verdict": verdict,
-            "mechanism": mechanism, "predicted": predicted}
+        logits = family_logits(family, n, spread)
+        values = coefficient_extremes(logits, fmt, policy)
+        d, exact = values["d"], reference_extremes(logits, fmt)
+    _, key, relation, bound = next(c for c in _checks(n, d) if c[0] == quantity)
+    return judge(quantity=quantity, observed=values[key], exact=exact[key], bound=bound,
+                 relation=relation, format=fmt.name, tolerance_ulps=_tolerance_ulps(n, fmt, policy)
+                 )["verdict"] == "precision-effect"
 
 
-def _mechanism(context, kind, observed, bound, fmt) -> str:
-    if observed == 0.0 and kind in ("lower", "above-zero"):
-        return "underflow"
-    if observed == 1.0 and kind in ("upper", "below-one"):
-        return "rounding to one"
-    if min(abs(observed), abs(bound)) < fmt.smallest_normal:
-        return "subnormal rounding"
-    # outputs rounded once each sum to 1 within an ulp or two; more means a wrong denominator
-    if context["accumulates_in_format"] and abs(context["total"] - 1.0) > 2 * fmt.eps:
-        return "accumulation stagnation" if context["total"] > 1.0 else "accumulation rounding"
-    return ""
+def _model_flip(family, low, high, spread, fmt_name, policy_name, quantity) -> dict:
+    """Bisect the sizes between two grid points for where the model's verdict flips, and re-run
+    the kernel at the two sizes found."""
+    fmt, policy = get_format(fmt_name), get_policy(policy_name)
+    verdict = lambda size: _verdict_at(family, size, spread, fmt, policy, quantity,  # noqa: E731
+                                       model=True)
+    start = verdict(low)
+    if verdict(high) == start:
+        return {"model_last_n": None, "model_first_n": None, "kernel_agrees": False}
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if verdict(middle) == start else (low, middle)
+    kernel = tuple(_verdict_at(family, size, spread, fmt, policy, quantity, model=False)
+                   for size in (low, high))
+    return {"model_last_n": low, "model_first_n": high,
+            "kernel_agrees": kernel == (start, not start)}
 
 
 def _figure(out_dir: Path, *, quick: bool):
@@ -410,7 +419,7 @@ def _figure(out_dir: Path, *, quick: bool):
     names = THEOREM.axes(quick)["formats"]
     for fmt_name in names:
         fmt, series = get_format(fmt_name), []
-        for colour, spread in enumerate(SPREADS):
+        for colour, spread in enumerate(s for s in SPREADS if s > 0):
             observed = [coefficient_extremes(family_logits("worst-max", int(n), spread), fmt,
                                              get_policy("hw"))["alpha_max"] for n in sizes]
             series += [
