@@ -478,15 +478,15 @@ def _copy_model_gap_floor(n: int, weight: int = 4) -> mpmath.mpf:
 def _eq17_witness() -> tuple[int, sp.Float]:
     """Eq. 17's printed ``n'`` for the copy model (weight 4) and the least gap at ``n' + 1``.
 
-    The model copies with the margin ``eps = sigmoid(2) - 1/2`` at every length (its least
-    own-token probability, at ``k = 1`` of ``N = 1``), its floor is ``sigmoid(-4)`` (the logit
-    lies in ``[-4, 4]``), and ``delta = 2 eps / 4`` is a valid continuity constant for ``eps``:
-    one flip changes the logit by ``8/m`` and the probability by at most ``2/m``. Target
-    ``xi = 1/100``.
+    The model meets Eq. 5 with the margin ``eps = 3/8``: its least own-token probability is
+    ``sigmoid(2) = 0.881 > 1/2 + 3/8`` (at ``k = 1`` of ``N = 1``). Its floor is ``sigmoid(-4)``
+    (the logit lies in ``[-4, 4]``), and ``delta = 2 eps / 4`` is a valid continuity constant for
+    ``eps``: one flip changes the logit by ``8/m`` and the probability by at most ``2/m``, so
+    ``d_H < delta`` moves it by less than ``eps``. Target ``xi = 1/100``.
     """
     weight = 4
     with mpmath.workdps(30):
-        margin_value = 1 / (1 + mpmath.exp(-2)) - float(PAPER["eq5.half"])
+        margin_value = mpmath.mpf(3) / 8
         floor_value = 1 / (1 + mpmath.exp(weight))
         delta = 2 * margin_value / weight
         size = float(printed_oversmoothing(sp.Float(margin_value, 30), sp.Float(floor_value, 30),
@@ -511,7 +511,7 @@ def _printed_steps() -> list[Step]:
              cite="Eq. 17", erratum="refuted",
              show=f"min over miscopied beta of |gap| at N = n' + 1 = {n_prime + 1} "
                   f"({float(least_gap):.4f}) < xi",
-             note=f"copy model (weight 4): margin sigmoid(2) - 1/2, floor sigmoid(-4), "
+             note=f"copy model (weight 4): margin 3/8, floor sigmoid(-4), "
                   f"delta = margin/2, xi = 0.01: printed n' = {n_prime}, yet every miscopied "
                   f"beta of length {n_prime + 1} has a gap >= {float(least_gap):.4f}"),
         Step("32'", gt(1 - gamma, half + margin), uses=("margin32",), cite="Prop. 3.2",

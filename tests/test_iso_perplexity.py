@@ -154,10 +154,12 @@ def test_printed_bound_witness_against_mpmath():
 
 
 def test_printed_size_is_refuted_by_every_miscopied_string():
-    # Eq. 17 for the copy model: margin sigmoid(2) - 1/2, floor sigmoid(-4), delta = margin/2
-    # (one flip moves the weight-4 logit by 8/m, the probability by at most 2/m), xi = 0.01
+    # Eq. 17 for the copy model: margin 3/8 (its own-token probabilities are >= sigmoid(2) =
+    # 0.881 > 1/2 + 3/8), floor sigmoid(-4), delta = margin/2 (one flip moves the weight-4 logit
+    # by 8/m, the probability by at most 2/m), xi = 0.01
     with mpmath.workdps(50):
-        margin = 1 / (1 + mpmath.exp(-2)) - mpmath.mpf(1) / 2
+        assert 1 / (1 + mpmath.exp(-2)) > mpmath.mpf(7) / 8
+        margin = mpmath.mpf(3) / 8
         floor = 1 / (1 + mpmath.exp(4))
         size = (margin - mpmath.log(mpmath.mpf(1) / 2 + margin) + mpmath.log(floor)) / (
             mpmath.mpf("0.01") + margin)
