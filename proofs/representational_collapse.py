@@ -239,17 +239,20 @@ def _lemma_b1() -> tuple[list, list[Step]]:
 
 x = sp.Function("x", real=True)
 Z = sp.Symbol("Z", positive=True)
+#: e^{x_k}: the exponentials of the logits x(k) (an indexed symbol keeps the sums light)
+E = sp.IndexedBase("E", positive=True)
 
 
 def _lemma_b2() -> tuple[list, list[Step]]:
     xs = sp.Function("x_star", real=True)
-    lo = sp.Function("lo", real=True)
-    t = sp.Function("t", nonnegative=True)
+    Es = sp.IndexedBase("E_star", positive=True)
+    lo = sp.IndexedBase("lo", real=True)
+    t = sp.IndexedBase("t", nonnegative=True)
     Zs = sp.Symbol("Z_star", positive=True)
     D = sp.Symbol("D", nonnegative=True)
-    tv = sp.Sum(norm(sp.exp(x(k)) / Z - sp.exp(xs(k)) / Zs), (k, 1, n))  # TV(y, y*)
+    tv = sp.Sum(norm(E[k] / Z - Es[k] / Zs), (k, 1, n))  # TV(y, y*)
     tt = sp.Symbol("t", nonnegative=True)
-    e, es = sp.exp(x(k)), sp.exp(xs(k))
+    e, es = E[k], Es[k]
     coordinate = norm(e / Z - es / Zs)
     split = e / (Z * Zs) * norm(Z - Zs) + norm(e - es) / Zs
     cite = "Lemma B.2 (quantitative)"
@@ -257,35 +260,38 @@ def _lemma_b2() -> tuple[list, list[Step]]:
         ("h_B2_Z", eq(Z, sp.Sum(e, (k, 1, n)))),
         ("h_B2_Zstar", eq(Zs, sp.Sum(es, (k, 1, n)))),
         ("h_B2_D", eq(D, sp.Sum(norm(e - es), (k, 1, n)))),
-        ("h_B2_Sigma", eq(Sigma, sp.Sum(t(k), (k, 1, n)))),
-        ("h_B2_pair", sp.And(eq(norm(e - es), sp.exp(lo(k)) * (sp.exp(t(k)) - 1)),
-                             le(lo(k) + t(k), B))),
+        ("h_B2_Sigma", eq(Sigma, sp.Sum(t[k], (k, 1, n)))),
+        ("h_B2_pair", sp.And(eq(norm(e - es), sp.exp(lo[k]) * (sp.exp(t[k]) - 1)),
+                             le(lo[k] + t[k], B))),
         ("h_B2_low", ge(xs(k), -B)),
+        ("h_B2_E", sp.And(eq(E[k], sp.exp(x(k))), eq(Es[k], sp.exp(xs(k))))),
     ]
     steps = [
         Step("B2.helper", le(sp.exp(tt) - 1, tt * sp.exp(tt)), by="monotone",
              box={tt: (0, sp.oo)}, role="algebra", note="e^t - 1 <= t e^t for t >= 0"),
-        Step("B2.at", le(sp.exp(t(k)) - 1, t(k) * sp.exp(t(k))), by="instance",
-             at={tt: t(k)}, uses=("B2.helper",), role="algebra"),
-        Step("B2.scale", le(sp.exp(lo(k)) * (sp.exp(t(k)) - 1), sp.exp(lo(k)) * t(k)
-                            * sp.exp(t(k))), by="apply", at={_s: sp.exp(lo(k)) * _s},
+        Step("B2.at", le(sp.exp(t[k]) - 1, t[k] * sp.exp(t[k])), by="instance",
+             at={tt: t[k]}, uses=("B2.helper",), role="algebra"),
+        Step("B2.scale", le(sp.exp(lo[k]) * (sp.exp(t[k]) - 1), sp.exp(lo[k]) * t[k]
+                            * sp.exp(t[k])), by="apply", at={_s: sp.exp(lo[k]) * _s},
              uses=("B2.at",), cite=cite),
-        Step("B2.max", le(t(k) * sp.exp(lo(k) + t(k)), t(k) * sp.exp(B)), by="apply",
-             at={_s: t(k) * sp.exp(_s)}, uses=("h_B2_pair",), cite=cite,
+        Step("B2.max", le(t[k] * sp.exp(lo[k] + t[k]), t[k] * sp.exp(B)), by="apply",
+             at={_s: t[k] * sp.exp(_s)}, uses=("h_B2_pair",), cite=cite,
              note="the larger logit lo + t is <= B"),
-        Step("B2.coordinate", le(norm(e - es), sp.exp(B) * t(k)), by="chain",
+        Step("B2.coordinate", le(norm(e - es), sp.exp(B) * t[k]), by="chain",
              uses=("h_B2_pair", "B2.scale", "B2.max"), cite=cite,
              show="|e^{x_k} - e^{x*_k}| <= e^B |Delta_k|"),
-        Step("B2.D_terms", le(sp.Sum(norm(e - es), (k, 1, n)), sp.Sum(sp.exp(B) * t(k),
+        Step("B2.D_terms", le(sp.Sum(norm(e - es), (k, 1, n)), sp.Sum(sp.exp(B) * t[k],
                                                                       (k, 1, n))),
              by="sum", at={k: (1, n)}, uses=("B2.coordinate",), cite=cite),
-        Step("B2.Sigma", eq(sp.Sum(sp.exp(B) * t(k), (k, 1, n)), sp.exp(B) * Sigma),
+        Step("B2.Sigma", eq(sp.Sum(sp.exp(B) * t[k], (k, 1, n)), sp.exp(B) * Sigma),
              uses=("h_B2_Sigma",), role="algebra"),
         Step("B2.D", le(D, sp.exp(B) * Sigma), by="chain",
              uses=("h_B2_D", "B2.D_terms", "B2.Sigma"), cite=cite,
              show="D <= e^B sum|Delta_k|"),
-        Step("B2.low", ge(es, sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
+        Step("B2.low_exp", ge(sp.exp(xs(k)), sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
              uses=("h_B2_low",), cite=cite),
+        Step("B2.low", ge(es, sp.exp(-B)), by="chain", uses=("h_B2_E", "B2.low_exp"),
+             cite=cite),
         Step("B2.low_sum", ge(sp.Sum(es, (k, 1, n)), n * sp.exp(-B)), by="sum",
              at={k: (1, n)}, uses=("B2.low",), cite=cite),
         Step("B2.Zstar", ge(Zs, n * sp.exp(-B)), by="chain", uses=("h_B2_Zstar", "B2.low_sum"),
@@ -336,67 +342,71 @@ Delta_n = sp.Symbol("Delta_n", nonnegative=True)
 
 
 def _theorem_b3() -> tuple[list, list[Step]]:
-    u = sp.Function("u")
+    u = sp.IndexedBase("u")
     v_a, z_n, z_long, m_v, dz = sp.symbols("v_a z_n z*_{n+1} m dz")
     weight = sp.Symbol("alpha*", positive=True)
-    e, last = sp.exp(x(k)), sp.exp(x(n))
-    mix = sp.Sum(e * u(k), (k, 1, n))
+    e, last = E[k], E[n]
+    mix = sp.Sum(e * u[k], (k, 1, n))
     cite = "Thm B.3, one layer"
     hypotheses = [
         ("h_B3_logits", sp.And(ge(x(k), -B), le(x(k), B))),
-        ("h_B3_values", le(norm(u(k)), V)),
+        ("h_B3_values", le(norm(u[k]), V)),
         ("h_B3_short", eq(z_n, mix / Z + v_a)),
-        ("h_B3_long", eq(z_long, (mix + last * u(n)) / (Z + last) + v_a)),
+        ("h_B3_long", eq(z_long, (mix + last * u[n]) / (Z + last) + v_a)),
         ("h_B3_alpha", eq(weight, last / (Z + last))),
         ("h_B3_m", eq(m_v, mix / Z)),
         ("h_B3_dz", eq(dz, z_long - z_n)),
         ("h_B3_gap", eq(Delta_n, norm(dz))),
     ]
     steps = [
-        Step("B3.identity", eq(dz, weight * (u(n) - m_v)),
+        Step("B3.identity", eq(dz, weight * (u[n] - m_v)),
              uses=("h_B3_dz", "h_B3_long", "h_B3_short", "h_B3_alpha", "h_B3_m"), cite=cite,
              show="z*_{n+1} - z_n = alpha*_{n+1,n+1} (u_a - m)",
              note="the residuals v_a cancel; the extra key is a copy of a"),
-        Step("B3.gap_is", eq(Delta_n, norm(weight * (u(n) - m_v))),
+        Step("B3.gap_is", eq(Delta_n, norm(weight * (u[n] - m_v))),
              uses=("h_B3_gap", "B3.identity"), cite=cite),
-        Step("B3.scale", le(norm(weight * (u(n) - m_v)), weight * norm(u(n) - m_v)),
-             by="instance", at={_c: weight, _p: u(n) - m_v, _d: 0, _q: 0}, uses=("h_norm",),
+        Step("B3.scale", le(norm(weight * (u[n] - m_v)), weight * norm(u[n] - m_v)),
+             by="instance", at={_c: weight, _p: u[n] - m_v, _d: 0, _q: 0}, uses=("h_norm",),
              cite=cite),
-        Step("B3.triangle", le(norm(u(n) - m_v), norm(u(n)) + norm(m_v)), by="instance",
-             at={_c: 1, _p: u(n), _d: -1, _q: m_v}, uses=("h_norm",), cite=cite),
-        Step("B3.u_a", le(norm(u(n)), V), by="instance", at={k: n}, uses=("h_B3_values",),
+        Step("B3.triangle", le(norm(u[n] - m_v), norm(u[n]) + norm(m_v)), by="instance",
+             at={_c: 1, _p: u[n], _d: -1, _q: m_v}, uses=("h_norm",), cite=cite),
+        Step("B3.u_a", le(norm(u[n]), V), by="instance", at={k: n}, uses=("h_B3_values",),
              cite=cite),
-        Step("B3.m_is", eq(norm(m_v), norm(sp.Sum(e * u(k) / Z, (k, 1, n)))), uses=("h_B3_m",),
+        Step("B3.m_is", eq(norm(m_v), norm(sp.Sum(e * u[k] / Z, (k, 1, n)))), uses=("h_B3_m",),
              cite=cite),
-        Step("B3.m_sum", le(norm(sp.Sum(e * u(k) / Z, (k, 1, n))),
-                            sp.Sum(norm(e * u(k) / Z), (k, 1, n))), by="instance",
-             at={_seq(k): e * u(k) / Z, _lo: 1, _hi: n}, uses=("h_norm_sum",), cite=cite),
-        Step("B3.m_term", le(norm(e * u(k) / Z), e * norm(u(k)) / Z), by="instance",
-             at={_c: e / Z, _p: u(k), _d: 0, _q: 0}, uses=("h_norm",), cite=cite),
-        Step("B3.m_value", le(e * norm(u(k)) / Z, e * V / Z), by="apply",
+        Step("B3.m_sum", le(norm(sp.Sum(e * u[k] / Z, (k, 1, n))),
+                            sp.Sum(norm(e * u[k] / Z), (k, 1, n))), by="instance",
+             at={_seq(k): e * u[k] / Z, _lo: 1, _hi: n}, uses=("h_norm_sum",), cite=cite),
+        Step("B3.m_term", le(norm(e * u[k] / Z), e * norm(u[k]) / Z), by="instance",
+             at={_c: e / Z, _p: u[k], _d: 0, _q: 0}, uses=("h_norm",), cite=cite),
+        Step("B3.m_value", le(e * norm(u[k]) / Z, e * V / Z), by="apply",
              at={_sn: e * _sn / Z}, uses=("h_B3_values",), cite=cite),
-        Step("B3.m_each", le(norm(e * u(k) / Z), e * V / Z), by="chain",
+        Step("B3.m_each", le(norm(e * u[k] / Z), e * V / Z), by="chain",
              uses=("B3.m_term", "B3.m_value"), cite=cite),
-        Step("B3.m_terms", le(sp.Sum(norm(e * u(k) / Z), (k, 1, n)),
+        Step("B3.m_terms", le(sp.Sum(norm(e * u[k] / Z), (k, 1, n)),
                               sp.Sum(e * V / Z, (k, 1, n))), by="sum", at={k: (1, n)},
              uses=("B3.m_each",), cite=cite),
         Step("B3.m_mass", eq(sp.Sum(e * V / Z, (k, 1, n)), V), uses=("h_B2_Z",), cite=cite,
              note="the attention weights sum to 1"),
-        Step("B3.m_split", le(norm(m_v), sp.Sum(norm(e * u(k) / Z), (k, 1, n))), by="chain",
+        Step("B3.m_split", le(norm(m_v), sp.Sum(norm(e * u[k] / Z), (k, 1, n))), by="chain",
              uses=("B3.m_is", "B3.m_sum"), cite=cite),
         Step("B3.m", le(norm(m_v), V), by="chain",
              uses=("B3.m_split", "B3.m_terms", "B3.m_mass"), cite=cite,
              show="||m|| <= V", note="m is a convex combination of the values"),
-        Step("B3.add_u", le(norm(u(n)) + norm(m_v), V + norm(m_v)), by="apply",
+        Step("B3.add_u", le(norm(u[n]) + norm(m_v), V + norm(m_v)), by="apply",
              at={_sn: _sn + norm(m_v)}, uses=("B3.u_a",), cite=cite),
         Step("B3.add_m", le(V + norm(m_v), 2 * V), by="apply", at={_sn: V + _sn},
              uses=("B3.m",), cite=cite),
-        Step("B3.u_m", le(norm(u(n) - m_v), 2 * V), by="chain",
+        Step("B3.u_m", le(norm(u[n] - m_v), 2 * V), by="chain",
              uses=("B3.triangle", "B3.add_u", "B3.add_m"), cite=cite, show="||u_a - m|| <= 2V"),
-        Step("B3.low", ge(e, sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
+        Step("B3.low_exp", ge(sp.exp(x(k)), sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
              uses=("h_B3_logits",), cite=cite + " (Lemma B.1)"),
-        Step("B3.high", le(e, sp.exp(B)), by="apply", at={_s: sp.exp(_s)},
+        Step("B3.high_exp", le(sp.exp(x(k)), sp.exp(B)), by="apply", at={_s: sp.exp(_s)},
              uses=("h_B3_logits",), cite=cite + " (Lemma B.1)"),
+        Step("B3.low", ge(e, sp.exp(-B)), by="chain", uses=("h_B2_E", "B3.low_exp"),
+             cite=cite + " (Lemma B.1)"),
+        Step("B3.high", le(e, sp.exp(B)), by="chain", uses=("h_B2_E", "B3.high_exp"),
+             cite=cite + " (Lemma B.1)"),
         Step("B3.low_sum", ge(sp.Sum(e, (k, 1, n)), n * sp.exp(-B)), by="sum", at={k: (1, n)},
              uses=("B3.low",), cite=cite + " (Lemma B.1)"),
         Step("B3.Z", ge(Z, n * sp.exp(-B)), by="chain", uses=("h_B2_Z", "B3.low_sum"),
@@ -421,7 +431,7 @@ def _theorem_b3() -> tuple[list, list[Step]]:
         Step("B3.weight", le(weight, b1_bound(n, B)), by="chain",
              uses=("h_B3_alpha", "B3.w_top", "B3.w_bottom"), cite=cite + " (Lemma B.1)",
              show="alpha*_{n+1,n+1} <= e^{2B}/(n + 1)"),
-        Step("B3.gap_u", le(weight * norm(u(n) - m_v), 2 * V * weight), by="apply",
+        Step("B3.gap_u", le(weight * norm(u[n] - m_v), 2 * V * weight), by="apply",
              at={_sn: weight * _sn}, uses=("B3.u_m",), cite=cite),
         Step("B3.gap_w", le(2 * V * weight, 2 * V * b1_bound(n, B)), by="apply",
              at={_sp: 2 * V * _sp}, uses=("B3.weight",), cite=cite),
@@ -506,7 +516,7 @@ J_ni, P_ni = sp.symbols("J_ni P_ni", nonnegative=True)
 
 def _theorem_b5() -> tuple[list, list[Step]]:
     layer = sp.Symbol("l", nonnegative=True, integer=True)
-    jac = sp.Function("J")
+    jac = sp.IndexedBase("J")
     j_psi, j_n1, j_n2 = sp.Function("J_psi"), sp.Function("J_norm1"), sp.Function("J_norm2")
     att = sp.IndexedBase("alpha", nonnegative=True)
     kron = sp.IndexedBase("delta", nonnegative=True)
@@ -518,7 +528,7 @@ def _theorem_b5() -> tuple[list, list[Step]]:
     factor = sigma / beta2 + PAPER["c.residual"]
     cite = "Thm B.5 proof"
     hypotheses = [
-        ("h_B5_layer", eq(norm(jac(layer, j, i)), norm(mlp * mix))),
+        ("h_B5_layer", eq(norm(jac[layer, j, i]), norm(mlp * mix))),
         ("h_B5_norms", sp.And(le(norm(j_psi(layer, j)), sigma),
                               le(norm(j_n2(layer, j)), 1 / beta2),
                               le(norm(j_n1(layer, i)), 1 / beta1), eq(norm(eye), 1),
@@ -568,12 +578,12 @@ def _theorem_b5() -> tuple[list, list[Step]]:
              by="apply", at={_sn: (sigma / beta2 + 1) * _sn}, uses=("B5.mix",), cite=cite),
         Step("B5.product", le(norm(mlp) * norm(mix), (sigma / beta2 + 1) * bar[layer, j, i]),
              by="chain", uses=("B5.product_mlp", "B5.product_mix"), cite=cite),
-        Step("B5.layer", le(norm(jac(layer, j, i)), factor * bar[layer, j, i]),
+        Step("B5.layer", le(norm(jac[layer, j, i]), factor * bar[layer, j, i]),
              by="chain", uses=("h_B5_layer", "B5.mul", "B5.product"),
              cite=cite, show="||dv_j^(l+1)/dv_i^(l)|| <= (sigma/beta2 + 1) Abar^(l)_ji"),
     ]
     # the path sum at depth L = 2: y_n = norm_3(v_n^(2)), paths i <= k <= n
-    path = jac(1, n, k) * jac(0, k, i)
+    path = jac[1, n, k] * jac[0, k, i]
     paths = sp.Sum(path, (k, i, n))
     a1, a0 = factor * bar[1, n, k], factor * bar[0, k, i]
     hypotheses += [
@@ -598,16 +608,16 @@ def _theorem_b5() -> tuple[list, list[Step]]:
              show="||dy_n/dv_i^(0)|| <= (1/beta3) ||sum_paths ...||"),
         Step("B5.path_sum", le(norm(paths), sp.Sum(norm(path), (k, i, n))), by="instance",
              at={_seq(k): path, _lo: i, _hi: n}, uses=("h_norm_sum",), cite=cite),
-        Step("B5.path_mul", le(norm(path), norm(jac(1, n, k)) * norm(jac(0, k, i))),
-             by="instance", at={_p: jac(1, n, k), _q: jac(0, k, i)}, uses=("h_norm_mul",),
+        Step("B5.path_mul", le(norm(path), norm(jac[1, n, k]) * norm(jac[0, k, i])),
+             by="instance", at={_p: jac[1, n, k], _q: jac[0, k, i]}, uses=("h_norm_mul",),
              cite=cite),
-        Step("B5.layer1", le(norm(jac(1, n, k)), a1), by="instance",
+        Step("B5.layer1", le(norm(jac[1, n, k]), a1), by="instance",
              at={layer: 1, j: n, i: k}, uses=("B5.layer",), cite=cite),
-        Step("B5.layer0", le(norm(jac(0, k, i)), a0), by="instance", at={layer: 0, j: k},
+        Step("B5.layer0", le(norm(jac[0, k, i]), a0), by="instance", at={layer: 0, j: k},
              uses=("B5.layer",), cite=cite),
-        Step("B5.path1", le(norm(jac(1, n, k)) * norm(jac(0, k, i)), a1 * norm(jac(0, k, i))),
-             by="apply", at={_sn: _sn * norm(jac(0, k, i))}, uses=("B5.layer1",), cite=cite),
-        Step("B5.path0", le(a1 * norm(jac(0, k, i)), a1 * a0), by="apply",
+        Step("B5.path1", le(norm(jac[1, n, k]) * norm(jac[0, k, i]), a1 * norm(jac[0, k, i])),
+             by="apply", at={_sn: _sn * norm(jac[0, k, i])}, uses=("B5.layer1",), cite=cite),
+        Step("B5.path0", le(a1 * norm(jac[0, k, i]), a1 * a0), by="apply",
              at={_sn: a1 * _sn}, uses=("B5.layer0",), cite=cite),
         Step("B5.path", le(norm(path), a1 * a0), by="chain",
              uses=("B5.path_mul", "B5.path1", "B5.path0"), cite=cite,
