@@ -345,10 +345,11 @@ def _median_ulps(errors, profile, size: int, fmt):
     return float(np.median(errors[finite] / to_numpy(fmt.ulp(states[finite]))))
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
 def _reference(family: str, size: int, d: int, layers: int, pe: str, seed: int, backend: str):
     """A family cell's model, prefix and fp64 branches with their trace. Cells differing only in
-    format and policy share it, so a worker computes it once for all of them."""
+    format and policy share it, so a worker computes it once for all of them (and keeps the last
+    four: a mutation audit reruns the families of its grid with no paper quantity in them)."""
     xp = get_backend(backend)
     model = collapse_model(d=d, layers=layers, pe=pe, seed=seed)
     prefix = xp.asarray(family_prefix(family, size, seed=seed))
@@ -356,7 +357,7 @@ def _reference(family: str, size: int, d: int, layers: int, pe: str, seed: int, 
                                          trace=True)
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
 def _profile(family: str, size: int, d: int, layers: int, pe: str, seed: int) -> dict:
     """The exact magnitudes of a family cell's pass (:func:`numerics.branch_error.
     error_profile`), shared by its formats and policies like :func:`_reference`."""
