@@ -14,13 +14,12 @@
   :func:`gap_bound` (Theorem B.3's chain through every layer).
 - :func:`decay_constant`: the constant ``K`` of ``gap = K / s^p`` with the exponent ``p`` fixed,
   against its exact value from the prompt (repeated tokens) or the identity (varied tokens).
-- Softmax pairs (:func:`softmax_pair_tv`): Fig. 9's perturbed logits (Lemma B.2), Prop. B.4's
-  alternating pair, and the extremal instances on which Lemmas B.1, B.2 and the one-layer bound
-  are attained (:func:`extremal_collapse_model`, :func:`lemma_b2_extremal_logits`).
-- Evidence (:func:`softmax_terms`, :func:`sum_evidence`, :func:`attention_evidence`): the
-  in-format exponentials, denominators and weighted sums of a row, recomputed from its stored
-  inputs exactly as the kernels compute them, for :func:`numerics.evidence.stall_index` and the
-  sum's error in ulps.
+- :func:`extremal_collapse_model`: one layer on which Lemma B.1 and the one-layer bound are
+  attained (the softmax pairs, Lemma B.2's extremal logits among them, are in
+  :mod:`numerics.softmax_pairs`; the evidence of in-format sums in :mod:`numerics.kernel_evidence`).
+- :func:`predict_collapse`, :func:`unit_roundoff_model`: per-length predictions of bitwise equal
+  states, from each branch's forward error bound (:mod:`numerics.branch_error`) or from the exact
+  gap alone.
 """
 
 from __future__ import annotations
@@ -31,9 +30,8 @@ import numpy as np
 
 from numerics.backend import to_numpy
 from numerics.error_bounds import softmax_error, weighted_sum_error
-from numerics.evidence import error_in_ulps, stall_index
 from numerics.formats import Format, get_format
-from numerics.kernels import softmax
+from numerics.kernel_evidence import valid_logits
 from numerics.layers import layer_norm
 from numerics.policies import Policy, get_policy
 from numerics.transformer import Layer, Transformer, random_transformer
@@ -227,16 +225,6 @@ def first_true(flags, *, start: int = 1) -> int | None:
     return int(np.argmax(flags)) + 1 if flags.any() else None
 
 
-def valid_logits(record, branch: str) -> np.ndarray:
-    """A branch's logits per head and length (float64 ``(heads, N, keys)``), NaN where masked:
-    the keys ``x_<n``, then ``a`` (and for the long branch ``b``)."""
-    scores = to_numpy(record[f"{branch}_scores"], np.float64)
-    size = scores.shape[1]
-    prefix = np.arange(size - 1)[None, :] < np.arange(size)[:, None]
-    tail = np.ones((size, scores.shape[2] - (size - 1)), dtype=bool)
-    return np.where(np.concatenate([prefix, tail], axis=1)[None], scores, np.nan)
-
-
 def lemma_b1_terms(record) -> dict[str, np.ndarray]:
     """Lemma B.1 on the long branch, per head and length (``(heads, N)``): ``weight``, the new
     token's attention weight ``alpha*_{n+1,n+1}``; ``spread``, its logits' ``max - min``
@@ -405,127 +393,6 @@ def decay_constant(model: Transformer, record, family: str, *, order: float, low
         relative = unit * magnitude / gap + abs(order) * unit * (1 + spread)
     return {"observed": float(observed), "exact": float(truth), "points": int(window.sum()),
             "tolerance": float(np.max(relative[window]))}
-
-
-def fig9_logits(size: int, *, k: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fig. 9's logits: ``x ~ U[0, 1]^size`` and ``x*``, which adds ``U[0, noise]`` to the first
-    ``k`` entries (float64, seeded); the two draws come from separate streams, so length ``n``
-    sees the first ``n`` of each whatever ``size`` is."""
-    x = np.random.default_rng([seed, 9]).uniform(0.0, 1.0, size)
-    shift = np.zeros(size)
-    shift[:k] = np.random.default_rng([seed, 10]).uniform(0.0, noise, k)[:size]
-    return x, x + shift
-
-
-def alternating_logits(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Prop. B.4's pair: ``x = (1, 0, 1, 0, ...)`` and ``x* = (0, 1, 0, 1, ...)``."""
-    x = (np.arange(size) % 2 == 0).astype(np.float64)
-    return x, 1.0 - x
-
-
-def lemma_b2_extremal_logits(size: int, *, bound: float = EXTREMAL_LOGIT,
-                             shift: float = EXTREMAL_SHIFT) -> tuple[np.ndarray, np.ndarray]:
-    """Logits on which Lemma B.2's ``(2 e^{2B}/n) sum |Delta_i|`` is nearly attained: ``x* =
-    (B, -B, ..., -B)`` and ``x`` with ``B - shift`` first. Then ``TV = 2 (n - 1) e^{-B} D / (Z
-    Z*)`` with ``D = e^B (1 - e^{-shift})``, which is ``(1 - O(1/n) - O(shift))`` times the bound
-    for small ``B``."""
-    x_star = np.full(size, -bound)
-    x_star[0] = bound
-    x = x_star.copy()
-    x[0] = bound - shift
-    return x, x_star
-
-
-def softmax_pair_tv(logits, lengths, fmt: Format | str, policy: Policy | str, *,
-                    xp=np) -> dict[str, np.ndarray]:
-    """``sum_i |softmax(x)_i - softmax(x*)_i|`` over the first ``n`` logits, for every ``n`` in
-    ``lengths`` at once: ``observed`` computed in ``fmt`` under ``policy`` (the logits stored in
-    the format first), ``exact`` that of the stored logits in float64; ``stored`` the pair as
-    stored; ``tolerance``, the a priori bound ``2 rho + 2 n abs`` on ``|observed - exact|`` from
-    :func:`numerics.error_bounds.softmax_error` (sums within one ulp under ``strict``); and
-    ``underflow``, the count of outputs that round to 0 where the exact one is positive."""
-    fmt, policy = get_format(fmt), get_policy(policy)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    size = int(lengths.max())
-    stored = fmt.round(np.stack([np.asarray(v, dtype=np.float64)[:size] for v in logits]))
-    mask = np.arange(size)[None, :] < lengths[:, None]
-    batch = xp.asarray(np.ascontiguousarray(np.broadcast_to(stored[:, None, :],
-                                                            (2, lengths.size, size))))
-    computed = to_numpy(softmax(batch, fmt, policy, mask=xp.asarray(mask)), np.float64)
-    exact = to_numpy(softmax(batch, "fp64", "hw", mask=xp.asarray(mask)), np.float64)
-    masked = np.where(mask[None], stored[:, None, :], np.nan)
-    spread = np.nanmax(np.nanmax(masked, axis=-1) - np.nanmin(masked, axis=-1), axis=0)
-    rho, floor = softmax_error(spread, lengths, fmt, policy, accumulation="one-ulp")
-    return {
-        "observed": np.abs(computed[0] - computed[1]).sum(axis=-1),
-        "exact": np.abs(exact[0] - exact[1]).sum(axis=-1),
-        "stored": stored,
-        "tolerance": 2 * np.asarray(rho) + 2 * lengths * np.asarray(floor),
-        "underflow": ((computed == 0) & (exact > 0) & mask).sum(axis=(0, 2)),
-    }
-
-
-def softmax_terms(logits, fmt: Format | str, policy: Policy | str) -> np.ndarray:
-    """The exponentials ``e_j = exp(x_j - max x)`` of stored logits as
-    :func:`numerics.kernels.softmax` computes them in ``fmt`` under ``policy`` (float64 values):
-    the terms its denominator sums."""
-    fmt, policy = get_format(fmt), get_policy(policy)
-    x = policy.load(np.asarray(logits, dtype=np.float64), fmt)
-    z = policy.step(x - np.max(x), fmt)
-    return np.asarray(policy.step(np.exp(z), fmt), dtype=np.float64)
-
-
-def sum_evidence(terms, fmt: Format | str, policy: Policy | str, computed=None) -> dict:
-    """Evidence of one sum of ``terms`` (in order) as ``policy`` computes it in ``fmt``:
-    ``stall_index`` (:func:`numerics.evidence.stall_index`, only for an in-format sequential
-    accumulation; None otherwise) and ``sum_error_ulps``, the policy's sum (or ``computed``)
-    against the exact sum of the same terms, in ulps of the format."""
-    fmt, policy = get_format(fmt), get_policy(policy)
-    terms = np.asarray(terms, dtype=np.float64)
-    if computed is None:
-        computed = float(np.asarray(policy.sum(terms.astype(fmt.container), fmt)))
-    exact = math.fsum(terms.tolist())
-    sequential = policy.accumulate == "format"
-    return {"stall_index": stall_index(terms, fmt) if sequential else None,
-            "sum_error_ulps": error_in_ulps(float(computed), exact, fmt)}
-
-
-def combine_evidence(*evidence: dict) -> dict:
-    """The first stall (smallest index among sums that stall) and the largest sum error."""
-    stalls = [e["stall_index"] for e in evidence if e.get("stall_index") is not None]
-    errors = [e["sum_error_ulps"] for e in evidence if e.get("sum_error_ulps") is not None]
-    return {"stall_index": min(stalls) if stalls else None,
-            "sum_error_ulps": max(errors) if errors else None}
-
-
-def attention_evidence(record, row: int, fmt: Format | str, policy: Policy | str) -> dict:
-    """The in-format sums of both branches' attention at one length (``row = n - 1``) of a
-    :func:`numerics.transformer.branch_forward` trace layer: each head's softmax denominator and,
-    per coordinate, the weighted sum of values (terms ``w_j u_j`` rounded as the policy rounds,
-    in sequence order), recomputed from the stored scores and values; combined by
-    :func:`combine_evidence`."""
-    fmt, policy = get_format(fmt), get_policy(policy)
-    found = []
-    prefix_values = to_numpy(record["prefix_value"], np.float64)
-    for branch, tail in (("short", ("short_value",)), ("long", ("short_value", "long_value"))):
-        logits = valid_logits(record, branch)[:, row]
-        computed_mix = to_numpy(record[f"{branch}_mix"], np.float64)[:, row]
-        for head in range(logits.shape[0]):
-            keep = ~np.isnan(logits[head])
-            terms = softmax_terms(logits[head][keep], fmt, policy)
-            found.append(sum_evidence(terms, fmt, policy))
-            weights = np.asarray(to_numpy(softmax(logits[head][keep], fmt, policy),
-                                          np.float64))
-            values = np.concatenate([prefix_values[head, :row]]
-                                    + [to_numpy(record[name], np.float64)[head, row][None]
-                                       for name in tail])
-            products = weights[:, None] * values
-            if policy.round_each_op:
-                products = fmt.round(products)
-            for column in range(products.shape[1]):
-                found.append(sum_evidence(products[:, column], fmt, policy,
-                                          computed=computed_mix[head, column]))
-    return combine_evidence(*found)
 
 
 def _value_norms(model: Transformer, layer, record) -> np.ndarray:

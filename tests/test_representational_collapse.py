@@ -20,6 +20,7 @@ import pytest
 import sympy as sp
 
 import theorems
+import theorems._representational_collapse_lemmas as lemmas_module
 import theorems._representational_collapse_rows as rows_module
 import theorems.representational_collapse as rc
 from numerics import FORMATS, get_format, softmax
@@ -40,14 +41,12 @@ from numerics.representational_collapse import (
     extremal_collapse_model,
     extremal_prefix,
     family_prefix,
-    fig9_logits,
     fit_rate,
-    lemma_b2_extremal_logits,
     predict_collapse,
-    softmax_pair_tv,
     state_gaps,
     unit_roundoff_model,
 )
+from numerics.softmax_pairs import fig9_logits, lemma_b2_extremal_logits, softmax_pair_tv
 from numerics.transformer import (
     Layer,
     Transformer,
@@ -699,10 +698,10 @@ def test_negative_control_theorem_b5_as_printed(monkeypatch):
 
     params = {"experiment": "oversquashing", "n": 16, "format": "fp64", "policy": "hw",
               "seed": 0, "layers": 3, "pe": "nope", "d": 8, "backend": "numpy"}
-    monkeypatch.setattr(rows_module, "oversquashing_model", without_mlp)
+    monkeypatch.setattr(lemmas_module, "oversquashing_model", without_mlp)
     jacobian = [row for row in rc.evaluate(params) if row["quantity"] == "jacobian<=bound"]
     assert all(row["verdict"] == "holds" for row in jacobian)
-    monkeypatch.setattr(rows_module, "oversquashing_bound_values", printed)
+    monkeypatch.setattr(lemmas_module, "oversquashing_bound_values", printed)
     jacobian = [row for row in rc.evaluate(params) if row["quantity"] == "jacobian<=bound"]
     assert all(row["verdict"] == "violated" for row in jacobian if row["instance"] == "random")
 

@@ -1,5 +1,7 @@
-"""The rows of the representational-collapse sweep: one function per experiment, every row judged
-by :func:`theorems.verdicts.judge` with the evidence measured on that row.
+"""The rows of the representational-collapse sweep: the paper's bounds (:func:`paper`), the one
+row builder (:func:`row`, every row judged by :func:`theorems.verdicts.judge` with the evidence
+measured on that row), and the rows of the input families (:func:`family_rows`); the other
+experiments' rows are in :mod:`theorems._representational_collapse_lemmas`.
 
 Every bound constant is the paper's, read through :data:`proofs.representational_collapse.PAPER`
 (its functions lambdified once per mutation in force, :func:`paper`), so a changed paper
@@ -22,45 +24,30 @@ from numerics import get_backend, get_format, get_policy, to_numpy
 from numerics.branch_error import branch_errors, error_profile
 from numerics.error_bounds import softmax_error
 from numerics.evidence import bitwise_equal
-from numerics.oversquashing import (
-    OVERSQUASHING_LENGTH,
-    extremal_oversquashing_model,
-    layer_block_terms,
-    oversquashing_bound_values,
-    oversquashing_model,
-    oversquashing_terms,
+from numerics.kernel_evidence import (
+    attention_evidence,
+    combine_evidence,
+    softmax_terms,
+    sum_evidence,
+    valid_logits,
 )
 from numerics.representational_collapse import (
-    FAMILIES,
-    FIG9_K,
-    FIG9_NOISE,
     TOKEN,
-    alternating_logits,
-    attention_evidence,
     collapse_model,
     collapse_statistics,
-    combine_evidence,
     decay_constant,
     distinct_rows,
     equal_rows,
-    extremal_collapse_model,
-    extremal_prefix,
     family_prefix,
-    fig9_logits,
     fit_rate,
     gap_bound,
     identity_residual,
     lemma_b1_terms,
-    lemma_b2_extremal_logits,
     one_layer_terms,
     predict_collapse,
     prediction_statistics,
-    softmax_pair_tv,
-    softmax_terms,
     state_gaps,
-    sum_evidence,
     unit_roundoff_model,
-    valid_logits,
 )
 from numerics.transformer import branch_forward
 from proofs.representational_collapse import (
@@ -126,30 +113,17 @@ def paper() -> Paper:
     )
 
 
-def evaluate(params: dict) -> list[dict]:
-    """Evaluate one cell of the sweep and return its rows (see the experiments in
-    :mod:`theorems.representational_collapse`)."""
-    experiment = params["experiment"]
-    if experiment in FAMILIES:
-        return _family_rows(params)
-    if experiment == "perturbed-softmax":
-        return _softmax_rows(params)
-    if experiment == "extremal":
-        return _extremal_rows(params)
-    return _oversquashing_rows(params)
-
-
 def row(base: dict, n: int, *, quantity: str, observed, exact, bound, relation: str,
         tolerance_ulps: float = 0.0, evidence=None, **extra) -> dict:
     """One judged row. ``evidence`` is a dict, or a function measuring it on the row's data,
     called only for a precision effect (so rows that hold carry no evidence columns)."""
-    verdict = judge(quantity=quantity, observed=_plain(observed), exact=_plain(exact),
-                    bound=_plain(bound), relation=relation, format=base["format"],
+    verdict = judge(quantity=quantity, observed=plain(observed), exact=plain(exact),
+                    bound=plain(bound), relation=relation, format=base["format"],
                     tolerance_ulps=float(tolerance_ulps),
                     evidence=evidence if isinstance(evidence, dict) else None)
     if verdict["verdict"] == "precision-effect" and callable(evidence):
-        verdict = judge(quantity=quantity, observed=_plain(observed), exact=_plain(exact),
-                        bound=_plain(bound), relation=relation, format=base["format"],
+        verdict = judge(quantity=quantity, observed=plain(observed), exact=plain(exact),
+                        bound=plain(bound), relation=relation, format=base["format"],
                         tolerance_ulps=float(tolerance_ulps), evidence=evidence())
     return {**base, "n": int(n), **verdict, **extra}
 
@@ -161,20 +135,20 @@ def sample_lengths(size: int) -> list[int]:
 
 # --- the input families ---------------------------------------------------------------------
 
-def _family_rows(params: dict) -> list[dict]:
+def family_rows(params: dict) -> list[dict]:
     fmt, policy = get_format(params["format"]), get_policy(params["policy"])
     size, family, pe = params["n"], params["experiment"], params["pe"]
-    base = {**_base(params, fmt, policy), "family": family, "instance": "random"}
+    base = {**base_columns(params, fmt, policy), "family": family, "instance": "random"}
     model, prefix, reference = _reference(family, size, params["d"], params["layers"], pe,
                                           params["seed"], params["backend"])
     exact_run = (fmt.name, policy.name) == ("fp64", "hw")
     run = reference if exact_run else branch_forward(model, prefix, TOKEN, fmt=fmt,
                                                      policy=policy, trace=True)
     bounds = paper()
-    rows = _gap_rows(base, model, reference, run, fmt, policy, bounds)
-    rows += _lemma_b1_rows(base, run, reference, fmt, policy, bounds)
+    rows = gap_rows(base, model, reference, run, fmt, policy, bounds)
+    rows += lemma_b1_rows(base, run, reference, fmt, policy, bounds)
     if pe in ("nope", "alibi"):
-        rows += _one_layer_rows(base, model, run, reference, fmt, policy, bounds)
+        rows += one_layer_rows(base, model, run, reference, fmt, policy, bounds)
     if pe == "nope" and exact_run and size >= RATE_MIN_SIZE:
         rows += _decay_rows(base, model, reference, family, params["layers"], size, bounds)
     profile = _profile(family, size, params["d"], params["layers"], pe, params["seed"])
@@ -182,7 +156,7 @@ def _family_rows(params: dict) -> list[dict]:
     return rows
 
 
-def _gap_rows(base, model, reference, run, fmt, policy, bounds) -> list[dict]:
+def gap_rows(base, model, reference, run, fmt, policy, bounds) -> list[dict]:
     chain = gap_bound(model, reference.trace, rate=bounds.rate, tv_factor=bounds.tv_factor,
                       value_factor=bounds.value_factor)
     limits = {"l1": chain * math.sqrt(model.d), "max": chain}
@@ -208,7 +182,7 @@ def _gap_rows(base, model, reference, run, fmt, policy, bounds) -> list[dict]:
     return rows
 
 
-def _lemma_b1_rows(base, run, reference, fmt, policy, bounds) -> list[dict]:
+def lemma_b1_rows(base, run, reference, fmt, policy, bounds) -> list[dict]:
     """Lemma B.1 on the long branch's layer-0 attention: ``alpha*_{n+1,n+1} <= e^delta/(n + 1)``
     and ``<= e^{2B}/(n + 1)``, for the stored logits; ``exact`` is the weight of the exact
     softmax of the same stored logits."""
@@ -240,12 +214,12 @@ def _lemma_b1_rows(base, run, reference, fmt, policy, bounds) -> list[dict]:
             rows.append(row(base, n, quantity=f"b1-weight<={name}",
                             observed=terms["weight"][head, i], exact=exact_weight[head, i],
                             bound=limit[head, i], relation="<=",
-                            tolerance_ulps=_ulps(allowance, limit[head, i], fmt),
+                            tolerance_ulps=ulps(allowance, limit[head, i], fmt),
                             evidence=measured, head=head))
     return rows
 
 
-def _one_layer_rows(base, model, run, reference, fmt, policy, bounds) -> list[dict]:
+def one_layer_rows(base, model, run, reference, fmt, policy, bounds) -> list[dict]:
     """The one-layer bound ``||z*_{n+1} - z_n|| <= sum_h 2 V_h e^{2 B_h}/(n + 1)`` at layer 0
     (from the exact model's logits and values) and the identity behind it, in the format."""
     terms = one_layer_terms(model, reference.trace[0])
@@ -281,14 +255,14 @@ def _decay_rows(base, model, reference, family, layers, size, bounds) -> list[di
     rate = fit_rate(lengths, gaps, low=size // 8, high=size, scale=1 / weight)
     rows = [row(base, size, quantity="decay-rate", observed=rate, exact=None,
                 bound=derived - RATE_TOLERANCE, relation=">=", order=derived,
-                rate_in_n=_plain(fit_rate(lengths, gaps, low=size // 8, high=size)))]
+                rate_in_n=plain(fit_rate(lengths, gaps, low=size // 8, high=size)))]
     if model.heads == 1:
         found = decay_constant(model, reference.trace[0], family, order=order, low=size // 8,
                                high=size)
         for relation in ("<=", ">="):
             rows.append(row(base, size, quantity="decay-constant", observed=found["observed"],
                             exact=None, bound=found["exact"], relation=relation,
-                            tolerance_ulps=_ulps(found["tolerance"] * found["exact"],
+                            tolerance_ulps=ulps(found["tolerance"] * found["exact"],
                                                  found["exact"], get_format("fp64")),
                             order=order, points=found["points"]))
     return rows
@@ -370,148 +344,16 @@ def _trace_evidence(run, i: int, fmt, policy) -> dict:
                               for record in run.trace))
 
 
-# --- softmax pairs: Fig. 9 (Lemma B.2) and Prop. B.4 ----------------------------------------
-
-def _softmax_rows(params: dict) -> list[dict]:
-    xp = get_backend(params["backend"])
-    fmt, policy = get_format(params["format"]), get_policy(params["policy"])
-    base = {**_base(params, fmt, policy), "instance": "random"}
-    bounds = paper()
-    lengths = np.asarray(sample_lengths(params["n"]))
-    pair = fig9_logits(params["n"], k=FIG9_K, noise=FIG9_NOISE, seed=params["seed"])
-    rows = _lemma_b2_rows(base, pair, lengths, fmt, policy, bounds, xp, k=FIG9_K,
-                          noise=FIG9_NOISE)
-    even = lengths[lengths % 2 == 0]
-    result = softmax_pair_tv(alternating_logits(int(even.max())), even, fmt, policy, xp=xp)
-    for index, n in enumerate(even):
-        measured = _pair_evidence(result["stored"], int(n), fmt, policy)
-        for relation in (">=", "<="):
-            rows.append(row({**base, "experiment": "alternating-softmax"}, n,
-                            quantity="alternating-tv", observed=result["observed"][index],
-                            exact=result["exact"][index], bound=bounds.alternating,
-                            relation=relation,
-                            tolerance_ulps=_ulps(result["tolerance"][index],
-                                                 bounds.alternating, fmt),
-                            evidence=measured))
-    return rows
-
-
-def _lemma_b2_rows(base, pair, lengths, fmt, policy, bounds, xp, **extra) -> list[dict]:
-    result = softmax_pair_tv(pair, lengths, fmt, policy, xp=xp)
-    stored = result["stored"]
-    rows = []
-    for index, n in enumerate(lengths):
-        magnitude = float(np.abs(stored[:, :n]).max())
-        total = float(np.abs(stored[1, :n] - stored[0, :n]).sum())
-        limit = float(bounds.b2(float(n), magnitude, total))
-        rows.append(row(base, n, quantity="tv<=lemma-b2", observed=result["observed"][index],
-                        exact=result["exact"][index], bound=limit, relation="<=",
-                        tolerance_ulps=_ulps(result["tolerance"][index], limit, fmt),
-                        evidence=_pair_evidence(stored, int(n), fmt, policy),
-                        underflow=int(result["underflow"][index]), **extra))
-    return rows
-
-
-def _pair_evidence(stored, n: int, fmt, policy):
-    def measured():
-        return combine_evidence(*(sum_evidence(softmax_terms(stored[side, :n], fmt, policy),
-                                               fmt, policy) for side in (0, 1)))
-    return measured
-
-
-# --- extremal instances: where the bounds are attained ----------------------------------------
-
-def _extremal_rows(params: dict) -> list[dict]:
-    """fp64: Lemma B.1, the one-layer bound and Theorem B.3's chain on
-    :func:`numerics.representational_collapse.extremal_collapse_model`, and Lemma B.2 on
-    :func:`numerics.representational_collapse.lemma_b2_extremal_logits`: each bound is attained
-    up to ``O(1/n)``, so 1% tighter is false from moderate ``n`` on."""
-    fmt, policy = get_format("fp64"), get_policy("hw")
-    base = {**_base(params, fmt, policy), "instance": "extremal"}
-    size, bounds = params["n"], paper()
-    model = extremal_collapse_model()
-    run = branch_forward(model, extremal_prefix(size), TOKEN, trace=True)
-    rows = _gap_rows(base, model, run, run, fmt, policy, bounds)
-    rows += _lemma_b1_rows(base, run, run, fmt, policy, bounds)
-    rows += _one_layer_rows(base, model, run, run, fmt, policy, bounds)
-    lengths = np.asarray(sample_lengths(size))
-    rows += _lemma_b2_rows(base, lemma_b2_extremal_logits(size), lengths, fmt, policy, bounds,
-                           np)
-    return [r for r in rows if r["quantity"] not in ("distinct", "one-layer identity")]
-
-
-# --- over-squashing: Theorem B.5 and Prop. B.8 ------------------------------------------------
-
-def _oversquashing_rows(params: dict) -> list[dict]:
-    fmt, policy = get_format("fp64"), get_policy(params["policy"])
-    base = {**_base(params, fmt, policy), "backend": "numpy"}  # small and exact: on the host
-    bounds = paper()
-    rows = []
-    models = [("random", *oversquashing_model(layers=params["layers"], pe=params["pe"],
-                                              seed=params["seed"])),
-              ("extremal", *extremal_oversquashing_model(layers=params["layers"],
-                                                         pe=params["pe"]))]
-    for instance, model, tokens in models:
-        terms = oversquashing_terms(model, tokens)
-        attention = [a[0] for a in terms["attention"]]
-        limit = oversquashing_bound_values(attention, terms["beta1"], terms["beta2"],
-                                           terms["beta3"], terms["sigma_psi"],
-                                           abar=bounds.abar, constant=bounds.constant)
-        norms = np.linalg.norm(terms["jacobian"], 2, axis=(1, 2))
-        where = {**base, "instance": instance, "attention": "fixed"}
-        for i, (value, bound) in enumerate(zip(norms, limit, strict=True), start=1):
-            rows.append(row(where, OVERSQUASHING_LENGTH, quantity="jacobian<=bound",
-                            observed=value, exact=None, bound=bound, relation="<=",
-                            tolerance_ulps=JACOBIAN_ULPS, position=i))
-        for layer, blocks in enumerate(terms["blocks"]):
-            term = layer_block_terms(terms["attention"][layer], terms["beta1"][layer],
-                                     terms["beta2"][layer], terms["sigma_psi"][layer],
-                                     abar=bounds.abar, constant=bounds.constant)
-            block_norms = np.linalg.norm(blocks, 2, axis=(2, 3))
-            causal = np.tril(np.ones_like(term, dtype=bool))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(causal, block_norms / term, -np.inf)
-            j, i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-            rows.append(row(where, OVERSQUASHING_LENGTH, quantity="layer-jacobian<=term",
-                            observed=block_norms[j, i], exact=None, bound=term[j, i],
-                            relation="<=", tolerance_ulps=JACOBIAN_ULPS, layer=layer,
-                            position=int(i) + 1, query=int(j) + 1,
-                            upper_blocks=_plain(np.abs(np.where(causal, 0.0, block_norms))
-                                                .max())))
-    rows += _proposition_b8_rows(base, params["layers"], bounds)
-    return rows
-
-
-def _proposition_b8_rows(base, layers: int, bounds) -> list[dict]:
-    """Prop. B.8's constants (``beta1 = beta2 = sigma_psi = 1``, ``beta3^{1/L} = 4``) make the
-    bound ``(((Lambda + I)/2)^L)_{n,i}``: Theorem B.5's bound with them against that power,
-    uniform causal attention, at the first and the last position."""
-    size = OVERSQUASHING_LENGTH
-    uniform = np.tril(np.ones((size, size))) / np.arange(1, size + 1)[:, None]
-    root = PAPER.value("b8.beta3_root")
-    limit = oversquashing_bound_values([uniform] * layers, np.ones(layers), np.ones(layers),
-                                       root**layers, np.ones(layers), abar=bounds.abar,
-                                       constant=bounds.constant)
-    power = np.linalg.matrix_power((uniform + np.eye(size)) / 2, layers)[-1]
-    rows = []
-    for i in (1, size):
-        for relation in ("<=", ">="):
-            rows.append(row({**base, "instance": "uniform"}, size, quantity="prop-b8 bound",
-                            observed=power[i - 1], exact=None, bound=limit[i - 1],
-                            relation=relation, tolerance_ulps=JACOBIAN_ULPS, position=i))
-    return rows
-
-
 # --- helpers ----------------------------------------------------------------------------------
 
-def _base(params: dict, fmt, policy) -> dict:
+def base_columns(params: dict, fmt, policy) -> dict:
     return {"theorem": NAME, "experiment": params["experiment"], "n_max": params["n"],
             "format": fmt.name, "policy": policy.name, "seed": params["seed"],
             "backend": params["backend"], "layers": params["layers"], "pe": params["pe"],
             "d": params["d"]}
 
 
-def _ulps(absolute, bound, fmt) -> float:
+def ulps(absolute, bound, fmt) -> float:
     """An absolute tolerance in ulps of the format at ``bound`` (0 if not finite)."""
     absolute = float(absolute)
     if not math.isfinite(absolute) or not math.isfinite(float(bound)):
@@ -519,7 +361,7 @@ def _ulps(absolute, bound, fmt) -> float:
     return absolute / float(fmt.ulp(float(bound)))
 
 
-def _plain(value):
+def plain(value):
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numerics import FORMAT_NAMES, Cell, get_format, get_policy, to_numpy
+from numerics import Cell, get_format, get_policy, to_numpy
 from numerics._validate import check_choice, check_int, check_nonempty, check_real
 from numerics._validate import check_row_stochastic as _check_stochastic
 from numerics.oversquashing import (
@@ -51,18 +51,21 @@ from numerics.representational_collapse import (
     distinct_rows,
     equal_rows,
     family_prefix,
-    fig9_logits,
     first_true,
-    softmax_pair_tv,
     state_gaps,
 )
+from numerics.softmax_pairs import fig9_logits, softmax_pair_tv
 from numerics.transformer import PE_NAMES, branch_forward
 from proofs import certify
 from proofs.representational_collapse import PAPER, b1_bound, derivation
-from theorems._representational_collapse_rows import evaluate as _evaluate
-from theorems._representational_collapse_rows import paper
+from theorems._representational_collapse_figure import write as _figure
+from theorems._representational_collapse_lemmas import (
+    extremal_rows,
+    oversquashing_rows,
+    softmax_rows,
+)
+from theorems._representational_collapse_rows import family_rows, paper
 from theorems._theorem import Statement, Theorem
-from theorems.figures import Panel, Series, write_figure
 
 NAME = "representational-collapse"
 NORMS: tuple[str, ...] = ("l1", "l2", "max")
@@ -187,7 +190,14 @@ def evaluate(params: dict) -> list[dict]:
     identity (NoPE, ALiBi), the decay exponent and constant (fp64, NoPE) and the cell's collapse
     lengths; Fig. 9 against Lemma B.2 and Prop. B.4's pair; the extremal instances; Thm B.5's
     Jacobian and its per-layer terms, and Prop. B.8's constants."""
-    return _evaluate(params)
+    experiment = params["experiment"]
+    if experiment in FAMILIES:
+        return family_rows(params)
+    if experiment == "perturbed-softmax":
+        return softmax_rows(params)
+    if experiment == "extremal":
+        return extremal_rows(params)
+    return oversquashing_rows(params)
 
 
 def collapse_table(report) -> list[dict]:
@@ -464,90 +474,3 @@ def _cells(axes: dict[str, list]) -> list[Cell]:
                                     ("experiment", "n", "format", "policy", "seed", "layers",
                                      "pe", "d", "backend")}))
     return cells
-
-
-def _figure(out_dir: Path, name: str, *, quick: bool):
-    """Write the figure's ``.tex``, ``.csv`` and ``.pdf`` into ``out_dir``."""
-    size, d = (512, 16) if quick else (2048, 64)
-    panels = _gap_panels(size, d)
-    panels.append(_depth_panel(32))
-    panels.append(_jacobian_panel())
-    panels.append(_fig9_panel(2**12 if quick else 2**16))
-    return write_figure(out_dir, name, panels)
-
-
-def _gap_panels(size: int, d: int) -> list[Panel]:
-    model = collapse_model(d=d, layers=1, pe="nope", seed=0)
-    lengths = np.unique(np.round(np.geomspace(1, size, 160)).astype(int))  # a readable .tex
-    index = lengths - 1
-    prefixes = {family: family_prefix(family, size) for family in FIGURE_FAMILIES}
-    exact = {family: branch_forward(model, prefix, TOKEN) for family, prefix in prefixes.items()}
-    panels = []
-    for fmt_name in FORMAT_NAMES:
-        fmt, series, marks = get_format(fmt_name), [], []
-        for colour, family in enumerate(FIGURE_FAMILIES):
-            run = branch_forward(model, prefixes[family], TOKEN, fmt=fmt, policy="hw")
-            gaps = state_gaps(run.short, run.long, "max")
-            series.append(Series(f"{family} ({fmt_name})", tuple(lengths), tuple(gaps[index]),
-                                 "marks", colour))
-            reference = state_gaps(exact[family].short, exact[family].long, "max")
-            series.append(Series(f"{family} (exact)", tuple(lengths), tuple(reference[index]),
-                                 "line", colour))
-            found = collapse_statistics(equal_rows(run.short, run.long),
-                                        distinct_rows(exact[family].short, exact[family].long))
-            if found["stable"] is not None:
-                marks.append((f"{family} equal from here on", float(found["stable"])))
-        series.append(Series("unit roundoff", (1.0, float(size)),
-                             (fmt.unit_roundoff, fmt.unit_roundoff), "dashed", 2))
-        panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\|v_n - v^*_{n+1}\|_\infty$",
-                            tuple(series), marks=tuple(marks)))
-    return panels
-
-
-def _depth_panel(size: int) -> Panel:
-    """Prop. B.8: uniform causal attention, beta1 = beta2 = sigma_psi = 1, beta3 = 4^L, so the
-    bound is ``(((Lambda + I)/2)^L)_{n,i}``."""
-    rows = np.arange(1, size + 1)
-    uniform = np.tril(np.ones((size, size))) / rows[:, None]
-    series, bounds = [], paper()
-    root = PAPER.value("b8.beta3_root")
-    for colour, depth in enumerate(FIGURE_DEPTHS):
-        bound = oversquashing_bound_values([uniform] * depth, np.ones(depth), np.ones(depth),
-                                           root**depth, np.ones(depth), abar=bounds.abar,
-                                           constant=bounds.constant)
-        series.append(Series(f"L = {depth}", tuple(rows), tuple(bound), "line", colour))
-    return Panel("bound, Prop. B.8", "position $i$", r"bound on $\|\partial y_n/\partial v_i\|$",
-                 tuple(series), xmode="normal")
-
-
-def _jacobian_panel() -> Panel:
-    series, bounds = [], paper()
-    for colour, depth in enumerate((1, 2)):
-        model, tokens = oversquashing_model(layers=depth, pe="nope", seed=0)
-        terms = oversquashing_terms(model, tokens)
-        bound = oversquashing_bound_values([a[0] for a in terms["attention"]], terms["beta1"],
-                                           terms["beta2"], terms["beta3"], terms["sigma_psi"],
-                                           abar=bounds.abar, constant=bounds.constant)
-        norms = np.linalg.norm(terms["jacobian"], 2, axis=(1, 2))
-        positions = tuple(range(1, len(bound) + 1))
-        series += [Series(f"Thm B.5, L = {depth}", positions, tuple(bound), "line", colour),
-                   Series(f"Jacobian, L = {depth}", positions, tuple(norms), "marks", colour)]
-    return Panel("Thm B.5, attention fixed", "position $i$",
-                 r"$\|\partial y_n/\partial v_i^{(0)}\|_2$", tuple(series), xmode="normal")
-
-
-def _fig9_panel(size: int) -> Panel:
-    lengths = np.array(sorted({int(round(2 ** (j / 2))) for j in range(2, 2 * size.bit_length())
-                               if 2 ** (j / 2) <= size}))
-    bounds, tvs, limits = paper(), [], []
-    for seed in range(5):
-        pair = fig9_logits(size, k=FIG9_K, noise=FIG9_NOISE, seed=seed)
-        tvs.append(softmax_pair_tv(pair, lengths, "fp64", "hw")["observed"])
-        change = np.cumsum(np.abs(pair[1] - pair[0]))[lengths - 1]
-        top = np.maximum.accumulate(np.maximum(np.abs(pair[0]), np.abs(pair[1])))[lengths - 1]
-        limits.append(bounds.b2(lengths.astype(np.float64), top, change))
-    mean, bound = np.mean(tvs, axis=0), np.mean(limits, axis=0)
-    return Panel("Fig. 9, Lemma B.2", "$n$", r"$\sum_i |y_i - y^*_i|$",
-                 (Series("TV, mean of 5 seeds", tuple(lengths), tuple(mean), "marks", 0),
-                  Series("Lemma B.2 bound", tuple(lengths), tuple(np.minimum(bound, 2.0)),
-                         "dashed", 1)))
