@@ -12,6 +12,16 @@ in it can tell them apart (Corollary B.10: counting fails). Theorem B.5: with at
 and norms summarised by ``beta1, beta2, beta3``, ``||dy_n / dv_i^(0)|| <= C (Abar^(L-1) ...
 Abar^(0))_{n,i}``, ``Abar = Lambda / beta1 + I``, ``C = (1/beta3) prod_l (sigma_psi / beta2 + 1)``.
 
+The sweep's experiments: the four input families (every format, policy, depth and encoding: the
+gaps against Thm B.3's chain, distinctness, Lemma B.1's weight, the one-layer bound and identity,
+the decay exponent and constant, the collapse lengths); ``perturbed-softmax`` (Fig. 9 against
+Lemma B.2, Prop. B.4's pair); ``extremal`` (fp64: instances on which Lemmas B.1, B.2, the
+one-layer bound and Thm B.3's chain are attained, so a 1% tighter bound is false); and
+``oversquashing`` (fp64: Thm B.5's Jacobian and per-layer terms on random models and on an
+instance that attains them, Prop. B.8's constants). Every bound comes from the paper's quantities
+(:data:`proofs.representational_collapse.PAPER`); every row is judged by
+:func:`theorems.verdicts.judge` with its evidence measured on the row.
+
 Symbols: ``n`` the length of ``v`` (the sweep's size is the largest, ``N``); ``a`` the repeated
 token (the digit 1); ``v_n``/``v*_{n+1}`` the final states ``v^(L)`` of the last tokens;
 ``alpha*_{n+1,n+1}`` the long sequence's last attention weight on itself; ``B`` a logit bound;
