@@ -309,7 +309,7 @@ def _layer_steps() -> list[Step]:
     UNCONFIRMED) and a proof idea; the quantitative form (Lipschitz MLP, ``R(l)``) is our
     reconstruction ([D]): the paper needs only continuity on a compact set.
     """
-    cite, prop = "Thm 2.2 [S]/[D]", "Prop. 3.1 [S]"
+    cite, prop = "Thm 2.2, reconstructed [D]", "Prop. 3.1 [S]"
     A = sQ * sK * R(l) ** 2
     spread = e(a) - e(bb)
     D = PAPER["prop31.factor"] * A / theta
@@ -329,7 +329,9 @@ def _layer_steps() -> list[Step]:
         _step("15d", le(b + L * (1 + sV) * X(l), b + L * (1 + sV) * R(l)), by="apply",
              at={_y: b + L * (1 + sV) * _y}, uses=("g5",), cite=cite),
         _step("15", le(X(l + 1), R(l + 1)), by="chain", uses=("g7", "15c", "15d", "g8"),
-             cite=cite, note="induction step: the bound R(l + 1) does not involve n"),
+             cite=cite, note="induction step (with base 14: X(l) <= R(l) at every layer); R(l + 1) "
+                             "does not involve n. The paper needs only continuous MLPs on a "
+                             "compact set; |f(u)| <= b + L|u| is our quantitative form"),
         _step("16a", le(sQ * sK * X(l) ** 2, A), by="apply", at={_y: sQ * sK * _y**2},
              uses=("g5",), cite=cite),
         _step("16b", le(-A, -sQ * sK * X(l) ** 2), by="apply", at={_y: -sQ * sK * _y**2},
@@ -391,7 +393,8 @@ def derivation() -> Derivation:
                       le(alpha(i), paper_upper(n, d)), ge(alpha(i), paper_lower(n, d)))
     return Derivation.check(
         "softmax-dispersion",
-        source="Velickovic et al. 2025, Lemma 2.1, Prop. 3.1, Thm 2.2",
+        source="Velickovic et al. 2025, Lemma 2.1, Prop. 3.1, Thm 2.2; theta > 0 is the "
+               "assumption on the symbol theta",
         hypotheses=_hypotheses(),
         goal=d_bounds,
         steps=[*_lemma_steps(), *_sharp_steps(), *_entropy_steps(), *_layer_steps(),

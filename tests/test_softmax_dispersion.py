@@ -450,6 +450,12 @@ def test_audit_catches_every_mutation():
     assert bounds == {f"{q} 1% tighter" for q in ("alpha_max<=tight", "alpha_max<=paper",
                                                    "alpha_min>=tight", "alpha_min>=paper",
                                                    "alpha_max<1")} and bounds <= caught
+
+
+def test_every_paper_quantity_is_read():
+    THEOREM.derive()
+    THEOREM.check(sizes=[2], formats=["fp64"], policies=["hw"], quick=True)
+    sd.adaptive_temperature_softmax(np.zeros(4))  # the listing's epsilon enters only here
     assert sd_proofs.PAPER.unread == []
 
 

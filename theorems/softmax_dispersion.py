@@ -127,7 +127,8 @@ def thresholds(report) -> list[dict]:
     grid step where the effect appears or disappears (``last_n`` without/with it, ``first_n``
     with/without it), the mechanism, and the exact integer sizes between them where the rounding
     model's verdict flips (``model_last_n``, ``model_first_n``), each re-run through the kernel
-    (``kernel_agrees``: the observed verdicts at those two sizes are the model's).
+    (``kernel_agrees``: the observed verdicts at those two sizes are the model's); where it
+    disagrees, the kernel's own flip (``kernel_last_n``, ``kernel_first_n``).
     """
     seed = min(row["seed"] for row in report.rows)
     groups: dict[tuple, list[dict]] = {}
@@ -240,9 +241,11 @@ class SoftmaxDispersion(Theorem):
                     f"{verb}: last n {'without' if row['sets_in'] else 'with'} it "
                     f"{row['last_n']}, first n {'with' if row['sets_in'] else 'without'} "
                     f"{row['first_n']}")
-            if row["model_last_n"] is not None:
-                text += (f"; exactly {row['model_last_n']} -> {row['model_first_n']}"
-                         f"{'' if row['kernel_agrees'] else ' (model; kernel differs)'}")
+            if row["model_last_n"] is not None and row["kernel_agrees"]:
+                text += f"; exactly {row['model_last_n']} -> {row['model_first_n']}"
+            elif row["model_last_n"] is not None:
+                text += (f"; exactly {row['kernel_last_n']} -> {row['kernel_first_n']} (model: "
+                         f"{row['model_last_n']} -> {row['model_first_n']})")
             lines.append(text)
         gaps = ", ".join(f"{name} {zero:g}/{one:g}" for name, (zero, one) in
                          ((name, sharpness_gap(name, "hw")) for name in
@@ -396,21 +399,35 @@ def _verdict_at(family, n, spread, fmt, policy, quantity, *, model: bool) -> boo
 
 
 def _model_flip(family, low, high, spread, fmt_name, policy_name, quantity) -> dict:
-    """Bisect the sizes between two grid points for where the model's verdict flips, and re-run
-    the kernel at the two sizes found."""
+    """Bisect the sizes between two grid points for where the model's verdict flips and re-run
+    the kernel at the two sizes found; where the kernel disagrees there, bisect with the kernel
+    too (``kernel_last_n``/``kernel_first_n``)."""
     fmt, policy = get_format(fmt_name), get_policy(policy_name)
-    verdict = lambda size: _verdict_at(family, size, spread, fmt, policy, quantity,  # noqa: E731
-                                       model=True)
-    start = verdict(low)
-    if verdict(high) == start:
-        return {"model_last_n": None, "model_first_n": None, "kernel_agrees": False}
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if verdict(middle) == start else (low, middle)
+
+    def flip(model: bool):
+        verdict = lambda size: _verdict_at(family, size, spread, fmt, policy,  # noqa: E731
+                                           quantity, model=model)
+        start, lo, hi = verdict(low), low, high
+        if verdict(hi) == start:
+            return None, None, start
+        while hi - lo > 1:
+            middle = (lo + hi) // 2
+            lo, hi = (middle, hi) if verdict(middle) == start else (lo, middle)
+        return lo, hi, start
+
+    last, first, start = flip(model=True)
+    found = {"model_last_n": last, "model_first_n": first, "kernel_agrees": False,
+             "kernel_last_n": None, "kernel_first_n": None}
+    if last is None:
+        return found
     kernel = tuple(_verdict_at(family, size, spread, fmt, policy, quantity, model=False)
-                   for size in (low, high))
-    return {"model_last_n": low, "model_first_n": high,
-            "kernel_agrees": kernel == (start, not start)}
+                   for size in (last, first))
+    found["kernel_agrees"] = kernel == (start, not start)
+    if found["kernel_agrees"]:
+        found["kernel_last_n"], found["kernel_first_n"] = last, first
+    else:
+        found["kernel_last_n"], found["kernel_first_n"], _ = flip(model=False)
+    return found
 
 
 def _figure(out_dir: Path, *, quick: bool):
