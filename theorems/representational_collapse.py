@@ -352,10 +352,11 @@ class RepresentationalCollapse(Theorem):
                          f"{row['roundoff_equal']}{_share(row['roundoff_precision'])}, recall "
                          f"{_percent(row['roundoff_recall'])}")
         lines.append("outside Thm 5.1's hypothesis (attention depends on the input; true Jacobian "
-                     "by central differences), L = 1, 2:")
+                     "by central differences):")
         for scale in (1.0, 9.0):
             found = _varying_attention_summary(scale)
-            lines.append(f"  logits x{scale:g}: the fixed-attention bound fails at "
+            lines.append(f"  d={OVERSQUASHING_WIDTH} L=1,2 pe=nope seed 0 n={OVERSQUASHING_LENGTH} "
+                         f"logits x{scale:g}: the fixed-attention bound fails at "
                          f"{found['exceeded']} of {found['positions']} positions (largest ratio "
                          f"{found['ratio']:.3g}; difference error <= {found['error']:.1e})")
         return "\n".join(lines)
