@@ -14,22 +14,24 @@ layer and any ``j >= i``, its path sum at depth ``L = 2`` (the constant for gene
 same per-layer factor to the power ``L``, not checked by induction here); Lemma B.6's eigenvector
 and diagonal entries for every row ``r`` of every size, Lemma B.7's row sums and signs for a
 symbolic size; the triangular eigenvalue identity at sizes 2 to 5, the associativity it rests on
-at sizes 2 to 6, and Prop. B.8's limit for uniform causal attention at sizes 2 to 5.
+at sizes 2 to 4, and Prop. B.8's limit for uniform causal attention at sizes 2 to 5.
 
 Symbols (the paper's letters where it has them):
 
 - ``norm``: the norm of the statements (``|.|`` on numbers, ``||.||_1`` on vectors, the operator
   norm on Jacobians); ``n`` a sequence length; ``B`` a bound on every logit.
-- Lemma B.1: ``X(k)`` the entries of ``x* = [a b c]``, ``k = 1..n+1``, with ``m <= X(k) <= M`` and
-  spread ``delta = M - m``; ``Z_B1`` their exponential sum; ``alpha_last = softmax(x*)_{n+1}``.
-- Lemma B.2: ``x(k)``, ``x*(k)`` the logits and ``E[k] = e^{x_k}``, ``E*[k] = e^{x*_k}``;
+- Lemma B.1: ``x* = [a b c]``: its first ``n`` entries ``[a b]`` are the logits ``x(k)``, its last
+  ``c``, all in ``[m, M]`` with spread ``delta = M - m``; ``E[k] = e^{x_k}``, ``Z = sum_k E[k]``;
+  ``alpha* = softmax(x*)_{n+1} = e^c/(Z + e^c)``.
+- Lemma B.2: ``x(k)``, ``x*(k)`` the logits and ``E[k]``, ``E*[k] = e^{x*_k}``;
   ``Z``, ``Z*`` the softmax sums; ``TV = sum_k |E[k]/Z - E*[k]/Z*|`` (the paper's Eq. (2), no
   1/2); ``D = sum_k |E[k] - E*[k]|``; for each ``k``, ``lo[k] = min(x_k, x*_k)`` and
   ``t[k] = |Delta_k|``, ``Delta_k = x*_k - x_k``, with ``Sigma = sum_k t[k]``.
 - Theorem B.3, one layer, no positional encoding: the query is the repeated token ``a`` = token
-  ``n``; ``x(k)`` its logits on keys ``1..n`` (the same for both sequences), ``u[k]`` the values,
-  ``V`` a bound on their norms, ``v_a`` the residual; ``z_n``, ``z*_{n+1}`` the outputs,
-  ``alpha* = alpha*_{n+1,n+1}``, ``m`` the short query's attention output, ``Delta_n`` the gap.
+  ``n``; ``x(k)`` its logits on keys ``1..n`` (the same for both sequences) and ``c`` its logit on
+  the copy (so ``x*`` is Lemma B.1's, and ``alpha* = alpha*_{n+1,n+1}``), ``u[k]`` the values,
+  ``V`` a bound on their norms, ``v_a`` the residual; ``z_n``, ``z*_{n+1}`` the outputs, ``m`` the
+  short query's attention output, ``Delta_n`` the gap.
 - Theorem 5.1/B.5: ``J[l, j, i] = dv_j^(l+1)/dv_i^(l)``; ``alpha[l, j, i]`` the attention
   (held fixed), ``delta[j, i]`` the Kronecker delta, ``Abar[l, j, i] = alpha/beta1 + delta``;
   ``sigma`` the MLPs' Lipschitz constant ``sigma_psi``; ``beta1``, ``beta2``, ``beta3`` the
@@ -67,6 +69,12 @@ _c, _d = sp.symbols("c d", real=True)
 _p, _q = sp.symbols("p q")
 _lo, _hi = sp.symbols("lo hi", integer=True)
 _seq = sp.Function("w")
+#: The logits x(k), their exponentials E[k] = e^{x_k} (indexed: it keeps the sums light) and sum Z.
+x = sp.Function("x", real=True)
+E = sp.IndexedBase("E", positive=True)
+Z = sp.Symbol("Z", positive=True)
+#: softmax(x*)_{n+1} = alpha*_{n+1,n+1}: Lemma B.1's last weight, Theorem B.3's weight on the copy.
+alpha_star = sp.Symbol("alpha*", positive=True)
 #: Argument of a monotone map in ``apply`` steps.
 _s = sp.Symbol("s", real=True)
 _sp = sp.Symbol("s", positive=True)
@@ -182,63 +190,71 @@ def _norm_facts() -> list[tuple[str, sp.Basic]]:
 
 
 def _lemma_b1() -> tuple[list, list[Step]]:
-    X = sp.Function("X", real=True)
+    """Lemma B.1 for ``x* = [a b c]``: its first ``n`` entries ``[a b]`` are the logits ``x(k)``
+    (``E[k] = e^{x_k}``, ``Z`` their sum), its last entry is ``c``."""
     m, M = sp.symbols("m M", real=True)
     spread = sp.Symbol("delta", nonnegative=True)
-    Zb = sp.Symbol("Z_B1", positive=True)
-    last = sp.Symbol("alpha_last", positive=True)
+    c = sp.Symbol("c", real=True)
     S0 = sp.Symbol("S", nonnegative=True)
-    b0, c0 = sp.symbols("b c", real=True)
-    total = sp.Sum(sp.exp(X(k)), (k, 1, n + 1))
+    b0 = sp.Symbol("b", real=True)
     cite = "Lemma B.1"
+    rate = cite + " (rate)"
     hypotheses = [
-        ("h_B1_range", sp.And(ge(X(k), m), le(X(k), M))),
-        ("h_B1_Z", eq(Zb, total)),
-        ("h_B1_alpha", eq(last, sp.exp(X(n + 1)) / Zb)),
+        ("h_B1_range", sp.And(ge(x(k), m), le(x(k), M))),
+        ("h_B1_c", sp.And(ge(c, m), le(c, M))),
+        ("h_B1_alpha", eq(alpha_star, sp.exp(c) / (Z + sp.exp(c)))),
         ("h_B1_delta", eq(spread, M - m)),
         ("h_B1_bounded", sp.And(le(M, B), ge(m, -B))),
     ]
     steps = [
-        Step("B1.denominators", lt(S0 + sp.exp(c0), S0 + sp.exp(b0) + sp.exp(c0)), cite=cite,
+        Step("B1.denominators", lt(S0 + sp.exp(c), S0 + sp.exp(b0) + sp.exp(c)), cite=cite,
              show="sum_{k<n} e^{a_k} + e^c < sum_{k<n} e^{a_k} + e^b + e^c",
              note="x* adds the entry b: its denominator has one more positive term"),
-        Step("B1.strict", gt(sp.exp(c0) / (S0 + sp.exp(c0)), sp.exp(c0) / (S0 + sp.exp(b0)
-                                                                        + sp.exp(c0))),
-             by="apply", at={_sp: sp.exp(c0) / _sp}, uses=("B1.denominators",), cite=cite,
+        Step("B1.strict", gt(sp.exp(c) / (S0 + sp.exp(c)), sp.exp(c) / (S0 + sp.exp(b0)
+                                                                      + sp.exp(c))),
+             by="apply", at={_sp: sp.exp(c) / _sp}, uses=("B1.denominators",), cite=cite,
              show="softmax(x)_n > softmax(x*)_{n+1}"),
-        Step("B1.each", ge(sp.exp(X(k)), sp.exp(m)), by="apply", at={_s: sp.exp(_s)},
-             uses=("h_B1_range",), cite=cite + " (rate)",
-             note="each of the n + 1 exponentials is >= e^m"),
-        Step("B1.sum", ge(total, (n + 1) * sp.exp(m)), by="sum", at={k: (1, n + 1)},
-             uses=("B1.each",), cite=cite + " (rate)"),
-        Step("B1.Z", ge(Zb, (n + 1) * sp.exp(m)), by="chain", uses=("h_B1_Z", "B1.sum"),
-             cite=cite + " (rate)", note="the denominator is >= (n + 1) e^m"),
-        Step("B1.c", le(X(n + 1), M), by="instance", at={k: n + 1}, uses=("h_B1_range",),
-             cite=cite + " (rate)"),
-        Step("B1.numerator", le(sp.exp(X(n + 1)), sp.exp(M)), by="apply", at={_s: sp.exp(_s)},
-             uses=("B1.c",), cite=cite + " (rate)", note="the numerator e^c is <= e^M"),
-        Step("B1.top", le(sp.exp(X(n + 1)) / Zb, sp.exp(M) / Zb), by="apply",
-             at={_s: _s / Zb}, uses=("B1.numerator",), cite=cite + " (rate)"),
-        Step("B1.bottom", le(sp.exp(M) / Zb, sp.exp(M) / ((n + 1) * sp.exp(m))), by="apply",
-             at={_sp: sp.exp(M) / _sp}, uses=("B1.Z",), cite=cite + " (rate)"),
+        Step("B1.each_exp", ge(sp.exp(x(k)), sp.exp(m)), by="apply", at={_s: sp.exp(_s)},
+             uses=("h_B1_range",), cite=rate),
+        Step("B1.each", ge(E[k], sp.exp(m)), by="chain", uses=("h_E", "B1.each_exp"),
+             cite=rate, note="each of the first n exponentials is >= e^m"),
+        Step("B1.sum", ge(sp.Sum(E[k], (k, 1, n)), n * sp.exp(m)), by="sum", at={k: (1, n)},
+             uses=("B1.each",), cite=rate),
+        Step("B1.Z", ge(Z, n * sp.exp(m)), by="chain", uses=("h_Z", "B1.sum"), cite=rate),
+        Step("B1.c_low", ge(sp.exp(c), sp.exp(m)), by="apply", at={_s: sp.exp(_s)},
+             uses=("h_B1_c",), cite=rate),
+        Step("B1.c_high", le(sp.exp(c), sp.exp(M)), by="apply", at={_s: sp.exp(_s)},
+             uses=("h_B1_c",), cite=rate, note="the numerator e^c is <= e^M"),
+        Step("B1.den_Z", ge(Z + sp.exp(c), n * sp.exp(m) + sp.exp(c)), by="apply",
+             at={_sp: _sp + sp.exp(c)}, uses=("B1.Z",), cite=rate),
+        Step("B1.den_c", ge(n * sp.exp(m) + sp.exp(c), (n + 1) * sp.exp(m)), by="apply",
+             at={_sp: n * sp.exp(m) + _sp}, uses=("B1.c_low",), cite=rate),
+        Step("B1.den", ge(Z + sp.exp(c), (n + 1) * sp.exp(m)), by="chain",
+             uses=("B1.den_c", "B1.den_Z"), cite=rate,
+             note="the denominator: n + 1 exponentials, each >= e^m"),
+        Step("B1.top", le(sp.exp(c) / (Z + sp.exp(c)), sp.exp(M) / (Z + sp.exp(c))),
+             by="apply", at={_s: _s / (Z + sp.exp(c))}, uses=("B1.c_high",), cite=rate),
+        Step("B1.bottom", le(sp.exp(M) / (Z + sp.exp(c)), sp.exp(M) / ((n + 1) * sp.exp(m))),
+             by="apply", at={_sp: sp.exp(M) / _sp}, uses=("B1.den",), cite=rate),
         Step("B1.rate", eq(sp.exp(M) / ((n + 1) * sp.exp(m)), b1_rate(n, spread)),
-             uses=("h_B1_delta",), cite=cite + " (rate)",
+             uses=("h_B1_delta",), cite=rate,
              show="e^M/((n + 1) e^m) = e^delta/(n + b1.shift)",
              note="the derived rate is the paper's"),
-        Step("B1.lemma", le(last, b1_rate(n, spread)), by="chain",
-             uses=("h_B1_alpha", "B1.top", "B1.bottom", "B1.rate"), cite=cite + " (rate)",
+        Step("B1.lemma", le(alpha_star, b1_rate(n, spread)), by="chain",
+             uses=("B1.rate", "B1.bottom", "B1.top", "h_B1_alpha"), cite=rate,
              show="softmax(x*)_{n+1} <= e^delta/(n + 1)"),
         Step("B1.M", le(M - m, B - m), by="apply", at={_s: _s - m}, uses=("h_B1_bounded",),
-             cite=cite + " (rate)"),
+             cite=rate),
         Step("B1.m", le(B - m, 2 * B), by="apply", at={_s: B - _s}, uses=("h_B1_bounded",),
-             cite=cite + " (rate)"),
+             cite=rate),
         Step("B1.spread", le(spread, PAPER["b1.spread_factor"] * B), by="chain",
-             uses=("h_B1_delta", "B1.M", "B1.m"), cite=cite + " (rate)",
+             uses=("h_B1_delta", "B1.M", "B1.m"), cite=rate,
              note="|x_k| <= B: the spread is at most 2B"),
         Step("B1.exp", le(b1_rate(n, spread), b1_bound(n, B)), by="apply",
-             at={_s: b1_rate(n, _s)}, uses=("B1.spread",), cite=cite + " (rate)"),
-        Step("B1.bound", le(last, b1_bound(n, B)), by="chain", uses=("B1.lemma", "B1.exp"),
-             cite=cite + " (rate)", show="softmax(x*)_{n+1} <= e^{2B}/(n + 1)"),
+             at={_s: b1_rate(n, _s)}, uses=("B1.spread",), cite=rate),
+        Step("B1.bound", le(alpha_star, b1_bound(n, B)), by="chain",
+             uses=("B1.lemma", "B1.exp"), cite=rate,
+             show="softmax(x*)_{n+1} <= e^{2B}/(n + 1)"),
         Step("B1.vanish", eq(sp.Limit(b1_bound(n, B), n, sp.oo), 0), by="limit", cite=cite,
              note="so the extra weight is < eps for n large enough"),
     ]
@@ -247,10 +263,6 @@ def _lemma_b1() -> tuple[list, list[Step]]:
 
 # Lemma B.2 ----------------------------------------------------------------------------------
 
-x = sp.Function("x", real=True)
-Z = sp.Symbol("Z", positive=True)
-#: e^{x_k}: the exponentials of the logits x(k) (an indexed symbol keeps the sums light)
-E = sp.IndexedBase("E", positive=True)
 
 
 def _lemma_b2() -> tuple[list, list[Step]]:
@@ -267,14 +279,14 @@ def _lemma_b2() -> tuple[list, list[Step]]:
     split = e / (Z * Zs) * norm(Z - Zs) + norm(e - es) / Zs
     cite = "Lemma B.2 (quantitative)"
     hypotheses = [
-        ("h_B2_Z", eq(Z, sp.Sum(e, (k, 1, n)))),
+        ("h_Z", eq(Z, sp.Sum(e, (k, 1, n)))),
         ("h_B2_Zstar", eq(Zs, sp.Sum(es, (k, 1, n)))),
         ("h_B2_D", eq(D, sp.Sum(norm(e - es), (k, 1, n)))),
         ("h_B2_Sigma", eq(Sigma, sp.Sum(t[k], (k, 1, n)))),
         ("h_B2_pair", sp.And(eq(norm(e - es), sp.exp(lo[k]) * (sp.exp(t[k]) - 1)),
                              le(lo[k] + t[k], B))),
         ("h_B2_low", ge(xs(k), -B)),
-        ("h_B2_E", sp.And(eq(E[k], sp.exp(x(k))), eq(Es[k], sp.exp(xs(k))))),
+        ("h_E", sp.And(eq(E[k], sp.exp(x(k))), eq(Es[k], sp.exp(xs(k))))),
     ]
     steps = [
         Step("B2.helper", le(sp.exp(tt) - 1, tt * sp.exp(tt)), by="monotone",
@@ -296,11 +308,11 @@ def _lemma_b2() -> tuple[list, list[Step]]:
         Step("B2.Sigma", eq(sp.Sum(sp.exp(B) * t[k], (k, 1, n)), sp.exp(B) * Sigma),
              uses=("h_B2_Sigma",), role="algebra"),
         Step("B2.D", le(D, sp.exp(B) * Sigma), by="chain",
-             uses=("h_B2_D", "B2.D_terms", "B2.Sigma"), cite=cite,
+             uses=("B2.Sigma", "B2.D_terms", "h_B2_D"), cite=cite,
              show="D <= e^B sum|Delta_k|"),
         Step("B2.low_exp", ge(sp.exp(xs(k)), sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
              uses=("h_B2_low",), cite=cite),
-        Step("B2.low", ge(es, sp.exp(-B)), by="chain", uses=("h_B2_E", "B2.low_exp"),
+        Step("B2.low", ge(es, sp.exp(-B)), by="chain", uses=("h_E", "B2.low_exp"),
              cite=cite),
         Step("B2.low_sum", ge(sp.Sum(es, (k, 1, n)), n * sp.exp(-B)), by="sum",
              at={k: (1, n)}, uses=("B2.low",), cite=cite),
@@ -315,14 +327,14 @@ def _lemma_b2() -> tuple[list, list[Step]]:
         Step("B2.TV_terms", le(sp.Sum(coordinate, (k, 1, n)), sp.Sum(split, (k, 1, n))),
              by="sum", at={k: (1, n)}, uses=("B2.triangle",), cite="Lemma B.2"),
         Step("B2.split", eq(sp.Sum(split, (k, 1, n)), norm(Z - Zs) / Zs + D / Zs),
-             uses=("h_B2_Z", "h_B2_D"), cite="Lemma B.2",
+             uses=("h_Z", "h_B2_D"), cite="Lemma B.2",
              show="sum_k (...) = |Z - Z*|/Z* + D/Z*", note="sum_k e^{x_k} = Z"),
         Step("B2.Z_diff", eq(norm(Z - Zs), norm(sp.Sum(e - es, (k, 1, n)))),
-             uses=("h_B2_Z", "h_B2_Zstar"), cite="Lemma B.2 (Eq. 3)"),
+             uses=("h_Z", "h_B2_Zstar"), cite="Lemma B.2 (Eq. 3)"),
         Step("B2.Z_sum", le(norm(sp.Sum(e - es, (k, 1, n))), sp.Sum(norm(e - es), (k, 1, n))),
              by="instance", at={_seq(k): e - es, _lo: 1, _hi: n}, uses=("h_norm_sum",),
              cite="Lemma B.2 (Eq. 3)"),
-        Step("B2.Z_D", le(norm(Z - Zs), D), by="chain", uses=("B2.Z_diff", "B2.Z_sum", "h_B2_D"),
+        Step("B2.Z_D", le(norm(Z - Zs), D), by="chain", uses=("h_B2_D", "B2.Z_sum", "B2.Z_diff"),
              cite="Lemma B.2 (Eq. 3)", show="|Z - Z*| <= D"),
         Step("B2.two", le(norm(Z - Zs) / Zs + D / Zs, 2 * D / Zs), by="apply",
              at={_sn: _sn / Zs + D / Zs}, uses=("B2.Z_D",), cite=cite),
@@ -331,7 +343,7 @@ def _lemma_b2() -> tuple[list, list[Step]]:
         Step("B2.n", le(2 * sp.exp(B) * Sigma / Zs, 2 * sp.exp(B) * Sigma / (n * sp.exp(-B))),
              by="apply", at={_sp: 2 * sp.exp(B) * Sigma / _sp}, uses=("B2.Zstar",), cite=cite),
         Step("B2.TV_split", le(tv, norm(Z - Zs) / Zs + D / Zs), by="chain",
-             uses=("B2.TV_terms", "B2.split"), cite="Lemma B.2",
+             uses=("B2.split", "B2.TV_terms"), cite="Lemma B.2",
              show="TV <= |Z - Z*|/Z* + D/Z*"),
         Step("B2.rate", le(norm(Z - Zs) / Zs + D / Zs, b2_bound(n, B, Sigma)), by="chain",
              uses=("B2.two", "B2.eB", "B2.n"), cite=cite,
@@ -354,25 +366,25 @@ Delta_n = sp.Symbol("Delta_n", nonnegative=True)
 def _theorem_b3() -> tuple[list, list[Step]]:
     u = sp.IndexedBase("u")
     v_a, z_n, z_long, m_v, dz = sp.symbols("v_a z_n z*_{n+1} m dz")
-    weight = sp.Symbol("alpha*", positive=True)
-    e, last = E[k], E[n]
+    weight = alpha_star
+    c = sp.Symbol("c", real=True)
+    e, last = E[k], sp.exp(c)
     mix = sp.Sum(e * u[k], (k, 1, n))
     cite = "Thm B.3, one layer"
     hypotheses = [
-        ("h_B3_logits", sp.And(ge(x(k), -B), le(x(k), B))),
         ("h_B3_values", le(norm(u[k]), V)),
         ("h_B3_short", eq(z_n, mix / Z + v_a)),
         ("h_B3_long", eq(z_long, (mix + last * u[n]) / (Z + last) + v_a)),
-        ("h_B3_alpha", eq(weight, last / (Z + last))),
         ("h_B3_m", eq(m_v, mix / Z)),
         ("h_B3_dz", eq(dz, z_long - z_n)),
         ("h_B3_gap", eq(Delta_n, norm(dz))),
     ]
     steps = [
         Step("B3.identity", eq(dz, weight * (u[n] - m_v)),
-             uses=("h_B3_dz", "h_B3_long", "h_B3_short", "h_B3_alpha", "h_B3_m"), cite=cite,
+             uses=("h_B3_dz", "h_B3_long", "h_B3_short", "h_B1_alpha", "h_B3_m"), cite=cite,
              show="z*_{n+1} - z_n = alpha*_{n+1,n+1} (u_a - m)",
-             note="the residuals v_a cancel; the extra key is a copy of a"),
+             note="the residuals v_a cancel; the extra key is the copy of a (logit c = x_n; the "
+                  "bound needs only m <= c <= M)"),
         Step("B3.gap_is", eq(Delta_n, norm(weight * (u[n] - m_v))),
              uses=("h_B3_gap", "B3.identity"), cite=cite),
         Step("B3.scale", le(norm(weight * (u[n] - m_v)), weight * norm(u[n] - m_v)),
@@ -396,12 +408,12 @@ def _theorem_b3() -> tuple[list, list[Step]]:
         Step("B3.m_terms", le(sp.Sum(norm(e * u[k] / Z), (k, 1, n)),
                               sp.Sum(e * V / Z, (k, 1, n))), by="sum", at={k: (1, n)},
              uses=("B3.m_each",), cite=cite),
-        Step("B3.m_mass", eq(sp.Sum(e * V / Z, (k, 1, n)), V), uses=("h_B2_Z",), cite=cite,
+        Step("B3.m_mass", eq(sp.Sum(e * V / Z, (k, 1, n)), V), uses=("h_Z",), cite=cite,
              note="the attention weights sum to 1"),
         Step("B3.m_split", le(norm(m_v), sp.Sum(norm(e * u[k] / Z), (k, 1, n))), by="chain",
-             uses=("B3.m_is", "B3.m_sum"), cite=cite),
+             uses=("B3.m_sum", "B3.m_is"), cite=cite),
         Step("B3.m", le(norm(m_v), V), by="chain",
-             uses=("B3.m_split", "B3.m_terms", "B3.m_mass"), cite=cite,
+             uses=("B3.m_mass", "B3.m_terms", "B3.m_split"), cite=cite,
              show="||m|| <= V", note="m is a convex combination of the values"),
         Step("B3.add_u", le(norm(u[n]) + norm(m_v), V + norm(m_v)), by="apply",
              at={_sn: _sn + norm(m_v)}, uses=("B3.u_a",), cite=cite),
@@ -409,42 +421,10 @@ def _theorem_b3() -> tuple[list, list[Step]]:
              uses=("B3.m",), cite=cite),
         Step("B3.u_m", le(norm(u[n] - m_v), 2 * V), by="chain",
              uses=("B3.triangle", "B3.add_u", "B3.add_m"), cite=cite, show="||u_a - m|| <= 2V"),
-        Step("B3.low_exp", ge(sp.exp(x(k)), sp.exp(-B)), by="apply", at={_s: sp.exp(_s)},
-             uses=("h_B3_logits",), cite=cite + " (Lemma B.1)"),
-        Step("B3.high_exp", le(sp.exp(x(k)), sp.exp(B)), by="apply", at={_s: sp.exp(_s)},
-             uses=("h_B3_logits",), cite=cite + " (Lemma B.1)"),
-        Step("B3.low", ge(e, sp.exp(-B)), by="chain", uses=("h_B2_E", "B3.low_exp"),
-             cite=cite + " (Lemma B.1)"),
-        Step("B3.high", le(e, sp.exp(B)), by="chain", uses=("h_B2_E", "B3.high_exp"),
-             cite=cite + " (Lemma B.1)"),
-        Step("B3.low_sum", ge(sp.Sum(e, (k, 1, n)), n * sp.exp(-B)), by="sum", at={k: (1, n)},
-             uses=("B3.low",), cite=cite + " (Lemma B.1)"),
-        Step("B3.Z", ge(Z, n * sp.exp(-B)), by="chain", uses=("h_B2_Z", "B3.low_sum"),
-             cite=cite + " (Lemma B.1)"),
-        Step("B3.last_low", ge(last, sp.exp(-B)), by="instance", at={k: n}, uses=("B3.low",),
-             cite=cite + " (Lemma B.1)"),
-        Step("B3.last_high", le(last, sp.exp(B)), by="instance", at={k: n}, uses=("B3.high",),
-             cite=cite + " (Lemma B.1)"),
-        Step("B3.den_Z", ge(Z + last, n * sp.exp(-B) + last), by="apply",
-             at={_sp: _sp + last}, uses=("B3.Z",), cite=cite + " (Lemma B.1)"),
-        Step("B3.den_last", ge(n * sp.exp(-B) + last, (n + 1) * sp.exp(-B)), by="apply",
-             at={_sp: n * sp.exp(-B) + _sp}, uses=("B3.last_low",),
-             cite=cite + " (Lemma B.1)"),
-        Step("B3.den", ge(Z + last, (n + 1) * sp.exp(-B)), by="chain",
-             uses=("B3.den_Z", "B3.den_last"), cite=cite + " (Lemma B.1)",
-             note="n + 1 exponentials, each >= e^{-B}"),
-        Step("B3.w_top", le(last / (Z + last), sp.exp(B) / (Z + last)), by="apply",
-             at={_s: _s / (Z + last)}, uses=("B3.last_high",), cite=cite + " (Lemma B.1)"),
-        Step("B3.w_bottom", le(sp.exp(B) / (Z + last), sp.exp(B) / ((n + 1) * sp.exp(-B))),
-             by="apply", at={_sp: sp.exp(B) / _sp}, uses=("B3.den",),
-             cite=cite + " (Lemma B.1)"),
-        Step("B3.weight", le(weight, b1_bound(n, B)), by="chain",
-             uses=("h_B3_alpha", "B3.w_top", "B3.w_bottom"), cite=cite + " (Lemma B.1)",
-             show="alpha*_{n+1,n+1} <= e^{2B}/(n + 1)"),
         Step("B3.gap_u", le(weight * norm(u[n] - m_v), 2 * V * weight), by="apply",
              at={_sn: weight * _sn}, uses=("B3.u_m",), cite=cite),
         Step("B3.gap_w", le(2 * V * weight, 2 * V * b1_bound(n, B)), by="apply",
-             at={_sp: 2 * V * _sp}, uses=("B3.weight",), cite=cite),
+             at={_sp: 2 * V * _sp}, uses=("B1.bound",), cite=cite + " (Lemma B.1)"),
         Step("B3.gap", le(Delta_n, one_layer_bound(n, B, V)), by="chain",
              uses=("B3.gap_is", "B3.scale", "B3.gap_u", "B3.gap_w"), cite=cite,
              show="||z_n - z*_{n+1}|| <= 2 V e^{2B}/(n + 1)"),
@@ -604,14 +584,14 @@ def _theorem_b5() -> tuple[list, list[Step]]:
     steps += [
         Step("B5.index", _index_identity(), role="algebra",
              show="sum_{i<=k<=n} A[n,k] B[k,i] = (A B)[n,i] for lower-triangular A, B, "
-                  "sizes 3 and 4, every n >= i",
+                  "size 3, every n >= i",
              note="so P_ni, the causal path sum, is the (n, i) entry of Abar^(1) Abar^(0)"),
         Step("B5.out_mul", le(norm(j_n3 * paths), norm(j_n3) * norm(paths)), by="instance",
              at={_p: j_n3, _q: paths}, uses=("h_norm_mul",), cite=cite),
         Step("B5.out_beta3", le(norm(j_n3) * norm(paths), norm(paths) / beta3), by="apply",
              at={_sn: _sn * norm(paths)}, uses=("h_B5_norms",), cite=cite),
         Step("B5.out", le(J_ni, norm(paths) / beta3), by="chain",
-             uses=("h_B5_J", "B5.out_mul", "B5.out_beta3"), cite=cite,
+             uses=("B5.out_beta3", "B5.out_mul", "h_B5_J"), cite=cite,
              show="||dy_n/dv_i^(0)|| <= (1/beta3) ||sum_paths ...||"),
         Step("B5.path_sum", le(norm(paths), sp.Sum(norm(path), (k, i, n))), by="instance",
              at={_seq(k): path, _lo: i, _hi: n}, uses=("h_norm_sum",), cite=cite),
@@ -632,7 +612,7 @@ def _theorem_b5() -> tuple[list, list[Step]]:
         Step("B5.path_terms", le(sp.Sum(norm(path), (k, i, n)), sp.Sum(a1 * a0, (k, i, n))),
              by="sum", at={k: (i, n)}, uses=("B5.path",), cite=cite),
         Step("B5.all_paths", le(norm(paths), sp.Sum(a1 * a0, (k, i, n))), by="chain",
-             uses=("B5.path_sum", "B5.path_terms"), cite=cite),
+             uses=("B5.path_terms", "B5.path_sum"), cite=cite),
         Step("B5.all_paths3", le(norm(paths) / beta3, sp.Sum(a1 * a0, (k, i, n)) / beta3),
              by="apply", at={_sn: _sn / beta3}, uses=("B5.all_paths",), cite=cite),
         Step("B5.constant", eq(sp.Sum(a1 * a0, (k, i, n)) / beta3,
@@ -640,7 +620,7 @@ def _theorem_b5() -> tuple[list, list[Step]]:
              show="(1/beta3) sum_paths prod_l (sigma/beta2 + 1) Abar = C P_ni, "
                   "C = (1/beta3) prod_l (sigma/beta2 + 1)"),
         Step("B5.bound", le(J_ni, oversquashing_constant(2) * P_ni), by="chain",
-             uses=("B5.out", "B5.all_paths3", "B5.constant"), cite=cite,
+             uses=("B5.constant", "B5.all_paths3", "B5.out"), cite=cite,
              show="||dy_n/dv_i^(0)|| <= C (Abar^(1) Abar^(0))_{n,i}"),
     ]
     return hypotheses, steps
@@ -648,12 +628,12 @@ def _theorem_b5() -> tuple[list, list[Step]]:
 
 @functools.cache
 def _index_identity() -> sp.Basic:
-    """``sum_{i<=k<=n} A[n,k] B[k,i] = (AB)[n,i]`` for lower-triangular ``A``, ``B`` of sizes 3
-    and 4: the path sum over ``i <= k <= n`` is the matrix product's entry."""
+    """``sum_{i<=k<=n} A[n,k] B[k,i] = (AB)[n,i]`` for lower-triangular ``A``, ``B`` of size 3: the
+    path sum over ``i <= k <= n`` is the matrix product's entry."""
     a, b = sp.Function("a"), sp.Function("b")
     kk = sp.Symbol("kk", integer=True)
     parts = []
-    for size in (3, 4):
+    for size in (3,):
         A = sp.Matrix(size, size, lambda r, c: a(r, c) if c <= r else 0)
         Bm = sp.Matrix(size, size, lambda r, c: b(r, c) if c <= r else 0)
         product = A * Bm
@@ -710,7 +690,7 @@ def _proposition_b8() -> tuple[list, list[Step]]:
         Step("B6.nonnegative", ge((1 + lam(r, r)) / 2, sp.Rational(1, 2)), cite="Prop. B.8",
              note="every other eigenvalue lies in [1/2, 1), so its powers vanish"),
         Step("B7.assoc", _associativity(), role="algebra",
-             show="sum_c sum_k A_rk B_kc = sum_k A_rk (sum_c B_kc), n = 2..6",
+             show="sum_c sum_k A_rk B_kc = sum_k A_rk (sum_c B_kc), n = 2..4",
              note="(AB) 1 = A (B 1): the row sum of AB is A applied to B's row sums"),
         Step("B7.term", eq(first[r, k] * b_rows, first[r, k]), by="apply",
              at={_sn: first[r, k] * _sn}, uses=("h_B7_B",), cite="Lemma B.7"),
@@ -718,7 +698,7 @@ def _proposition_b8() -> tuple[list, list[Step]]:
                             sp.Sum(first[r, k], (k, 1, n))), by="sum", at={k: (1, n)},
              uses=("B7.term",), cite="Lemma B.7"),
         Step("B7.rows", eq(sp.Sum(first[r, k] * b_rows, (k, 1, n)), 1), by="chain",
-             uses=("B7.terms", "h_B7_A"), cite="Lemma B.7",
+             uses=("h_B7_A", "B7.terms"), cite="Lemma B.7",
              show="(A B) 1 = A (B 1) = A 1 = 1, every n",
              note="a product of row-stochastic matrices is row-stochastic"),
         Step("B7.entries", ge(sp.Sum(first[r, k] * second[k, j], (k, 1, n)), 0),
@@ -752,7 +732,7 @@ def _associativity() -> sp.Basic:
     first, second = sp.IndexedBase("A"), sp.IndexedBase("B")
     return sp.And(*[eq(sp.Sum(first[r, k] * second[k, j], (k, 1, size), (j, 1, size)),
                        sp.Sum(first[r, k] * sp.Sum(second[k, j], (j, 1, size)), (k, 1, size)))
-                    for size in range(2, 7)])
+                    for size in range(2, 5)])
 
 
 @functools.cache

@@ -76,12 +76,14 @@ def test_the_derivation_is_complete_and_discharges_its_goal(checked):
 def test_paper_steps_use_the_methods_that_check_from_named_premises(checked):
     by = {r.label: r.by for r in checked.steps}
     assert by["B1.lemma"] == "chain" and by["B2.lemma"] == "chain" and by["B3.gap"] == "chain"
-    assert by["B1.sum"] == "sum" and by["B1.each"] == "apply" and by["B1.c"] == "instance"
+    assert by["B1.sum"] == "sum" and by["B1.c_high"] == "apply" and by["B3.u_a"] == "instance"
     assert by["B5.bound"] == "chain" and by["B5.layer1"] == "instance"
     # the derived rate is compared with the paper's by equality, from the spread's definition
     assert checked.step("B1.rate").consumed == ("h_B1_delta",)
     assert set(checked.step("B1.lemma").consumed) == {"h_B1_alpha", "B1.top", "B1.bottom",
                                                         "B1.rate"}
+    # Theorem B.3's weight on the copy is Lemma B.1's last weight, used by reference
+    assert checked.step("B3.gap_w").consumed == ("B1.bound",)
 
 
 def test_every_quantity_is_in_the_table_and_read(checked):
