@@ -572,13 +572,14 @@ def _theorem_b5() -> tuple[list, list[Step]]:
              by="chain", uses=("h_B5_layer", "B5.mul", "B5.product"),
              cite=cite, show="||dv_j^(l+1)/dv_i^(l)|| <= (sigma/beta2 + 1) Abar^(l)_ji"),
     ]
-    # the path sum at depth L = 2: y_n = norm_3(v_n^(2)), paths i <= k <= n
-    path = jac[1, n, k] * jac[0, k, i]
-    paths = sp.Sum(path, (k, i, n))
-    a1, a0 = factor * bar[1, n, k], factor * bar[0, k, i]
+    # the path sum at depth L = 2: y_n = norm_3(v_n^(2)), paths i <= k <= n, with n = i + d
+    top = i + sp.Symbol("d", nonnegative=True, integer=True)
+    path = jac[1, top, k] * jac[0, k, i]
+    paths = sp.Sum(path, (k, i, top))
+    a1, a0 = factor * bar[1, top, k], factor * bar[0, k, i]
     hypotheses += [
         ("h_B5_J", eq(J_ni, norm(j_n3 * paths))),
-        ("h_B5_P", eq(P_ni, sp.Sum(bar[1, n, k] * bar[0, k, i], (k, i, n)))),
+        ("h_B5_P", eq(P_ni, sp.Sum(bar[1, top, k] * bar[0, k, i], (k, i, top)))),
     ]
     cite = "Thm 5.1/B.5, L = 2"
     steps += [
@@ -593,29 +594,29 @@ def _theorem_b5() -> tuple[list, list[Step]]:
         Step("B5.out", le(J_ni, norm(paths) / beta3), by="chain",
              uses=("B5.out_beta3", "B5.out_mul", "h_B5_J"), cite=cite,
              show="||dy_n/dv_i^(0)|| <= (1/beta3) ||sum_paths ...||"),
-        Step("B5.path_sum", le(norm(paths), sp.Sum(norm(path), (k, i, n))), by="instance",
-             at={_seq(k): path, _lo: i, _hi: n}, uses=("h_norm_sum",), cite=cite),
-        Step("B5.path_mul", le(norm(path), norm(jac[1, n, k]) * norm(jac[0, k, i])),
-             by="instance", at={_p: jac[1, n, k], _q: jac[0, k, i]}, uses=("h_norm_mul",),
+        Step("B5.path_sum", le(norm(paths), sp.Sum(norm(path), (k, i, top))), by="instance",
+             at={_seq(k): path, _lo: i, _hi: top}, uses=("h_norm_sum",), cite=cite),
+        Step("B5.path_mul", le(norm(path), norm(jac[1, top, k]) * norm(jac[0, k, i])),
+             by="instance", at={_p: jac[1, top, k], _q: jac[0, k, i]}, uses=("h_norm_mul",),
              cite=cite),
-        Step("B5.layer1", le(norm(jac[1, n, k]), a1), by="instance",
-             at={layer: 1, j: n, i: k}, uses=("B5.layer",), cite=cite),
+        Step("B5.layer1", le(norm(jac[1, top, k]), a1), by="instance",
+             at={layer: 1, j: top, i: k}, uses=("B5.layer",), cite=cite),
         Step("B5.layer0", le(norm(jac[0, k, i]), a0), by="instance", at={layer: 0, j: k},
              uses=("B5.layer",), cite=cite),
-        Step("B5.path1", le(norm(jac[1, n, k]) * norm(jac[0, k, i]), a1 * norm(jac[0, k, i])),
+        Step("B5.path1", le(norm(jac[1, top, k]) * norm(jac[0, k, i]), a1 * norm(jac[0, k, i])),
              by="apply", at={_sn: _sn * norm(jac[0, k, i])}, uses=("B5.layer1",), cite=cite),
         Step("B5.path0", le(a1 * norm(jac[0, k, i]), a1 * a0), by="apply",
              at={_sn: a1 * _sn}, uses=("B5.layer0",), cite=cite),
         Step("B5.path", le(norm(path), a1 * a0), by="chain",
              uses=("B5.path_mul", "B5.path1", "B5.path0"), cite=cite,
              note="each path contributes the product of its layers' factors"),
-        Step("B5.path_terms", le(sp.Sum(norm(path), (k, i, n)), sp.Sum(a1 * a0, (k, i, n))),
-             by="sum", at={k: (i, n)}, uses=("B5.path",), cite=cite),
-        Step("B5.all_paths", le(norm(paths), sp.Sum(a1 * a0, (k, i, n))), by="chain",
+        Step("B5.path_terms", le(sp.Sum(norm(path), (k, i, top)), sp.Sum(a1 * a0, (k, i, top))),
+             by="sum", at={k: (i, top)}, uses=("B5.path",), cite=cite),
+        Step("B5.all_paths", le(norm(paths), sp.Sum(a1 * a0, (k, i, top))), by="chain",
              uses=("B5.path_terms", "B5.path_sum"), cite=cite),
-        Step("B5.all_paths3", le(norm(paths) / beta3, sp.Sum(a1 * a0, (k, i, n)) / beta3),
-             by="apply", at={_sn: _sn / beta3}, uses=("B5.all_paths",), cite=cite),
-        Step("B5.constant", eq(sp.Sum(a1 * a0, (k, i, n)) / beta3,
+        Step("B5.all_paths3", le(norm(paths) / beta3, sp.Sum(a1 * a0, (k, i, top)) / beta3),
+             by="apply", at={_s: _s / beta3}, uses=("B5.all_paths",), cite=cite),
+        Step("B5.constant", eq(sp.Sum(a1 * a0, (k, i, top)) / beta3,
                                oversquashing_constant(2) * P_ni), uses=("h_B5_P",), cite=cite,
              show="(1/beta3) sum_paths prod_l (sigma/beta2 + 1) Abar = C P_ni, "
                   "C = (1/beta3) prod_l (sigma/beta2 + 1)"),
