@@ -2,7 +2,9 @@
 
 A derivation is complete only when every step is checked, every step's premises are its named
 hypotheses and earlier steps (and each named premise was needed), every hypothesis is used, and
-the goal is *discharged*: a checked paper step states it. Paper steps and algebra helpers (generic
+the goal is *discharged*: a checked paper step states it (not one certified over a box only,
+and not when a hypothesis states it already). A step certified by interval arithmetic holds on
+its box only, so a step that names it is not checked. Paper steps and algebra helpers (generic
 facts, true whatever the paper says) print apart. The paper's statements *as printed* sit next to
 the corrected ones, each with the status a failed check gives it (``refuted``, ``inconsistent``,
 ``unconfirmed source``). Printing follows a sequent plus a script: hypotheses, ``|- goal``, then
@@ -66,8 +68,12 @@ class Derivation:
         statuses: dict[str, str] = {label: "checked" for label in claims}
         results = [cls._check_one(step, claims, statuses) for step in steps]
         printed = [cls._check_one(step, claims, statuses, printed=True) for step in as_printed]
+        # a step checked by interval certification holds on its box only, and a goal among the
+        # hypotheses is assumed, not derived
+        assumed = any(_states(claim, goal) for _, claim in pairs)
         goal_step = next((r.label for r in results if r.ok and r.step.role == "paper"
-                          and _states(r.claim, goal)), None)
+                          and r.by != "interval" and _states(r.claim, goal)), None)
+        goal_step = None if assumed else goal_step
         used = {label for r in results + printed for label in r.step.uses}
         unused = [f"hypothesis {label} is never used" for label, _ in pairs if label not in used]
         for r in results + printed:
@@ -95,7 +101,9 @@ class Derivation:
                 f"({label}), which is {statuses[label]}" for label in weak),
                 consumed=result.consumed)
         claims[step.label] = step.claim
-        statuses[step.label] = result.status
+        # certified over its box only: a later step may not read it as true everywhere
+        statuses[step.label] = "checked on its box only" if result.ok and result.by == "interval" \
+            else result.status
         return result
 
     @property

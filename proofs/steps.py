@@ -18,10 +18,16 @@ Methods (one function each in :data:`METHODS`):
   a ``box``);
 - ``chain``: ``a <= c`` from named steps ``a <= b`` and ``b <= c`` (any length; equalities and
   strict links allowed); this is how a conclusion is checked *from the steps it names*;
-- ``instance``: a named step with its symbols replaced as ``at`` says (a lemma applied);
-- ``apply``: a monotone function ``at={x: f(x)}`` applied to both sides of a named inequality;
-- ``sum``: a named termwise inequality summed over ``at={j: (lo, hi)}``;
+- ``instance``: a named step with its symbols replaced as ``at`` says (a lemma applied); each
+  value must meet its symbol's assumptions, and a definition ``Eq(s, expr)`` is not re-instantiated
+  without ``s``;
+- ``apply``: a monotone function ``at={x: f(x)}`` applied to both sides of a named inequality,
+  both sides in the range where ``f'`` is signed;
+- ``sum``: a named termwise inequality summed over ``at={j: (lo, hi)}``, a range of whole steps
+  within ``j``'s assumptions that is known not to be reversed (or empty, for a strict claim);
 - ``limit``, ``series``, ``interval``, ``monotone`` as their docstrings say.
+
+The matching methods read an equality only from an equality, never from an inequality.
 
 Every method but the four matching ones (chain, instance, apply, sum) first substitutes the named
 definitions (``Eq(symbol, expr)`` among the used claims)
@@ -43,6 +49,7 @@ from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
+from sympy.core.assumptions import _assume_defined
 
 from proofs.certify import certify
 
@@ -179,8 +186,11 @@ def _cache_key(step: Step, context: Context) -> tuple:
     def canonical(mapping):
         if not mapping:
             return ()
-        return tuple(sorted((str(k), sp.srepr(sp.sympify(v)) if not isinstance(v, tuple)
-                             else repr(v)) for k, v in mapping.items()))
+        # srepr keeps each symbol's assumptions: x (real) and x (positive) are different keys
+        return tuple(sorted((sp.srepr(sp.sympify(k)),
+                             sp.srepr(sp.sympify(v)) if not isinstance(v, tuple)
+                             else tuple(sp.srepr(sp.sympify(e)) for e in v))
+                            for k, v in mapping.items()))
 
     given = tuple(sorted((label, sp.srepr(claim)) for label, claim in context.given.items()))
     return (sp.srepr(step.claim), step.by, canonical(step.box), canonical(step.at), given,
@@ -412,12 +422,21 @@ def _by_instance(step: Step, context: Context) -> StepResult:
     strict relation weakened)."""
     if not step.at:
         return StepResult(step, "unchecked", "instance", detail="no substitution given (at=...)")
+    outside = [f"{key} = {value}" for key, value in step.at.items()
+               if not _satisfies(value, key)]
+    if outside:
+        return StepResult(step, "unchecked", "instance",
+                          detail=f"{', '.join(outside)} is not known to meet the symbol's "
+                                 "assumptions")
     wanted = _as_links(step.claim)
     for label, given in context.given.items():
         for part in _conjuncts(given):
+            if _redefines(part, step.at):
+                continue
             for low, high, strict in _as_links(_subs(part, step.at)):
                 for w_low, w_high, w_strict in wanted:
-                    if (strict or not w_strict) and _same(low, w_low) and _same(high, w_high):
+                    if _implies(part, strict, step.claim, w_strict) and _same(low, w_low) \
+                            and _same(high, w_high):
                         return StepResult(step, "checked", "instance",
                                           detail=f"({label}) at {dict(step.at)}",
                                           consumed=(label,))
@@ -428,39 +447,68 @@ def _by_instance(step: Step, context: Context) -> StepResult:
 def _by_apply(step: Step, context: Context) -> StepResult:
     """``f(A) R f(B)`` from a used ``A R B``, for a monotone ``f`` given as ``at={x: f(x)}``.
 
-    SymPy must sign ``f'(x)`` under ``x``'s assumptions (which state the range of ``A`` and
-    ``B``): increasing keeps the relation, decreasing reverses it.
+    SymPy must sign ``f'(x)`` under ``x``'s assumptions, which must make its range an interval
+    that holds ``A`` and ``B`` (its lower end below ``A``, its upper end above ``B``), or else
+    over the whole real line: increasing keeps the relation, decreasing reverses it.
     """
     if not step.at or len(step.at) != 1:
         return StepResult(step, "unchecked", "apply", detail="at must be {x: f(x)}")
     (variable, function), = step.at.items()
-    slope = sp.simplify(sp.diff(function, variable))
-    if slope.is_nonnegative:
-        direction = 1
-    elif slope.is_nonpositive:
-        direction = -1
-    else:
+    if not _is_interval(variable):
         return StepResult(step, "unchecked", "apply",
-                          detail=f"cannot sign f'({variable}) = {slope}")
+                          detail=f"{variable}'s assumptions do not make its range an interval "
+                                 "(declare it real, positive, nonnegative, negative or "
+                                 "nonpositive)")
+    # x's own range first, then its closure (x >= 0 for x > 0) and the whole line, where f may
+    # be monotone as well
+    derivative = sp.diff(function, variable)
+    domains, seen = [(variable, sp.simplify(derivative), "")], [_facts(variable)]
+    wider = ["nonnegative"] if variable.is_positive else \
+        ["nonpositive"] if variable.is_negative else []
+    for kind in [*wider, "real"]:
+        domain = sp.Dummy(variable.name, **{kind: True})
+        if _facts(domain) not in seen:
+            seen.append(_facts(domain))
+            domains.append((domain, sp.simplify(derivative.subs(variable, domain)),
+                            f" for {kind} {variable}"))
+    signed = [domain for domain in domains if domain[1].is_nonnegative
+              or domain[1].is_nonpositive]
+    if not signed:
+        return StepResult(step, "unchecked", "apply",
+                          detail=f"cannot sign f'({variable}) = {domains[0][1]}")
     wanted = _as_links(step.claim)
-    for label, given in context.given.items():
-        for part in _conjuncts(given):
-            for low, high, strict in _as_links(part):
-                if strict and not (slope.is_positive or slope.is_negative):
-                    continue
-                image = (function.subs(variable, low), function.subs(variable, high))
-                if direction < 0:
-                    image = image[::-1]
-                for w_low, w_high, w_strict in wanted:
-                    if (strict or not w_strict) and _same(image[0], w_low) \
-                            and _same(image[1], w_high):
-                        kind = "increasing" if direction > 0 else "decreasing"
-                        return StepResult(step, "checked", "apply",
-                                          detail=f"f({variable}) = {function} is {kind} "
-                                                 f"(f' = {slope}); from ({label})",
-                                          consumed=(label,))
+    for domain, slope, where in signed:
+        direction = 1 if slope.is_nonnegative else -1
+        for label, given in context.given.items():
+            for part in _conjuncts(given):
+                for low, high, strict in _as_links(part):
+                    if strict and not (slope.is_positive or slope.is_negative):
+                        continue
+                    if not _holds_between(domain, low, high):
+                        continue  # f is known monotone only over the domain's range
+                    image = (function.subs(variable, low), function.subs(variable, high))
+                    if direction < 0:
+                        image = image[::-1]
+                    for w_low, w_high, w_strict in wanted:
+                        if _implies(part, strict, step.claim, w_strict) \
+                                and _same(image[0], w_low) and _same(image[1], w_high):
+                            kind = "increasing" if direction > 0 else "decreasing"
+                            return StepResult(step, "checked", "apply",
+                                              detail=f"f({variable}) = {function} is {kind}"
+                                                     f"{where} (f' = {slope}); from ({label})",
+                                              consumed=(label,))
     return StepResult(step, "unchecked", "apply",
-                      detail="the claim is not f applied to both sides of a named claim")
+                      detail="the claim is not f applied to both sides of a named claim, with "
+                             f"both sides in the range where f({variable}) is known monotone")
+
+
+def _holds_between(domain, low, high) -> bool:
+    """Whether the interval ``domain``'s assumptions give holds ``low <= high`` (both ends)."""
+    if domain.is_extended_positive or domain.is_extended_nonnegative:
+        return _satisfies(low, domain)  # and high >= low is in it too
+    if domain.is_extended_negative or domain.is_extended_nonpositive:
+        return _satisfies(high, domain)
+    return _satisfies(low, domain) or _satisfies(high, domain)  # the real line
 
 
 def _by_sum(step: Step, context: Context) -> StepResult:
@@ -471,6 +519,12 @@ def _by_sum(step: Step, context: Context) -> StepResult:
     if not step.at or len(step.at) != 1:
         return StepResult(step, "unchecked", "sum", detail="at must be {j: (lo, hi)}")
     (index, (lo, hi)), = step.at.items()
+    lo, hi = sp.sympify(lo), sp.sympify(hi)
+    size = hi - lo + 1  # the number of terms
+    if not _runs_within(index, lo, hi):
+        return StepResult(step, "unchecked", "sum",
+                          detail=f"{index} = {lo}..{hi} is not known to run in whole steps "
+                                 f"over values {index}'s assumptions allow")
     wanted = _as_links(step.claim)
     for label, given in context.given.items():
         for part in _conjuncts(given):
@@ -478,13 +532,89 @@ def _by_sum(step: Step, context: Context) -> StepResult:
                 total = (sp.summation(low, (index, lo, hi)),
                          sp.summation(high, (index, lo, hi)))
                 for w_low, w_high, w_strict in wanted:
-                    if (strict or not w_strict) and _same(total[0], w_low) \
-                            and _same(total[1], w_high):
+                    # a relation summed over no terms is 0 R 0, true only when R is weak, and
+                    # a reversed range (hi < lo - 1) sums with the opposite sign: the range's
+                    # size must be known, or a used claim must say lo <= hi
+                    known = size.is_positive if w_strict else size.is_nonnegative
+                    order = None if known else _ordered(lo, hi, context)
+                    if not (known or order):
+                        continue
+                    if _implies(part, strict, step.claim, w_strict) \
+                            and _same(total[0], w_low) and _same(total[1], w_high):
                         return StepResult(step, "checked", "sum",
                                           detail=f"summed ({label}) over {index} = {lo}..{hi}",
-                                          consumed=(label,))
+                                          consumed=tuple(dict.fromkeys(
+                                              (label, order) if order else (label,))))
     return StepResult(step, "unchecked", "sum",
                       detail="the claim is not a named termwise claim summed over the range")
+
+
+def _facts(term) -> dict[str, bool]:
+    """What SymPy knows about ``term``: each assumption it decides, and how."""
+    facts = ((fact, getattr(term, f"is_{fact}", None)) for fact in sorted(_assume_defined))
+    return {fact: truth for fact, truth in facts if truth is not None}
+
+
+def _satisfies(value, symbol) -> bool:
+    """Whether ``value`` is known to meet every assumption ``symbol`` carries."""
+    value = sp.sympify(value)
+    return all(getattr(value, f"is_{fact}", None) is truth
+               for fact, truth in _facts(symbol).items())
+
+
+def _assumed(**kwargs) -> dict[str, bool]:
+    return _facts(sp.Dummy(**kwargs))
+
+
+#: Assumption sets whose values form an interval of the real line (apply's variable).
+_INTERVALS = [_assumed(real=True), *(_assumed(**{sign: True}) for sign in
+                                     ("positive", "nonnegative", "negative", "nonpositive"))]
+#: Assumption sets a summation index may carry, and whether they bound it from above (so the
+#: range's top must meet them too); anything else (odd, prime, nonzero) is refused.
+_INDICES = [(_assumed(**kwargs), upper) for kwargs, upper in (
+    ({}, False), ({"integer": True}, False), ({"real": True}, False),
+    ({"integer": True, "positive": True}, False), ({"integer": True, "nonnegative": True}, False),
+    ({"positive": True}, False), ({"nonnegative": True}, False),
+    ({"integer": True, "negative": True}, True), ({"integer": True, "nonpositive": True}, True),
+    ({"negative": True}, True), ({"nonpositive": True}, True))]
+
+
+def _is_interval(variable) -> bool:
+    return _facts(variable) in _INTERVALS
+
+
+def _runs_within(index, lo, hi) -> bool:
+    """Whether every term of ``index = lo..hi`` is at a value ``index``'s assumptions allow."""
+    upper = next((upper for facts, upper in _INDICES if facts == _facts(index)), None)
+    if upper is None or not (hi - lo).is_integer or not _satisfies(lo, index):
+        return False
+    return not upper or (hi - lo).is_negative or _satisfies(hi, index)
+
+
+def _ordered(lo, hi, context: Context) -> str | None:
+    """The label of a used claim that states ``lo <= hi`` (or ``lo < hi``): the range is not
+    empty."""
+    return next((label for label, given in context.given.items()
+                 for part in _conjuncts(given) for a, b, _ in _as_links(part)
+                 if _same(a, lo) and _same(b, hi)), None)
+
+
+def _implies(part, strict: bool, claim, wanted_strict: bool) -> bool:
+    """Whether a link of ``part`` (strict or not) gives the same link of ``claim``: an equality
+    only from an equality, a strict relation only from a strict one."""
+    if isinstance(claim, sp.Equality):
+        return isinstance(part, sp.Equality)
+    return strict or not wanted_strict
+
+
+def _redefines(part, mapping) -> bool:
+    """Whether ``mapping`` changes what a definition ``Eq(symbol, expr)`` says but not the symbol
+    it defines: the symbol keeps its one value, so such an instance is no instance."""
+    if not (isinstance(part, sp.Equality) and isinstance(part.lhs, sp.Symbol)):
+        return False
+    if any(part.lhs.has(key) for key in mapping):
+        return False
+    return any(part.rhs.has(key) for key in mapping)
 
 
 def _subs(claim: sp.Basic, mapping) -> sp.Basic:
@@ -502,7 +632,7 @@ def _by_limit(step: Step, context: Context) -> StepResult:
         return StepResult(step, "unchecked", "limit", detail="expected Eq(Limit(f, x, x0), L)")
     expr, variable, point, direction = claim.lhs.args
     value = sp.limit(expr, variable, point, str(direction))
-    if sp.simplify(value - claim.rhs) == 0:
+    if _same(value, claim.rhs):  # oo - oo is nan, not 0: compare as written first
         return StepResult(step, "checked", "limit", detail=f"limit = {value}")
     if isinstance(value, sp.Limit):
         return StepResult(step, "unchecked", "limit", detail="SymPy could not evaluate the limit")
@@ -515,9 +645,16 @@ def _by_series(step: Step, context: Context) -> StepResult:
     order = claim.rhs.getO() if isinstance(claim, sp.Equality) else None
     if order is None:
         return StepResult(step, "unchecked", "series", detail="expected Eq(f, g + O(h, (x, x0)))")
+    if len(order.variables) != 1:
+        return StepResult(step, "unchecked", "series", detail="O(...) in one variable only")
     main = claim.rhs.removeO()
     variable, point = order.variables[0], order.point[0]
-    ratio = sp.limit(sp.simplify((claim.lhs - main) / order.expr), variable, point)
+    quotient = sp.simplify((claim.lhs - main) / order.expr)
+    ratio = sp.limit(quotient, variable, point)
+    if ratio.is_finite and point.is_finite and (variable - point).is_nonnegative is not True:
+        left = sp.limit(quotient, variable, point, "-")  # O(h) at x0 bounds both sides of x0
+        if not left.is_finite:
+            ratio = left
     if ratio.is_finite:
         return StepResult(step, "checked", "series", detail=f"(f - g)/h -> {ratio}")
     if ratio.is_infinite:
@@ -534,6 +671,12 @@ def _by_interval(step: Step, context: Context) -> StepResult:
         certificate = certify(claim, step.box)
         total += certificate.boxes
         if certificate.status == "refuted":
+            named = {s.name: s for s in claim.free_symbols}
+            if not all(_allows(named[k], v) for k, v in certificate.witness.items()
+                       if k in named):
+                return StepResult(step, "unchecked", "interval",
+                                  detail=f"the box reaches outside the symbols' assumptions: "
+                                         f"{certificate.witness}")
             values = ", ".join(f"{k}={v:.6g}" for k, v in certificate.witness.items())
             return StepResult(step, "failed", "interval", certificate.witness,
                               f"{values}: lhs - rhs = {certificate.value_at_witness:.6g}")
@@ -556,6 +699,10 @@ def _by_monotone(step: Step, context: Context) -> StepResult:
     variable = variable if isinstance(variable, sp.Symbol) else sp.Symbol(str(variable))
     variable = next((s for s in step.claim.free_symbols if s.name == variable.name), variable)
     expr, strict = _as_nonnegative(step.claim)
+    if (variable - start).is_nonnegative is not True:
+        return StepResult(step, "unchecked", "monotone",
+                          detail=f"{variable}'s assumptions allow values below {start}, where "
+                                 "the argument says nothing")
     at_start = sp.simplify(expr.subs(variable, start))
     offset = sp.Dummy("t", nonnegative=True)
     slope = sp.simplify(sp.diff(expr, variable).subs(variable, start + offset))
@@ -666,7 +813,8 @@ def _candidates(symbol: sp.Symbol, box: Mapping | None) -> list:
         if symbol.name in by_name:
             lo, hi = (mpmath.mpf(v) for v in by_name[symbol.name])
             points = [lo + (hi - lo) * t for t in (0, 0.5, 1, 0.25, 0.75, 0.1, 0.9)]
-            return [mpmath.mpf(int(p)) if symbol.is_integer else p for p in points]
+            points = [mpmath.mpf(int(p)) if symbol.is_integer else p for p in points]
+            return [p for p in points if lo <= p <= hi and _allows(symbol, p)]
     if symbol.is_integer:
         values = [1, 2, 3, 5, 10, 100]
     else:
@@ -675,4 +823,9 @@ def _candidates(symbol: sp.Symbol, box: Mapping | None) -> list:
             values += [-1, -2.5]
     if symbol.is_nonpositive:  # a witness must respect the symbol's sign
         values = [-v for v in values if v > 0]
-    return [mpmath.mpf(v) for v in values]
+    return [mpmath.mpf(v) for v in values if _allows(symbol, mpmath.mpf(v))]
+
+
+def _allows(symbol: sp.Symbol, value) -> bool:
+    """Whether ``symbol``'s assumptions allow the number ``value`` (a witness must be one)."""
+    return _satisfies(sp.Rational(str(value)), symbol)

@@ -486,3 +486,93 @@ def test_certificate_prints():
     c = certify(ge(sp.exp(x) - 1, 0), {x: (0, 5)})
     assert str(c) == "proved: exp(x) - 1 >= 0  over  x in [0, 5]  (1 boxes)"
     assert repr(c) == "<Certificate proved: exp(x) - 1 >= 0 (1 boxes)>"
+
+
+_r = sp.Symbol("r", real=True)
+_j = sp.Symbol("j", positive=True, integer=True)
+_nz = sp.Symbol("z", real=True, nonzero=True)
+_M = sp.Symbol("M", real=True)
+_d = sp.Symbol("d", real=True)
+
+# false claims each matching method used to check: (step, the used claims)
+UNSOUND = [
+    # an instance at a value the symbol's assumptions exclude: y > 0 at y = -1
+    (Step("instance-outside", gt(-1, 0), by="instance", at={y: -1}), {"L": gt(y, 0)}),
+    # an equality read off an inequality
+    (Step("instance-eq", eq(1, 2), by="instance", at={y: 1}), {"L": le(y, 2)}),
+    (Step("apply-eq", eq(x + 1, 3), by="apply", at={x: x + 1}), {"L": le(x, 2)}),
+    (Step("sum-eq", eq(sp.Sum(_j, (_j, 1, 3)), 12), by="sum", at={_j: (1, 3)}),
+     {"L": le(_j, 4)}),
+    # a definition d = M re-instantiated at M = 5 while d keeps its one value
+    (Step("instance-definition", eq(_d, 5), by="instance", at={_M: 5}), {"h": eq(_d, _M)}),
+    # y**2 increases for y > 0 only; x <= -2 lies outside
+    (Step("apply-outside", le(x**2, 4), by="apply", at={y: y**2}), {"L": le(x, -2)}),
+    # -1/z increases on each side of 0, not across it
+    (Step("apply-gap", lt(1, -1), by="apply", at={_nz: -1 / _nz}), {"L": lt(-1, 1)}),
+    # a reversed range sums with the opposite sign: j = 5..2 gives -7 <= -9
+    (Step("sum-reversed", le(-7, -9), by="sum", at={_j: (5, 2)}), {"T": le(_j, _j + 1)}),
+    # a strict relation summed over no terms: 0 < 0
+    (Step("sum-empty", lt(sp.Sum(_j, (_j, 1, 0)), sp.Sum(_j + 1, (_j, 1, 0))), by="sum",
+          at={_j: (1, 0)}), {"T": lt(_j, _j + 1)}),
+    # x**3 >= 0 for x >= 0 only; x is real
+    (Step("monotone-below", ge(x**3, 0), by="monotone", box={x: (0, sp.oo)}), {}),
+    # exp(-1/r) = O(r**2) from the right of 0 only
+    (Step("series-left", eq(sp.exp(-1 / _r), sp.O(_r**2, (_r, 0))), by="series"), {}),
+]
+
+
+@pytest.mark.parametrize("step,given", UNSOUND, ids=[s.label for s, _ in UNSOUND])
+def test_a_false_claim_is_never_checked_by_a_matching_method(step, given):
+    result = check_step(step, Context(given))
+    assert result.status != "checked", result.detail
+
+
+def test_sound_uses_of_the_matching_methods_still_check():
+    # a reversed-looking range is fine when a used claim orders it; an empty one for <=
+    i = sp.Symbol("i", positive=True, integer=True)
+    n = sp.Symbol("n", positive=True, integer=True)
+    ranged = Step("s", le(sp.Sum(_j, (_j, i, n)), sp.Sum(_j + 1, (_j, i, n))), by="sum",
+                  at={_j: (i, n)})
+    assert not check_step(ranged, Context({"T": le(_j, _j + 1)})).ok
+    ordered = check_step(ranged, Context({"T": le(_j, _j + 1), "order": le(i, n)}))
+    assert ordered.ok and ordered.consumed == ("T", "order")
+    empty = Step("e", le(sp.Sum(_j, (_j, 1, n - 1)), sp.Sum(_j + 1, (_j, 1, n - 1))), by="sum",
+                 at={_j: (1, n - 1)})
+    assert check_step(empty, Context({"T": lt(_j, _j + 1)})).ok
+    # 1 - y decreases on the whole line although y is declared positive
+    assert check_step(Step("a", le(1 - y, 1 - x), by="apply", at={y: 1 - y}),
+                      Context({"L": le(x, y)})).ok
+    # log is increasing for positive arguments: the lower side y > 0 puts both sides there
+    assert check_step(Step("l", le(sp.log(y), sp.log(x)), by="apply", at={y: sp.log(y)}),
+                      Context({"L": le(y, x)})).ok
+    assert check_step(Step("o", eq(sp.Limit(1 / y, y, 0, "+"), sp.oo), by="limit")).ok
+
+
+def test_the_cache_tells_apart_symbols_that_differ_in_assumptions_only():
+    real_y = sp.Symbol("y", real=True)
+    given = Context({"L": gt(y**2 + 1, 1)})
+    assert check_step(Step("s", gt(5, 1), by="instance", at={y: 2}), given).ok
+    # real_y is not the y of L: nothing is substituted, so no instance results
+    assert not check_step(Step("s", gt(5, 1), by="instance", at={real_y: 2}), given).ok
+
+
+def test_a_witness_respects_the_symbols_assumptions_even_in_a_box():
+    assert find_witness(ge(y, 0), {y: (-1, 1)}) is None
+
+
+def test_a_claim_certified_on_a_box_holds_there_only():
+    on_box = Step("box", le(x, 1), by="interval", box={x: (0, 1)})
+    assert check_step(on_box).ok  # x <= 1 on [0, 1], not for every real x
+    alone = Derivation.check("d", source="s", hypotheses={}, goal=le(x, 1), steps=[on_box])
+    assert alone.goal_step is None and not alone.complete
+    d = Derivation.check("d", source="s", hypotheses={}, goal=lt(x, 2),
+                         steps=[on_box, Step("one", lt(1, 2)),
+                                Step("use", lt(x, 2), by="chain", uses=("box", "one"))])
+    assert d.goal_step is None and not d.complete
+    assert d.step("use").status == "unchecked" and "box only" in d.step("use").detail
+
+
+def test_a_goal_among_the_hypotheses_is_not_discharged():
+    d = Derivation.check("d", source="s", hypotheses={"g": le(x, 1)}, goal=le(x, 1),
+                         steps=[Step("restated", le(x, 1), by="chain", uses=("g",))])
+    assert d.step("restated").ok and d.goal_step is None and not d.complete

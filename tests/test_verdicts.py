@@ -168,3 +168,14 @@ def test_numpy_scalars_become_python_numbers():
 def test_an_unknown_relation_is_one_clear_error():
     with pytest.raises(ValueError, match=r"relation='=<'; expected one of <=, >=, <, >"):
         rows(observed=1.0, exact=1.0, bound=1.0, relation="=<")
+
+
+def test_an_exact_value_past_the_bound_is_violated_even_where_the_observed_one_holds():
+    # the tolerance excuses rounding, not a counterexample: exact 1 + 2**-8 > 1 in bf16 terms
+    row = rows(observed=1.0 + BF16_EPS, exact=1.0 + BF16_EPS / 2, bound=1.0, tolerance_ulps=1.0)
+    assert row["verdict"] == "violated"
+    # nor does an observed value that rounds onto the right side of the bound
+    assert rows(observed=0.99, exact=1.25, bound=1.0)["verdict"] == "violated"
+    assert rows(observed=1.0, exact=1.0, bound=1.0, relation=">")["verdict"] == "violated"
+    assert rows(observed=1.0 + BF16_EPS, exact=0.9, bound=1.0,
+                tolerance_ulps=1.0)["verdict"] == "holds"

@@ -6,8 +6,9 @@ Every theorem builds its rows through :func:`judge`. A row compares an ``observe
 itself exact):
 
 - ``holds``: the observed value meets the bound within ``tolerance_ulps`` (ulps of the format at
-  the bound; strict relations get no tolerance);
-- ``violated``: the exact value breaks the bound too: a real counterexample;
+  the bound; strict relations get no tolerance) and the exact value meets it;
+- ``violated``: the exact value breaks the bound: a real counterexample, even where the
+  observed value happens to meet it;
 - ``precision-effect``: only the finite-precision value breaks it. The mechanism is the first of
   :data:`MECHANISMS` whose predicate holds on the row's own numbers and measured evidence;
   when none does, the mechanism is ``unexplained`` and the report fails.
@@ -136,9 +137,12 @@ def judge(
     row = {"quantity": quantity, "observed": observed, "exact": exact, "bound": bound,
            "relation": relation, "margin_ulps": margin_ulps, "margin_rel": margin_rel,
            "tolerance_ulps": tolerance_ulps, **evidence}
-    if holds:
+    exact_holds = _exact_holds(exact, bound, upper, strict, exact_rtol)
+    if holds and (exact_holds or not (_finite(exact) and _finite(bound))):
         return {**row, "verdict": "holds", "mechanism": ""}
-    if not _exact_holds(exact, bound, upper, strict, exact_rtol):
+    if not exact_holds:
+        # the exact value breaks the bound: a counterexample, whatever the rounded value (or
+        # the tolerance) says
         return {**row, "verdict": "violated", "mechanism": ""}
     facts = {**row, "format": fmt.name}
     mechanism = next((m.name for m in MECHANISMS if m.predicate(facts)), UNEXPLAINED)
