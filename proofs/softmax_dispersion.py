@@ -11,7 +11,9 @@ Symbols (the paper's letters where it has them):
   (eq. (1)); ``d = (M - m)/theta`` the spread in units of the temperature.
 - ``alpha(i) = softmax_theta(e)_i``; ``t(j) = exp((e(j) - e(i))/theta)`` the term of item ``j``
   relative to item ``i``; ``S = sum_j t(j)`` over the ``n - 1`` other items, so
-  ``alpha(i) = 1/(1 + S)`` (eq. (1) divided through by ``exp(e(i)/theta)``).
+  ``alpha(i) = 1/(1 + S)`` (eq. (1) divided through by ``exp(e(i)/theta)``); ``S_top``,
+  ``alpha_top`` (``S_bottom``, ``alpha_bottom``) the same for the extremal logits: ``e(i) = M``
+  and every other logit ``m`` (``e(i) = m``, the others ``M``).
 - ``eps``: the sharpness target, ``alpha_max >= 1 - eps``; ``H``: entropy in nats;
   ``c = ln n - d``.
 - Theorem 2.2: ``l`` the layer; ``X(l)`` the largest feature norm at layer ``l`` over the ``n``
@@ -88,6 +90,8 @@ m, M = sp.symbols("m M", real=True)
 e = sp.Function("e", real=True)
 alpha = sp.Function("alpha", positive=True)
 S = sp.Symbol("S", positive=True)
+S_top, S_bottom = sp.symbols("S_top S_bottom", positive=True)
+alpha_top, alpha_bottom = sp.symbols("alpha_top alpha_bottom", positive=True)
 c = sp.Symbol("c", positive=True)
 H = sp.Symbol("H", nonnegative=True)
 eps = sp.Symbol("epsilon", positive=True)
@@ -248,26 +252,32 @@ def _sharp_steps() -> list[Step]:
     count = n - 1
     cite = "tight form [D]"
     return [
-        _step("10a", eq(S, sp.Sum(sp.exp((m - M) / theta), (j, 1, count))), by="instance",
-              at={e(j): m, e(i): M}, uses=("h4",), cite=cite,
-              note="extremal logits: alpha_i's at M, the n - 1 others at m"),
+        _step("10a", eq(S_top, sp.Sum(sp.exp((m - M) / theta), (j, 1, count))), by="instance",
+              at={e(j): m, e(i): M, S: S_top}, uses=("h4",), cite=cite,
+              note="extremal logits: alpha_i's at M, the n - 1 others at m; S_top is their S"),
         _step("10b", eq(sp.Sum(sp.exp((m - M) / theta), (j, 1, count)), count * lo), by="sum",
               at={j: (1, count)}, uses=("3c",), cite=cite),
-        _step("10c", eq(S, count * lo), by="chain", uses=("10a", "10b"), cite=cite),
-        _step("10d", eq(1 / (1 + S), tight_upper(n, d)), by="apply", at={_y: 1 / (1 + _y)},
-              uses=("10c",), cite=cite),
-        _step("10", eq(alpha(i), tight_upper(n, d)), by="chain", uses=("h3", "10d"), cite=cite,
-              note="the upper bound is attained: it is the largest coefficient's maximum"),
-        _step("11a", eq(S, sp.Sum(sp.exp((M - m) / theta), (j, 1, count))), by="instance",
-              at={e(j): M, e(i): m}, uses=("h4",), cite=cite,
+        _step("10c", eq(S_top, count * lo), by="chain", uses=("10a", "10b"), cite=cite),
+        _step("10d", eq(1 / (1 + S_top), tight_upper(n, d)), by="apply",
+              at={_y: 1 / (1 + _y)}, uses=("10c",), cite=cite),
+        _step("10e", eq(alpha_top, 1 / (1 + S_top)), by="instance",
+              at={S: S_top, alpha(i): alpha_top}, uses=("h3",), cite=cite),
+        _step("10", eq(alpha_top, tight_upper(n, d)), by="chain", uses=("10e", "10d"),
+              cite=cite, note="the upper bound is attained: it is the largest coefficient's "
+                              "maximum"),
+        _step("11a", eq(S_bottom, sp.Sum(sp.exp((M - m) / theta), (j, 1, count))),
+              by="instance", at={e(j): M, e(i): m, S: S_bottom}, uses=("h4",), cite=cite,
               note="extremal logits: alpha_i's at m, the n - 1 others at M"),
         _step("11b", eq(sp.Sum(sp.exp((M - m) / theta), (j, 1, count)), count * hi), by="sum",
               at={j: (1, count)}, uses=("3d",), cite=cite),
-        _step("11c", eq(S, count * hi), by="chain", uses=("11a", "11b"), cite=cite),
-        _step("11d", eq(1 / (1 + S), tight_lower(n, d)), by="apply", at={_y: 1 / (1 + _y)},
-              uses=("11c",), cite=cite),
-        _step("11", eq(alpha(i), tight_lower(n, d)), by="chain", uses=("h3", "11d"), cite=cite,
-              note="the lower bound is attained: it is the smallest coefficient's minimum"),
+        _step("11c", eq(S_bottom, count * hi), by="chain", uses=("11a", "11b"), cite=cite),
+        _step("11d", eq(1 / (1 + S_bottom), tight_lower(n, d)), by="apply",
+              at={_y: 1 / (1 + _y)}, uses=("11c",), cite=cite),
+        _step("11e", eq(alpha_bottom, 1 / (1 + S_bottom)), by="instance",
+              at={S: S_bottom, alpha(i): alpha_bottom}, uses=("h3",), cite=cite),
+        _step("11", eq(alpha_bottom, tight_lower(n, d)), by="chain", uses=("11e", "11d"),
+              cite=cite, note="the lower bound is attained: it is the smallest coefficient's "
+                              "minimum"),
         _step("12a", eq(sp.Limit(n * tight_upper(n, d), n, sp.oo), n * paper_upper(n, d)),
               by="limit", cite="Lemma 2.1, Theta(1/n)", budget_s=20,
               show="Eq(Limit(n*(1/(1 + (n-1)e^-d)), n, oo), n*(e^d/n))",

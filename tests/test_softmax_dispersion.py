@@ -186,14 +186,14 @@ def test_derivation_is_complete_and_discharges_the_goal():
     d = THEOREM.derive()
     assert d.ok and d.complete, str(d)
     assert d.goal_step == "9" and d.unused == ()
-    assert len(d.steps) == 71 and all(r.status == "checked" for r in d.steps)
+    assert len(d.steps) == 73 and all(r.status == "checked" for r in d.steps)
     assert d.algebra_steps == ()  # no generic helpers: every step is the paper's reasoning
     assert {r.by for r in d.steps} == {"instance", "apply", "chain", "sum", "simplify", "limit",
                                        "interval"}
     # every hypothesis is consumed by a step that names it
     consumed = {label for r in d.steps for label in r.consumed}
     assert {label for label, _ in d.hypotheses} <= consumed
-    assert repr(d) == "<Derivation softmax-dispersion: 71/71 checked>"
+    assert repr(d) == "<Derivation softmax-dispersion: 73/73 checked>"
 
 
 def test_derivation_follows_lemma_2_1():
