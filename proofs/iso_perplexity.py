@@ -228,25 +228,25 @@ def _selection_steps() -> list[Step]:
 def _temperature_and_boole_steps() -> list[Step]:
     softmax = (sp.exp(sp.log(gamma) / theta)
                / (sp.exp(sp.log(rho) / theta) + sp.exp(sp.log(gamma) / theta)))
-    boole_bound = PAPER["r35.coefficient"] * N * gamma
-    sampling_bound = PAPER["p36.coefficient"] * N * (gamma + eps)
+    boole_bound = PAPER["r35.coefficient"] * N * (1 - rho)
+    sampling_bound = PAPER["p36.coefficient"] * N * (1 - rho + eps)
     return [
         Step("7", eq(temperature_wrong(), softmax), cite="Remark 3.4, Eq. 7",
              show="Eq(gamma^(1/theta)/((1 - gamma)^(1/theta) + gamma^(1/theta)), "
                   "softmax(log p / theta)[wrong])",
              note="temperature theta maps gamma to gamma' (rho = 1 - gamma): folded into gamma "
                   "w.l.o.g."),
-        Step("b1", le(1 - T[k], gamma), by="apply", uses=("eq6",), at={x: 1 - x},
-             cite="Remark 3.5", note="Eq. 6 leaves at most gamma on the other bit"),
+        Step("b1", le(1 - T[k], 1 - rho), by="apply", uses=("eq6",), at={x: 1 - x},
+             cite="Remark 3.5", note="Eq. 6 leaves at most gamma = 1 - rho on the other bit"),
         Step("b2", le(sp.summation(1 - T[k], (k, 1, N)), boole_bound), by="sum", uses=("b1",),
              at={k: (1, N)}, cite="Remark 3.5"),
         Step("b3", le(1 - P_copy, boole_bound), by="chain", uses=("boole", "b2"),
              cite="Remark 3.5", note="1 - P(alpha_N | alpha_N|) <= N gamma"),
         Step("c1", le(1 - U[k], 1 - T[k] + eps), by="apply", uses=("continuity36",),
              at={y: y + 1 - T[k]}, role="algebra"),
-        Step("c2", le(1 - T[k] + eps, gamma + eps), by="apply", uses=("b1",), at={y: y + eps},
-             role="algebra"),
-        Step("c3", le(1 - U[k], gamma + eps), by="chain", uses=("c1", "c2"), cite="Prop. 3.6",
+        Step("c2", le(1 - T[k] + eps, 1 - rho + eps), by="apply", uses=("b1",),
+             at={y: y + eps}, role="algebra"),
+        Step("c3", le(1 - U[k], 1 - rho + eps), by="chain", uses=("c1", "c2"), cite="Prop. 3.6",
              note="after the prompt beta_N|, each other bit has at most gamma + eps"),
         Step("c4", le(sp.summation(1 - U[k], (k, 1, N)), sampling_bound), by="sum",
              uses=("c3",), at={k: (1, N)}, cite="Prop. 3.6"),
@@ -335,7 +335,7 @@ def _lemma_steps() -> list[Step]:
 def _confidence_steps() -> list[Step]:
     half = PAPER["eq5.half"]
     alpha_pplx = sp.summation(-sp.log(T[k]), (k, 1, N)) / N
-    target = -sp.log(1 - gamma)
+    target = -sp.log(rho)  # -log(1 - gamma), with rho = 1 - gamma > 0 the copy probability
     gradient_bound = K_jac * (PAPER["c37.term_bound"] + (N - 1) * sp.sqrt(2) * e_off) / N
     off_j = sp.summation(E[k], (k, 1, N - 1))
     return [
@@ -355,8 +355,8 @@ def _confidence_steps() -> list[Step]:
              at={y: y + xi}, role="algebra"),
         Step("p6", lt(P_beta, target + xi), by="chain", uses=("gap", "p4", "p5"),
              cite="Prop. 3.2", note="pplx(beta_N) < -log(1 - gamma) + xi, beta_N miscopied"),
-        Step("p7", lt(P_beta, xi), by="instance", uses=("p6",), at={gamma: 0},
-             cite="Cor. 3.3", note="copied with certainty (gamma = 0): pplx(beta_N) -> 0"),
+        Step("p7", lt(P_beta, xi), by="instance", uses=("p6",), at={rho: 1},
+             cite="Cor. 3.3", note="copied with certainty (gamma = 0, rho = 1): pplx(beta_N) -> 0"),
         # Cor. 3.7
         Step("v1", le(sp.sqrt(2) * (1 - u), PAPER["c37.term_bound"]), box={u: (0, 1)},
              cite="Cor. 3.7 (notes 2.3e)",
@@ -408,7 +408,7 @@ def _hypotheses() -> list[tuple[str, sp.Basic]]:
     return [
         ("h_gamma", sp.And(lt(0, gamma_p), lt(gamma_p, PAPER["gamma.max"]))),
         ("eq11", sp.Eq(a_p, critical_accuracy_of(a, gamma, gamma_p))),
-        ("eq6", ge(T[k], 1 - gamma)),
+        ("eq6", ge(T[k], rho)),
         ("boole", le(1 - P_copy, sp.Sum(1 - T[k], (k, 1, N)).doit())),
         ("continuity36", le(T[k] - U[k], eps)),
         ("boole_beta", le(1 - Q_copy, sp.Sum(1 - U[k], (k, 1, N)).doit())),
@@ -429,7 +429,7 @@ def _hypotheses() -> list[tuple[str, sp.Basic]]:
 _HYPOTHESIS_NOTES = {
     "h_gamma": "gamma' = gamma - Delta in (0, 1/2)",
     "eq11": "a' defined by Eq. 11",
-    "eq6": "Eq. 6: T(alpha_1..N | alpha_<k)(alpha_k) >= 1 - gamma",
+    "eq6": "Eq. 6: T(alpha_1..N | alpha_<k)(alpha_k) >= rho = 1 - gamma",
     "boole": "Boole's inequality for the copy alpha_N (a generic fact)",
     "continuity36": "Pasten's continuity for N > 1/delta(eps) (Prop. 3.6)",
     "boole_beta": "Boole's inequality for the prompt beta_N|",
