@@ -42,6 +42,7 @@ import pickle
 import resource
 import selectors
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -235,11 +236,52 @@ def _replace(step: Step, claim: sp.Basic) -> Step:
     return obj
 
 
+class _OverTime(BaseException):
+    """Raised by the budget's timer; a BaseException so that no ``except Exception`` inside
+    SymPy swallows it."""
+
+
 def _within_budget(function, step: Step, context: Context) -> StepResult:
-    """Run ``function(step, context)`` in a forked child limited in time and address space."""
+    """Run ``function(step, context)`` limited in time and address space: in this process under
+    a timer where signals can reach it (the main thread), else in a forked child."""
     seconds = step.budget_s or BUDGET_SECONDS
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM"):
+        return _in_process(function, step, context, seconds)
     if not hasattr(os, "fork"):
         return function(step, context)
+    return _in_child(function, step, context, seconds)
+
+
+def _in_process(function, step: Step, context: Context, seconds: float) -> StepResult:
+    # SymPy's caches stay warm across steps this way, which a forked child would throw away
+    def over_time(signum, frame):
+        raise _OverTime
+
+    previous = signal.signal(signal.SIGALRM, over_time)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = _address_space() + BUDGET_BYTES
+    if hard == resource.RLIM_INFINITY or limit < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return function(step, context)
+    except _OverTime:
+        return StepResult(step, "unchecked", step.by,
+                          detail=f"unchecked (timeout): over the {seconds:g} s budget")
+    except MemoryError:
+        return StepResult(step, "unchecked", step.by,
+                          detail=f"unchecked (memory): over the {BUDGET_BYTES / 2**30:g} GiB "
+                                 "budget")
+    except Exception as exc:  # a bug in a method
+        raise RuntimeError(f"checking step {step.label!r} by {step.by} failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _in_child(function, step: Step, context: Context, seconds: float) -> StepResult:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: check, send the pickled result, exit without cleanup

@@ -292,6 +292,17 @@ def test_a_check_over_its_time_budget_is_unchecked_not_a_hang():
     slow = Step("slow", eq(sp.Integral(sp.exp(-y * sp.sin(x) ** 7), (x, 0, 1)), 3), budget_s=1)
     result = check_step(slow)
     assert result.status == "unchecked" and result.detail.startswith("unchecked (timeout)")
+    # off the main thread no timer signal arrives: the check runs in a forked child instead
+    import threading
+
+    other = Step("slow2", eq(sp.Integral(sp.exp(-y * sp.sin(x) ** 5), (x, 0, 1)), 3), budget_s=1)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(check_step(other)))
+    thread.start()
+    thread.join(timeout=30)
+    assert results and results[0].detail.startswith("unchecked (timeout)")
+    # and the budget leaves the process as it was: the next step checks normally
+    assert check_step(Step("after", eq((y + 1) ** 2, y**2 + 2 * y + 1))).ok
 
 
 def test_an_error_inside_a_method_is_raised(monkeypatch):
