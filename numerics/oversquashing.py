@@ -144,7 +144,7 @@ def oversquashing_model(*, layers: int, pe: str, seed: int, logit_scale: float =
     return model, tokens
 
 
-def extremal_oversquashing_model(*, layers: int, pe: str = "nope"):
+def extremal_oversquashing_model(*, layers: int):
     """A model and tokens on which Theorem B.5's bound is attained at every position.
 
     Width 3, one head, ``W_V W_O = I``, every token the same embedding ``c``: all states stay in
@@ -162,7 +162,7 @@ def extremal_oversquashing_model(*, layers: int, pe: str = "nope"):
                         w_1=a * eye, b_1=np.full(d, shift), w_2=b * eye, b_2=np.zeros(d),
                         gain_1=np.full(d, g1), gain_2=np.full(d, g2))
                   for _ in range(layers))
-    model = Transformer(np.array([EXTREMAL_EMBEDDING]), built, pe=pe, norm="layer",
+    model = Transformer(np.array([EXTREMAL_EMBEDDING]), built, pe="nope", norm="layer",
                         gain_out=np.full(d, g3))
     return model, np.zeros(OVERSQUASHING_LENGTH, dtype=np.int64)
 

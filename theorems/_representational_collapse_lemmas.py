@@ -126,9 +126,9 @@ def oversquashing_rows(params: dict) -> list[dict]:
     bounds = paper()
     rows = []
     models = [("random", *oversquashing_model(layers=params["layers"], pe=params["pe"],
-                                              seed=params["seed"])),
-              ("extremal", *extremal_oversquashing_model(layers=params["layers"],
-                                                         pe=params["pe"]))]
+                                              seed=params["seed"]))]
+    if params["pe"] == "nope":  # the instance has no positions to encode (width 3, one token)
+        models.append(("extremal", *extremal_oversquashing_model(layers=params["layers"])))
     for instance, model, tokens in models:
         terms = oversquashing_terms(model, tokens)
         attention = [a[0] for a in terms["attention"]]
