@@ -706,6 +706,16 @@ def test_negative_control_theorem_b5_as_printed(monkeypatch):
     assert all(row["verdict"] == "violated" for row in jacobian if row["instance"] == "random")
 
 
+@pytest.mark.parametrize("pe", PES)
+def test_oversquashing_cells_hold_for_every_encoding(pe):
+    params = {"experiment": "oversquashing", "n": 16, "format": "fp64", "policy": "hw",
+              "seed": 1, "layers": 2, "pe": pe, "d": 8, "backend": "numpy"}
+    rows = rc.evaluate(params)
+    assert rows and all(row["verdict"] == "holds" for row in rows)
+    assert ({row["instance"] for row in rows} >= {"random", "uniform"}) and \
+        (("extremal" in {row["instance"] for row in rows}) == (pe == "nope"))
+
+
 def test_cells_per_experiment():
     axes = {"n": [64], "format": ["fp64", "bf16"], "policy": ["hw", "strict"], "seed": [0],
             "experiment": list(rc.EXPERIMENTS), "layers": [1, 2], "pe": ["nope"],
