@@ -204,7 +204,7 @@ class Derivation:
             claim = (f"\\texttt{{{_escape(result.step.show)}}}" if result.step.show
                      else f"${sp.latex(result.claim)}$")
             status = _status_text(result, "printed" if printed else "")
-            items.append(f"  \\item[({result.label})] {printed}{helper}{claim} "
+            items.append(f"  \\item[({_escape(result.label)})] {printed}{helper}{claim} "
                          f"\\hfill by {result.by}{cite}: \\textbf{{{status}}}")
         goal = sp.latex(self.goal)
         return ("\\paragraph{" + self.name + f"}} Goal: ${goal}$.\n\\begin{{enumerate}}\n"
@@ -212,7 +212,7 @@ class Derivation:
 
     def _repr_latex_(self) -> str:
         rows = " \\\\ ".join(
-            f"\\text{{({r.label})}} & {sp.latex(r.claim)} & \\text{{{r.status}}}"
+            f"\\text{{({_escape(r.label)})}} & {sp.latex(r.claim)} & \\text{{{r.status}}}"
             for r in self.steps + self.printed
         )
         return f"$\\begin{{array}}{{lll}} {rows} \\end{{array}}$"
