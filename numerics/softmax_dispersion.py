@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from numerics.backend import array_namespace, to_numpy
+from numerics.errors import InvalidArgument
 from numerics.evidence import absorbed_count, error_in_ulps, stall_index
 from numerics.formats import FORMATS, Format
 from numerics.kernels import load_finite, sequential_total, softmax
@@ -41,7 +42,7 @@ def family_logits(family: str, n: int, spread: float, *, seed: int = 0, xp=np):
         logits = np.random.default_rng(seed).uniform(low, high, n)
         logits[: min(n, 2)] = (low, high)[: min(n, 2)]
     else:
-        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+        raise InvalidArgument(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
     if n == 1:
         logits[0] = 0.0
     return xp.asarray(logits)

@@ -30,7 +30,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from numerics import get_backend, get_format, get_policy, to_numpy
+from numerics import FORMAT_NAMES, get_backend, get_format, get_policy, to_numpy
+from numerics.errors import InvalidArgument
 from numerics.evidence import bitwise_equal, error_in_ulps, stall_index
 from numerics.iso_perplexity import (
     ONE,
@@ -243,7 +244,7 @@ class IsoPerplexity(Theorem):
         top = 16 if quick else 20
         return {
             "sizes": [2**j for j in range(4, top + 1, 2)],
-            "formats": ["fp64", "fp32", "fp16", "bf16", "fp8-e4m3", "fp8-e5m2"],
+            "formats": list(FORMAT_NAMES),
             "policies": ["hw", "strict"],
             "seeds": [0] if quick else [0, 1, 2],
             "resolution": [24] if quick else [48],
@@ -336,7 +337,7 @@ def _check_range(x, name, low, high, *, closed_low=False):
     if bad.any():
         first = float(x.ravel()[int(np.flatnonzero(bad.ravel())[0])])
         bracket = "[" if closed_low else "("
-        raise ValueError(f"{name}={first!r} must lie in {bracket}{low:g}, {high:g})")
+        raise InvalidArgument(f"{name}={first!r} must lie in {bracket}{low:g}, {high:g})")
     return x
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 import mpmath
 import numpy as np
 
-from numerics import get_backend, get_format, get_policy
+from numerics import FORMAT_NAMES, get_backend, get_format, get_policy
 from numerics import softmax_dispersion as kernels
 from numerics._validate import check_int, check_real
+from numerics.errors import InvalidArgument
 from numerics.softmax_dispersion import (
     FAMILIES,
     coefficient_extremes,
@@ -86,7 +87,7 @@ def min_size_for_dispersion(target, spread, temperature=1.0):
     """
     target = np.asarray(target, dtype=np.float64)
     if np.any((target <= 0) | (target > 1)) or not np.all(np.isfinite(target)):
-        raise ValueError(f"target={target.tolist()!r} must lie in (0, 1]")
+        raise InvalidArgument(f"target={target.tolist()!r} must lie in (0, 1]")
     _, d = _size_and_d(1, spread, temperature)
     _, lower, _, others = _lemma()
     with np.errstate(over="ignore"):
@@ -203,7 +204,7 @@ class SoftmaxDispersion(Theorem):
         top = 16 if quick else 24
         return {
             "sizes": [1] + [2**j for j in range(1, top + 1)],
-            "formats": ["fp64", "fp32", "fp16", "bf16", "fp8-e4m3", "fp8-e5m2"],
+            "formats": list(FORMAT_NAMES),
             "policies": ["hw", "strict"],
             "seeds": [0] if quick else [0, 1],
             "spread": list(SPREADS),
@@ -275,7 +276,7 @@ class SoftmaxDispersion(Theorem):
                                   temperature, family_logits("worst-max", n, spread), value,
                                   sharpness)
         if kind not in ("lower", "upper"):
-            raise ValueError(f"kind={kind!r} must be 'lower' or 'upper'")
+            raise InvalidArgument(f"kind={kind!r} must be 'lower' or 'upper'")
         max_size = check_int(max_size, "max_size", min=2)
         for n in sorted({2, 3, 4, 5, 8, 10} | {2**j for j in range(1, max_size.bit_length())}):
             value = _exact_extreme(n, spread / temperature, top=kind == "upper")
@@ -284,7 +285,7 @@ class SoftmaxDispersion(Theorem):
                 family = "worst-min" if kind == "lower" else "worst-max"
                 return Counterexample(f"claimed {kind} bound refuted", n, spread, temperature,
                                       family_logits(family, n, spread), value, claimed)
-        raise ValueError(f"no extremal configuration with n <= {max_size} refutes the bound")
+        raise InvalidArgument(f"no extremal configuration with n <= {max_size} refutes the bound")
 
 
 THEOREM = SoftmaxDispersion()
@@ -312,13 +313,13 @@ def _certificate():
 def _size_and_d(n, spread, temperature):
     n = np.asarray(n)
     if n.dtype.kind not in "iuf" or np.any(n < 1) or np.any(n != np.floor(n)):
-        raise ValueError(f"n={n.tolist()!r} must be a positive integer")
+        raise InvalidArgument(f"n={n.tolist()!r} must be a positive integer")
     spread = np.asarray(spread, dtype=np.float64)
     temperature = np.asarray(temperature, dtype=np.float64)
     if np.any(~np.isfinite(spread)) or np.any(spread < 0):
-        raise ValueError(f"spread={spread.tolist()!r} must be finite and >= 0")
+        raise InvalidArgument(f"spread={spread.tolist()!r} must be finite and >= 0")
     if np.any(~np.isfinite(temperature)) or np.any(temperature <= 0):
-        raise ValueError(f"temperature={temperature.tolist()!r} must be finite and > 0")
+        raise InvalidArgument(f"temperature={temperature.tolist()!r} must be finite and > 0")
     return n.astype(np.float64), spread / temperature
 
 
