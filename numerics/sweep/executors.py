@@ -14,6 +14,7 @@ writer of the store, so an interrupted or distributed sweep keeps the store's gu
 from __future__ import annotations
 
 import multiprocessing
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ def executor_spec(*, workers: int = 1, dask: int | None = None,
     return ExecutorSpec("processes" if workers > 1 else "serial", workers)
 
 
-class Executor:
+class Executor(ABC):
     """Runs tasks; a context manager that owns its workers."""
 
     def __enter__(self) -> Executor:
@@ -75,9 +76,9 @@ class Executor:
         """A handle to ``value`` that tasks can take as an argument (sent once where possible)."""
         return value
 
+    @abstractmethod
     def run(self, function: Callable, tasks: dict) -> Iterator[tuple[object, object]]:
         """Yield ``(token, function(*tasks[token]))`` for every task, as each one finishes."""
-        raise NotImplementedError
 
 
 class SerialExecutor(Executor):
