@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from numerics.backend import to_numpy
-from numerics.error_bounds import softmax_error, weighted_sum_error
+from numerics.error_bounds import gamma, softmax_error, units, weighted_sum_error
 from numerics.formats import Format, get_format
 from numerics.kernel_evidence import valid_logits
 from numerics.layers import layer_norm
@@ -235,16 +235,25 @@ def lemma_b1_terms(record) -> dict[str, np.ndarray]:
             "bound": np.nanmax(np.abs(logits), axis=-1)}
 
 
-def one_layer_terms(model: Transformer, record) -> dict[str, np.ndarray]:
-    """The one-layer identity regime (NoPE, or ALiBi) at layer 0, per length.
+def one_layer_terms(model: Transformer, record, fmt: Format | str = "fp64",
+                    policy: Policy | str = "hw") -> dict[str, np.ndarray]:
+    """The one-layer identity regime (NoPE, or ALiBi) at layer 0, per length, from a trace of
+    ``branch_forward`` in ``fmt`` under ``policy`` (its stored logits, values and ``W_O``).
 
-    ``gap``: ``||z*_{n+1} - z_n||_2`` of the layer's midpoints; per head (``(heads, N)``):
-    ``values`` ``V``, the largest ``||W_O^h u_j^h||_2`` over the keys of ``v*``, and ``bound``
-    ``B``, the largest logit magnitude of both branches.
+    ``gap``: ``||z*_{n+1} - z_n||_2`` of the computed midpoints; ``exact``: the same for the exact
+    attention of the stored logits and values; per head (``(heads, N)``): ``values`` ``V``, the
+    largest ``||W_O^h u_j^h||_2`` over the keys of ``v*``, and ``bound`` ``B``, the largest stored
+    logit magnitude of both branches; ``tolerance``: an a priori bound on ``|gap - exact|``. Each
+    midpoint ``z = v + W_O mix`` shares the stored ``v`` and is off by its attention output's
+    error (:func:`numerics.error_bounds.weighted_sum_error`, sums within one ulp under
+    ``strict``) through ``|W_O|``, the product's accumulation and two roundings, so ``|gap -
+    exact| <= sqrt(d) (E_short + E_long)`` with ``E`` the largest coordinate error.
     """
+    fmt, policy = get_format(fmt), get_policy(policy)
     gap = state_gaps(record["short_z"], record["long_z"], "l2")
     heads, d_head = model.heads, model.d_head
-    w_o = model.layers[0].w_o.reshape(heads, d_head, model.d)
+    w_o = np.asarray(fmt.round(model.layers[0].w_o), dtype=np.float64).reshape(heads, d_head,
+                                                                            model.d)
 
     def norms(values):
         values = to_numpy(values, np.float64)
@@ -255,9 +264,41 @@ def one_layer_terms(model: Transformer, record) -> dict[str, np.ndarray]:
                                     axis=1)
     values = np.maximum(running, np.maximum(norms(record["short_value"]),
                                             norms(record["long_value"])))
-    bound = np.maximum(np.nanmax(np.abs(valid_logits(record, "short")), axis=-1),
-                       np.nanmax(np.abs(valid_logits(record, "long")), axis=-1))
-    return {"gap": gap, "values": values, "bound": bound}
+    short, long = valid_logits(record, "short"), valid_logits(record, "long")
+    bound = np.maximum(np.nanmax(np.abs(short), axis=-1), np.nanmax(np.abs(long), axis=-1))
+    keys = to_numpy(record["prefix_value"], np.float64)
+    mixes, errors = [], []
+    for logits, tail in ((short, ("short_value",)), (long, ("short_value", "long_value"))):
+        weights = np.nan_to_num(np.exp(logits - np.nanmax(logits, axis=-1, keepdims=True)))
+        weights /= weights.sum(axis=-1, keepdims=True)
+        size = keys.shape[1]
+        mix = np.einsum("hnk,hke->hne", weights[..., :size], keys)
+        for offset, name in enumerate(tail):
+            mix += weights[..., size + offset, None] * to_numpy(record[name], np.float64)
+        mixes.append(mix)
+        count = np.sum(~np.isnan(logits), axis=-1)
+        spread = np.nanmax(logits, axis=-1) - np.nanmin(logits, axis=-1)
+        scale = np.abs(to_numpy(record["prefix_value"], np.float64)).max(axis=-1)
+        scale = np.maximum(np.maximum.accumulate(np.concatenate(
+            [np.zeros((heads, 1)), scale], axis=1), axis=1),
+            np.abs(to_numpy(record[tail[-1]], np.float64)).max(axis=-1))
+        rho, floor = softmax_error(spread, count, fmt, policy, accumulation="one-ulp")
+        error = weighted_sum_error(rho, floor, count, scale, np.abs(mix).max(axis=-1), fmt,
+                                   policy, accumulation="one-ulp")
+        merged = np.einsum("hne,hef->nf", mix, w_o)
+        unit = units(fmt, policy)
+        coordinate = (np.abs(w_o).sum(axis=1).max(axis=-1)[:, None] * error).sum(axis=0) \
+            + gamma(heads * d_head, unit.accumulate) * np.einsum(
+                "hne,hef->nf", np.abs(mix), np.abs(w_o)).max(axis=-1) \
+            + (unit.output + unit.compute) * np.abs(merged).max(axis=-1) \
+            + (unit.output + unit.compute) * np.abs(to_numpy(
+                record[f"{'short' if len(tail) == 1 else 'long'}_z"], np.float64)).max(axis=-1)
+        errors.append(coordinate)
+    exact = np.linalg.norm(np.einsum("hne,hef->nf", mixes[1] - mixes[0], w_o), axis=-1)
+    with np.errstate(invalid="ignore"):
+        tolerance = math.sqrt(model.d) * (errors[0] + errors[1])
+    return {"gap": gap, "exact": exact, "values": values, "bound": bound,
+            "tolerance": np.where(np.isfinite(tolerance), tolerance, np.inf)}
 
 
 def gap_bound(model: Transformer, trace, *, rate, tv_factor: float,

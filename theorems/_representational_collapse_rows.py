@@ -220,22 +220,24 @@ def lemma_b1_rows(base, run, reference, fmt, policy, bounds) -> list[dict]:
 
 
 def one_layer_rows(base, model, run, reference, fmt, policy, bounds) -> list[dict]:
-    """The one-layer bound ``||z*_{n+1} - z_n|| <= sum_h 2 V_h e^{2 B_h}/(n + 1)`` at layer 0
-    (from the exact model's logits and values) and the identity behind it, in the format."""
-    terms = one_layer_terms(model, reference.trace[0])
-    observed = state_gaps(run.trace[0]["short_z"], run.trace[0]["long_z"], "l2")
-    lengths = np.arange(1, len(observed) + 1, dtype=np.float64)
+    """The one-layer bound ``||z*_{n+1} - z_n|| <= sum_h 2 V_h e^{2 B_h}/(n + 1)`` at layer 0,
+    with ``B`` and ``V`` of the stored logits and values (``exact``: the exact attention of the
+    same stored inputs; tolerance: the midpoints' a priori rounding), and the identity behind it
+    in the format."""
+    terms = one_layer_terms(model, run.trace[0], fmt, policy)
+    lengths = np.arange(1, len(terms["gap"]) + 1, dtype=np.float64)
     limit = bounds.one_layer(lengths, terms["bound"], terms["values"]).sum(axis=0)
     identity = identity_residual(run.trace[0], fmt, policy)
     rows = []
-    for n in sample_lengths(len(observed)):
+    for n in sample_lengths(len(lengths)):
         i = n - 1
 
         def measured(i=i):
             return attention_evidence(run.trace[0], i, fmt, policy)
 
-        rows.append(row(base, n, quantity="one-layer gap<=bound", observed=observed[i],
-                        exact=terms["gap"][i], bound=limit[i], relation="<=",
+        rows.append(row(base, n, quantity="one-layer gap<=bound", observed=terms["gap"][i],
+                        exact=terms["exact"][i], bound=limit[i], relation="<=",
+                        tolerance_ulps=ulps(terms["tolerance"][i], limit[i], fmt),
                         evidence=measured))
         rows.append(row(base, n, quantity="one-layer identity",
                         observed=identity["residual"][i], exact=0.0,
