@@ -163,6 +163,11 @@ def gap_rows(base, model, reference, run, fmt, policy, bounds) -> list[dict]:
     exact = {norm: state_gaps(reference.short, reference.long, norm) for norm in ("l1", "max")}
     observed = {norm: state_gaps(run.short, run.long, norm) for norm in ("l1", "max")}
     distinct = distinct_rows(reference.short, reference.long)
+    # the states' own rounding: each computed coordinate is within half an ulp of its unrounded
+    # value, so the computed gap may exceed that of the unrounded states by one ulp a coordinate
+    spacing = (to_numpy(fmt.ulp(to_numpy(run.short, np.float64)))
+               + to_numpy(fmt.ulp(to_numpy(run.long, np.float64)))) / 2
+    rounding = {"l1": spacing.sum(axis=-1), "max": spacing.max(axis=-1)}
     rows = []
     for n in sample_lengths(len(chain)):
         i = n - 1
@@ -173,6 +178,7 @@ def gap_rows(base, model, reference, run, fmt, policy, bounds) -> list[dict]:
         for norm in ("l1", "max"):
             rows.append(row(base, n, quantity=f"gap-{norm}<=bound", observed=observed[norm][i],
                             exact=exact[norm][i], bound=limits[norm][i], relation="<=",
+                            tolerance_ulps=ulps(rounding[norm][i], limits[norm][i], fmt),
                             evidence=measured))
         if distinct[i]:
             short, long = to_numpy(run.short[i]), to_numpy(run.long[i])
