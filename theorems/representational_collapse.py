@@ -326,16 +326,27 @@ class RepresentationalCollapse(Theorem):
         (attention independent of the input) does not hold."""
         table = collapse_table(report)
         collapsed = [row for row in table if row["equal_count"]]
+        equal = sum(row["equal_count"] for row in table)
+        decided = sum(row["predicted_equal"] + row["predicted_distinct"] for row in table)
+        wrong = sum(row["prediction_errors"] for row in table)
+        said = sum(row["roundoff_equal"] for row in table)
+        right = sum(round((row["roundoff_precision"] or 0) * row["roundoff_equal"])
+                    for row in table)
         lines = [f"collapse lengths: {len(collapsed)} of {len(table)} cells have lengths with "
                  f"bitwise equal final states (exact states differ at every n >= 2), "
                  f"{sum(row['stable_n'] is not None for row in table)} a stable length (equal "
                  f"from there to N); {len(table) - len(collapsed)} cells with none are not "
-                 f"listed. Per cell: the equal lengths; the forward-error prediction (each "
-                 f"branch's a priori error bound: equal / distinct / undetermined, and the "
-                 f"precision of what it says); the unit-roundoff model, which ignores the "
-                 f"computation's error (equal when the exact gap is below half an ulp):"]
+                 f"listed. In all, {equal} lengths are equal; each branch's a priori forward "
+                 f"error bound decides {decided} lengths ({wrong} wrongly) and never 'equal' "
+                 f"(a bound of half an ulp or more cannot); the unit-roundoff model, which "
+                 f"ignores the computation's error, says 'equal' at {said} lengths, "
+                 f"{right} rightly. Per cell:"]
         for row in collapsed:
-            stable = "none" if row["stable_n"] is None else f"n={row['stable_n']}"
+            if row["stable_n"] is None:
+                stable = "none"
+            else:
+                run = row["n_max"] - row["stable_n"] + 1
+                stable = f"n={row['stable_n']} ({run} length{'s' if run != 1 else ''} to N)"
             if row["error_bound_ulps"] is None:
                 predicted = "error bound vacuous, no length decided"
             else:
