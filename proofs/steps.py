@@ -5,7 +5,9 @@ checked (``by``). A step may rest only on the hypotheses and earlier steps it na
 the method receives exactly those claims (``Context.given``) and reports which of them it
 consumed, so a premise that played no part is reported as unused. Checking returns a new
 :class:`StepResult`; it never mutates the step and never prints. A method that cannot decide
-answers ``unchecked``, never ``checked``.
+answers ``unchecked``, never ``checked``: SymPy or mpmath raising (an undecidable truth value, an
+unsupported limit) or a method's ``NotImplementedError``. Any other exception raised in this
+package's own code is a bug and propagates as a ``RuntimeError`` naming the step.
 
 Every check runs under a time and memory budget (:data:`BUDGET_SECONDS`,
 :data:`BUDGET_BYTES`, or the step's own ``budget_s``): over it, the step is
@@ -208,10 +210,25 @@ def _checked_by(method):
             result = method(defined, context)
         except (NotImplementedError, TypeError, ValueError, AttributeError,
                 RecursionError) as exc:
-            return StepResult(step, "unchecked", step.by, detail=f"{type(exc).__name__}: {exc}")
+            if not _raised_by_sympy(exc):
+                raise  # raised by this package's own code: a bug, not an undecided claim
+            return StepResult(step, "unchecked", step.by,
+                              detail=f"SymPy could not decide: {type(exc).__name__}: {exc}")
         return StepResult(step, result.status, result.by, result.witness, result.detail,
                           tuple(dict.fromkeys(consumed + result.consumed)))
     return run
+
+
+def _raised_by_sympy(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside SymPy or mpmath (they cannot decide a claim, e.g. the
+    truth value of a relational with unknown sign) or is an explicit ``NotImplementedError``."""
+    if isinstance(exc, NotImplementedError):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return False
+    origin = frames[-1].filename.replace(os.sep, "/")
+    return "/sympy/" in origin or "/mpmath/" in origin
 
 
 def _substitute_definitions(step: Step, context: Context) -> tuple[Step, tuple[str, ...]]:

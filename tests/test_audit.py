@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import sympy as sp
 
+from numerics.errors import InvalidArgument
 from proofs import Derivation, Step, eq, le
 from proofs.quantities import Quantities, Quantity
 from theorems import Statement, Theorem
@@ -37,6 +39,8 @@ def derivation() -> Derivation:
 
 def evaluate(params: dict) -> list[dict]:
     size = params["n"]
+    if not rate(size).is_finite:
+        raise InvalidArgument(f"the rate is not finite at n={size}")
     observed = float(1 / sp.Integer(size))  # the uniform weight, exactly rounded to fp64
     base = {"theorem": "toy", "n": size, "format": params["format"],
             "policy": params["policy"]}
@@ -75,8 +79,8 @@ def test_every_mutation_is_caught_or_named():
     # 1/(n + 1) < 1/n: the step and all three rows notice
     assert status["rate.shift +1"] == (
         "caught", "steps (rate), (loose); goal not discharged; rows p<=rate x3")
-    # 1/(n - 1) divides by zero at n = 1: the check itself fails
-    assert status["rate.shift -1"][0] == "caught" and "the check raised" in status[
+    # 1/(n - 1) divides by zero at n = 1: the check refuses the mutated rate
+    assert status["rate.shift -1"][0] == "caught" and "the check refused it" in status[
         "rate.shift -1"][1]
     assert status["rate.scale x0.99"][0] == "caught"
     # true but weaker statements: 1.01/n and 1.98/n still bound p = 1/n; the second is exempt
@@ -104,3 +108,15 @@ def test_a_named_exception_makes_the_audit_ok():
 def test_the_mutation_is_gone_after_the_audit():
     Toy().audit()
     assert PAPER.mutation is None and derivation().ok
+
+
+def test_a_crash_under_a_mutation_is_a_bug_naming_it():
+    class Crashing(Toy):
+        @staticmethod
+        def evaluate(params):
+            if PAPER.mutation is not None:
+                raise ZeroDivisionError("float division by zero")
+            return evaluate(params)
+
+    with pytest.raises(RuntimeError, match="under the mutation rate.shift -1: ZeroDivisionError"):
+        Crashing().audit()

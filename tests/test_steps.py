@@ -24,6 +24,7 @@ from proofs import (
     gt,
     le,
     lt,
+    steps,
 )
 from proofs.quantities import Quantities, Quantity
 from proofs.steps import Context
@@ -134,6 +135,15 @@ def test_undecidable_claims_are_unchecked_never_checked(step):
     result = check_step(step)
     assert result.status == "unchecked" and result.witness is None
     assert result.detail
+
+
+def test_a_bug_inside_a_method_is_an_error_not_unchecked(monkeypatch):
+    def broken(step, context):
+        raise TypeError("a bug in the method")
+
+    monkeypatch.setitem(steps.METHODS, "limit", broken)
+    with pytest.raises(RuntimeError, match="by limit failed: TypeError: a bug in the method"):
+        check_step(Step("bug", eq(sp.exp(x) * 3, x + 7), by="limit"))
 
 
 def test_an_undecidable_inequality_with_a_box_goes_to_interval_certification():

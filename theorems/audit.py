@@ -6,7 +6,9 @@ Two kinds of mutation, each applied alone:
   by ±1%, exponents and indices by ±1, signs negated): the derivation is rebuilt and the audit
   grid re-run with the mutation in force. It is caught when a step stops being checked, the goal
   is no longer discharged, a printed statement is no longer shown wrong, a row is violated, or
-  the check itself fails on the mutated number (a zero denominator, say);
+  the check refuses the mutated number with :class:`numerics.errors.InvalidArgument` (a rate
+  that is no longer positive, say). Any other exception from the mutated check is a bug and
+  propagates, naming the mutation;
 - every numeric bound (each ``quantity`` of the rows whose bound is a nonzero number), made 1%
   tighter: caught when the rows' exact values break it (a ``violated`` row).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from numerics.errors import InvalidArgument
 from theorems.verdicts import judge, tightenable
 
 TIGHTER = 0.01
@@ -95,9 +98,11 @@ def run_audit(theorem, *, quantities: bool = True, bounds: bool = True) -> Audit
                 try:
                     rows = theorem.check(**theorem.audit_grid()).rows
                     crash = ""
-                except (ArithmeticError, ValueError, TypeError) as exc:
-                    # the mutated number broke the checker itself (a zero denominator, say)
-                    rows, crash = [], f"the check raised {type(exc).__name__}: {exc}"
+                except InvalidArgument as exc:
+                    rows, crash = [], f"the check refused it: {exc}"
+                except Exception as exc:
+                    raise RuntimeError(f"{theorem.name}: the check crashed under the mutation "
+                                       f"{mutation}: {type(exc).__name__}: {exc}") from exc
             exempt = mutation.exempt or theorem.audit_exempt.get(str(mutation), "")
             by = "; ".join(filter(None, [_caught_by(derivation, base_derivation, rows), crash]))
             entries.append(AuditEntry(str(mutation), "quantity", bool(by), by or "not caught",
