@@ -1,6 +1,7 @@
 """Benchmark: every length ``n = 1..N`` of the collapse experiment, by the key/value cache
-(:func:`numerics.transformer.branch_forward`, one pass, ``O(L N^2 d)``) against per-length
-recomputation (two forward passes per length, ``O(L N^3 d)``), measured in the same run.
+(:func:`numerics.representational_collapse.branches.branch_forward`, one pass,
+``O(L N^2 d)``) against per-length recomputation (two forward passes per length,
+``O(L N^3 d)``), measured in the same run.
 
 Also checks that both give the same states (bit for bit under ``strict``; to a rounding under
 ``hw``, whose float32 matrix products may sum in another order). Usage::
@@ -17,8 +18,9 @@ import time
 import numpy as np
 
 from numerics import get_backend, get_format, to_numpy
+from numerics.models.transformer import forward
 from numerics.representational_collapse import TOKEN, collapse_model, family_prefix
-from numerics.transformer import branch_forward, forward
+from numerics.representational_collapse.branches import branch_forward
 
 
 def timed(fn, xp):

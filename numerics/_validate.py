@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numerics.backend import to_numpy
+from numerics.backend import array_namespace, to_numpy
 from numerics.errors import InvalidArgument, InvalidType
 
 __all__ = ["InvalidArgument", "InvalidType"]  # with the check_* helpers below
@@ -87,6 +87,43 @@ def check_nonempty(values: Iterable, name: str) -> list:
     if not values:
         raise InvalidArgument(f"{name}=[] is empty; give at least one value")
     return values
+
+
+def as_real_array(x, name: str):
+    """Return ``x`` as a NumPy or CuPy array of real numbers (floats, including the narrow
+    ``ml_dtypes`` ones, or integers), without copying one that already is.
+
+    Raises :class:`InvalidType` for what would otherwise be read silently or with a library's own
+    message: complex numbers (the imaginary part would be dropped), booleans, strings, ragged
+    nested lists, and objects that are not real numbers.
+    """
+    xp = array_namespace(x)
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        if isinstance(x, str | bytes):
+            raise InvalidType(f"{name}={x!r} is a string; pass real numbers")
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise InvalidType(f"{name} is not a rectangular array of real numbers "
+                              f"({str(exc).splitlines()[0][:80]})") from None
+    kind = x.dtype.kind
+    if kind == "O":
+        values = x.ravel().tolist()
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+        if bad:
+            bad = bad[0]
+            raise InvalidType(f"{name} holds {bad!r} (type={type(bad).__name__}); pass real "
+                              f"numbers")
+        x = np.asarray([float(v) for v in values], dtype=np.float64).reshape(x.shape)
+        kind = "f"
+    if kind == "c":
+        raise InvalidType(f"{name} is complex ({x.dtype}); pass real numbers (the imaginary "
+                          f"part would be dropped)")
+    if kind == "b":
+        raise InvalidType(f"{name} is boolean; pass real numbers")
+    if kind not in "fiuV":
+        raise InvalidType(f"{name} has dtype {x.dtype} ({kind!r}); pass real numbers")
+    return xp.asarray(x) if xp is not np else x
 
 
 def check_finite(x, name: str):

@@ -52,7 +52,8 @@ def get_backend(name: str | None = None) -> ModuleType:
     """
     from numerics._validate import check_choice
 
-    name = name or os.environ.get("THEOREMS_BACKEND") or "numpy"
+    if name is None:
+        name = os.environ.get("THEOREMS_BACKEND") or "numpy"
     check_choice(name, BACKENDS, "backend")
     if name == "numpy":
         return np

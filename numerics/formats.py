@@ -18,7 +18,7 @@ from functools import cached_property
 import ml_dtypes
 import numpy as np
 
-from numerics._validate import check_choice
+from numerics._validate import as_real_array, check_choice
 from numerics.backend import array_namespace, is_numpy_namespace
 from numerics.errors import InvalidType
 
@@ -165,8 +165,9 @@ def round_to(x, fmt: Format):
     through float32 (a double rounding: 1 + 2^-8 + 2^-30 becomes 1 in bf16, not 1 + 2^-7), so
     float64 input to bf16 and fp8, and every CuPy array, goes through :func:`round_by_quantum`.
     """
+    fmt = get_format(fmt)
     xp = array_namespace(x)
-    x = xp.asarray(x)
+    x = as_real_array(x, "x")
     if _contains(fmt, x.dtype):
         return x
     if x.dtype not in (np.float32, np.float64):

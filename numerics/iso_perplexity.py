@@ -7,9 +7,10 @@
   when its accuracy exceeds Eq. 11's ``a'``, and where the format's arithmetic flips the choice.
 - :func:`sequence_log_perplexity`: Eq. 3's mean negative log-likelihood of a sequence,
   accumulated under a policy (``strict`` sums sequentially in the format and can stagnate).
-- :func:`copy_transformer`: a one-layer decoder-only Transformer (:mod:`numerics.transformer`)
-  with bounded (compact) sinusoidal positional encodings whose head attends uniformly, so its
-  next-token distribution depends on the token frequencies of the context; it copies a constant
+- :func:`copy_transformer`: a one-layer decoder-only Transformer
+  (:mod:`numerics.models.transformer`) with bounded (compact) sinusoidal positional encodings
+  whose head attends uniformly, so its next-token distribution depends on the token frequencies
+  of the context; it copies a constant
   string ``alpha`` with a margin at every length. :func:`copy_model_probabilities` evaluates it on
   all prefixes in ``O(N)`` (cumulative sums), not by a forward pass per length.
 """
@@ -20,8 +21,8 @@ import numpy as np
 
 from numerics.backend import array_namespace, to_numpy
 from numerics.formats import Format
+from numerics.models.transformer import Layer, Transformer
 from numerics.policies import Policy
-from numerics.transformer import Layer, Transformer
 
 #: Token ids of the copy task's vocabulary {0, 1, |}.
 ZERO, ONE, SEPARATOR = 0, 1, 2
@@ -170,7 +171,7 @@ def sequence_log_perplexity(nll, fmt: Format, policy: Policy, *, axis: int = -1)
 
 
 def copy_transformer() -> Transformer:
-    """The copy model as a :class:`numerics.transformer.Transformer` (Lemma 3.1's ``T``).
+    """The copy model as a :class:`numerics.models.transformer.Transformer` (Lemma 3.1's ``T``).
 
     One layer, one head, no norms, no MLP, sinusoidal positional encodings (bounded, hence
     compact), width 6: coordinates 0-2 hold the one-hot token, 3-5 the attended token shares.

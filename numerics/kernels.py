@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from numerics._validate import check_real
+from numerics._validate import as_real_array, check_real
 from numerics.backend import array_namespace
-from numerics.errors import InvalidArgument
+from numerics.errors import InvalidArgument, InvalidType
 from numerics.formats import Format, get_format
 from numerics.policies import Policy, get_policy
 
@@ -37,6 +37,7 @@ def softmax(
     temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
     xp = array_namespace(logits)
     x = load_finite(logits, fmt, policy, "logits")
+    axis = _check_axis(axis, x.ndim)
     if temperature != 1.0:
         x = policy.step(x / x.dtype.type(temperature), fmt)
         if not (bool(xp.isfinite(xp.max(x))) and bool(xp.isfinite(xp.min(x)))):
@@ -50,7 +51,7 @@ def softmax(
         z = policy.step(z, fmt)
         e = policy.step(xp.exp(z, out=z), fmt)
     else:
-        mask = xp.broadcast_to(xp.asarray(mask), x.shape)
+        mask = _check_mask(mask, x.shape, axis, xp)
         zero = xp.zeros((), dtype=x.dtype)
         top = xp.max(xp.where(mask, x, xp.asarray(-np.inf, dtype=x.dtype)), axis=axis,
                      keepdims=True)
@@ -66,6 +67,9 @@ def entropy(p, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, axis:
     fmt, policy = get_format(fmt), get_policy(policy)
     xp = array_namespace(p)
     q = load_finite(p, fmt, policy, "probabilities")
+    axis = _check_axis(axis, q.ndim)
+    if bool(xp.any(q < 0)) or bool(xp.any(q > 1)):
+        raise InvalidArgument("probabilities must lie in [0, 1]")
     with np.errstate(divide="ignore", invalid="ignore"):
         logq = policy.step(xp.log(q), fmt)
         terms = policy.step(xp.where(q > 0, -q * logq, xp.zeros_like(q)), fmt)
@@ -83,12 +87,16 @@ def softmax_entropy(
     """Return the entropy (nats) of ``softmax_theta(logits)`` along ``axis``.
 
     Uses ``H = ln Z - sum_i p_i z_i`` with ``z = (e - max e) / theta`` and ``Z = sum exp(z)``,
-    which stays accurate where ``-p ln p`` of tiny coefficients would underflow.
+    which stays accurate where ``-p ln p`` of tiny coefficients would underflow. The largest
+    term of ``Z`` is exactly 1, so ``ln Z = log1p(R)`` with ``R`` the sum of the others: ``ln Z``
+    keeps its relative accuracy when ``R`` is below the unit roundoff (``ln(1 + R)`` computed as
+    ``ln`` of the rounded ``1 + R`` would lose ``R`` entirely).
     """
     fmt, policy = get_format(fmt), get_policy(policy)
     temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
     xp = array_namespace(logits)
     x = load_finite(logits, fmt, policy, "logits")
+    axis = _check_axis(axis, x.ndim)
     z = policy.step(x - xp.max(x, axis=axis, keepdims=True), fmt)
     if temperature != 1.0:
         z = policy.step(z / z.dtype.type(temperature), fmt)
@@ -96,7 +104,10 @@ def softmax_entropy(
     total = policy.sum(e, fmt, axis=axis, keepdims=True)
     p = policy.step(e / total, fmt)
     mean = policy.sum(policy.step(p * z, fmt), fmt, axis=axis)
-    log_total = policy.step(xp.log(xp.squeeze(total, axis=axis)), fmt)
+    # the others: every term but one largest (which is exp(0) = 1 exactly)
+    first_top = xp.cumsum(z == 0, axis=axis) == 1
+    others = policy.sum(xp.where(first_top & (z == 0), xp.zeros_like(e), e), fmt, axis=axis)
+    log_total = policy.step(xp.log1p(others), fmt)
     return policy.output(log_total - mean, fmt)
 
 
@@ -105,11 +116,40 @@ def logsumexp(logits, fmt: Format | str = "fp64", policy: Policy | str = "hw", *
     fmt, policy = get_format(fmt), get_policy(policy)
     xp = array_namespace(logits)
     x = load_finite(logits, fmt, policy, "logits")
+    axis = _check_axis(axis, x.ndim)
     m = xp.max(x, axis=axis, keepdims=True)
     e = policy.step(xp.exp(policy.step(x - m, fmt)), fmt)
     total = policy.sum(e, fmt, axis=axis, keepdims=True)
     out = policy.step(xp.log(total), fmt) + m
     return policy.output(xp.squeeze(out, axis=axis), fmt)
+
+
+def _check_axis(axis, ndim: int) -> int:
+    """``axis`` as an int naming one of ``ndim`` dimensions (negative counts from the end)."""
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+        raise InvalidType(f"axis={axis!r} (type={type(axis).__name__}) must be an int")
+    if not -ndim <= int(axis) < ndim:
+        raise InvalidArgument(f"axis={axis} is out of range for an array of {ndim} "
+                              f"dimension{'s' if ndim != 1 else ''}")
+    return int(axis)
+
+
+def _check_mask(mask, shape: tuple, axis: int, xp):
+    """The boolean ``mask`` broadcast to ``shape``, every row along ``axis`` with one entry."""
+    mask = xp.asarray(mask)
+    if mask.dtype.kind != "b":
+        raise InvalidType(f"mask has dtype {mask.dtype}; pass a boolean mask (True = keep)")
+    try:
+        mask = xp.broadcast_to(mask, shape)
+    except ValueError:
+        raise InvalidArgument(f"mask has shape {tuple(mask.shape)}, which does not broadcast to "
+                              f"the logits' shape {tuple(shape)}") from None
+    empty = ~xp.any(mask, axis=axis)
+    if bool(xp.any(empty)):
+        first = int(xp.argmax(empty.ravel()))
+        raise InvalidArgument(f"mask leaves row {first} (along axis {axis}) with no entry; a "
+                              f"softmax needs at least one unmasked logit per row")
+    return mask
 
 
 def load_finite(x, fmt: Format, policy: Policy, name: str):
@@ -119,7 +159,7 @@ def load_finite(x, fmt: Format, policy: Policy, name: str):
     input that overflows the format (which would otherwise give a silently wrong result).
     """
     xp = array_namespace(x)
-    x = xp.asarray(x)
+    x = as_real_array(x, name)
     if x.size == 0:
         raise InvalidArgument(f"{name} are empty; pass at least one value")
     loaded = policy.load(x, fmt)

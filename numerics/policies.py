@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numerics._validate import check_choice
+from numerics._validate import as_real_array, check_choice
 from numerics.backend import array_namespace, to_numpy
 from numerics.formats import Format, get_format
 
@@ -33,8 +33,7 @@ class Policy:
     def load(self, x, fmt: Format | str):
         """Return ``x`` as stored in ``fmt`` (rounded once), in the dtype the kernel computes in."""
         fmt = get_format(fmt)
-        xp = array_namespace(x)
-        x = xp.asarray(x)
+        x = as_real_array(x, "x")
         if x.dtype == fmt.dtype:  # already stored in the format: widening is exact
             return x.astype(fmt.container)
         if x.dtype not in (np.float32, np.float64):

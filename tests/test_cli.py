@@ -145,6 +145,33 @@ def test_exit_status(monkeypatch, capsys, theorem, verb, status):
         assert err.startswith("theorems: interrupted;") and len(err.splitlines()) == 1
 
 
+def test_a_store_another_run_holds_is_one_line_and_exit_2(tmp_path, capsys):
+    from numerics import ResultStore
+
+    theorem = theorems.get("softmax-dispersion")
+    store = ResultStore(tmp_path / "softmax-dispersion.cells.jsonl")
+    with store.lock():
+        assert cli.main(["check", "softmax-dispersion", "--sizes", "2", "--formats", "fp64",
+                         "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"theorems: error: {store.path} is being written by another run (pid "
+                   f"{os.getpid()}); wait for it to finish or pass another --out"]
+    assert theorem.name in store.path.name and not store.path.exists()
+
+
+def test_an_environment_error_during_the_work_is_one_line_and_exit_2(monkeypatch, capsys):
+    class FullDisk(FakeTheorem):
+        def run(self, sweep, *, progress=False):
+            """The disk fills while the store is written."""
+            raise OSError(28, "No space left on device", "out/x.cells.jsonl")
+
+    monkeypatch.setattr(cli, "get", lambda name: FullDisk())
+    assert cli.main(["check", "fake"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["theorems: error: No space left on device (out/x.cells.jsonl); every cell "
+                   "finished before it is kept, and the same command resumes"]
+
+
 def test_a_bug_exits_3_with_its_traceback(monkeypatch, capsys):
     class Broken(FakeTheorem):
         def derive(self):

@@ -9,8 +9,9 @@ from _reference import DTYPES, NARROW
 import theorems.representational_collapse as collapse
 from numerics import FORMAT_NAMES, FORMATS, POLICY_NAMES, entropy, round_to, softmax, to_numpy
 from numerics.formats import round_by_quantum
+from numerics.models.transformer import random_transformer
 from numerics.representational_collapse import TOKEN, family_prefix
-from numerics.transformer import branch_forward, random_transformer
+from numerics.representational_collapse.branches import branch_forward
 
 cupy = pytest.importorskip("cupy")
 try:

@@ -27,7 +27,7 @@ from numerics.iso_perplexity import (
     copy_readout,
     copy_transformer,
 )
-from numerics.transformer import forward
+from numerics.models.transformer import forward
 from proofs import certify, gt
 from proofs import iso_perplexity as proof
 from proofs.iso_perplexity import PAPER

@@ -24,7 +24,10 @@ DOCUMENTED = {"names", "get", "Theorem", "Statement", "Report"}
 
 
 def modules(package: str) -> set[str]:
-    return {path.stem for path in (ROOT / package).glob("*.py") if not path.stem.startswith("_")}
+    """The public modules and subpackages directly under ``package``."""
+    names = ({path.stem for path in (ROOT / package).glob("*.py")}
+             | {path.parent.name for path in (ROOT / package).glob("*/__init__.py")})
+    return {name for name in names if not name.startswith("_")}
 
 
 def theorem_stems() -> set[str]:
@@ -36,9 +39,11 @@ def theorem_stems() -> set[str]:
 def test_every_registered_stem_has_its_three_files_and_its_tests():
     assert _registry._STEMS, "no theorem is registered"
     for stem in _registry._STEMS:
-        for path in (f"proofs/{stem}.py", f"numerics/{stem}.py", f"theorems/{stem}.py",
-                     f"tests/test_{stem}.py"):
-            assert (ROOT / path).is_file(), f"{stem} is registered but {path} is missing"
+        assert (ROOT / f"tests/test_{stem}.py").is_file(), f"{stem} is registered untested"
+        for layer in ("proofs", "numerics", "theorems"):
+            # a module, or a package of that stem when one module would be too long
+            paths = (ROOT / layer / f"{stem}.py", ROOT / layer / stem / "__init__.py")
+            assert sum(p.is_file() for p in paths) == 1, f"{stem} needs exactly one of {paths}"
 
 
 def test_every_theorem_module_is_registered():
@@ -170,7 +175,9 @@ def test_a_stored_cell_version_covers_the_theorem_and_nothing_of_other_theorems(
     for package in ("proofs", "numerics", "theorems"):
         assert f"{package}.{stem}" in closure  # editing the derivation a check reads counts
     others = set(_registry._STEMS) - {stem}
-    assert not [name for name in closure if name.rpartition(".")[2] in others]
+    assert not [name for name in closure if set(name.split(".")) & others]
+    # a package entered as a parent brings its own file, not the siblings it re-exports
+    assert "numerics.models.sae" not in closure and "numerics.solvers.fista" not in closure
     # the version is the hash of exactly those sources, recomputed here by hand
     digest = hashlib.sha256()
     for name in sorted(closure):
@@ -187,3 +194,55 @@ def test_a_theorem_missing_part_of_the_contract_cannot_be_built():
 
     with pytest.raises(TypeError, match="abstract method"):
         Half()
+
+
+THROWAWAY = Path(__file__).resolve().parent / "throwaway"
+
+VERSIONS = """
+import theorems
+print(" ".join(f"{name}={theorems.get(name).code_version()}" for name in theorems.names()))
+"""
+
+
+def test_a_new_theorem_is_its_three_files_its_tests_and_one_registry_line(tmp_path):
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    copy = tmp_path / "project"
+    for name in tracked:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes((ROOT / name).read_bytes())
+    for layer in ("proofs", "numerics", "theorems"):
+        (copy / layer / "throwaway.py").write_text(
+            (THROWAWAY / f"{layer}_throwaway.py").read_text(encoding="utf-8"), encoding="utf-8")
+    (copy / "tests" / "test_throwaway.py").write_text(
+        "import theorems\n\n\ndef test_throwaway_derives():\n"
+        "    assert theorems.get('throwaway').derive().ok\n", encoding="utf-8")
+    registry = copy / "theorems" / "_registry.py"
+    text = registry.read_text(encoding="utf-8")
+    registry.write_text(text.replace('    "iso_perplexity",\n',
+                                     '    "iso_perplexity",\n    "throwaway",\n'),
+                        encoding="utf-8")
+    env = {**_environ(), "PYTHONPATH": str(copy)}
+
+    def run(*args):
+        done = subprocess.run([sys.executable, *args], cwd=copy, capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert [line.split()[0] for line in run("-m", "theorems", "list").splitlines()][-1] == \
+        "throwaway"
+    assert "goal discharged by (goal)" in run("-m", "theorems", "derive", "throwaway")
+    checked = run("-m", "theorems", "check", "throwaway", "--quick", "--out", str(tmp_path / "o"))
+    assert "0 violated" in checked, checked
+    assert "2 caught, 1 exempt (statement still true), 0 missed" in run(
+        "-m", "theorems", "audit", "throwaway")
+    run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_throwaway.py",
+        "tests/test_registry.py", "-k", "throwaway or stem or registered or names")
+    # the other theorems' stored cells stay valid: their versions do not change
+    before = subprocess.run([sys.executable, "-c", VERSIONS], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**_environ(), "PYTHONPATH": str(ROOT)})
+    after = run("-c", VERSIONS).split()
+    assert set(before.stdout.split()) <= set(after) and len(after) == 4

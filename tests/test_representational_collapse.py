@@ -20,16 +20,18 @@ import pytest
 import sympy as sp
 
 import theorems
-import theorems._representational_collapse_lemmas as lemmas_module
-import theorems._representational_collapse_rows as rows_module
 import theorems.representational_collapse as rc
+import theorems.representational_collapse.lemmas as lemmas_module
+import theorems.representational_collapse.rows as rows_module
 from numerics import FORMATS, get_format, softmax
-from numerics.branch_error import branch_errors, error_profile
 from numerics.error_bounds import softmax_error
-from numerics.oversquashing import (
-    EXTREMAL_GAINS,
-    extremal_oversquashing_model,
-    oversquashing_terms,
+from numerics.models.transformer import (
+    Layer,
+    Transformer,
+    alibi_slopes,
+    forward,
+    random_transformer,
+    sinusoidal_encoding,
 )
 from numerics.representational_collapse import (
     EXTREMAL_LOGIT,
@@ -46,15 +48,17 @@ from numerics.representational_collapse import (
     state_gaps,
     unit_roundoff_model,
 )
-from numerics.softmax_pairs import fig9_logits, lemma_b2_extremal_logits, softmax_pair_tv
-from numerics.transformer import (
-    Layer,
-    Transformer,
-    alibi_slopes,
-    branch_forward,
-    forward,
-    random_transformer,
-    sinusoidal_encoding,
+from numerics.representational_collapse.branch_error import branch_errors, error_profile
+from numerics.representational_collapse.branches import branch_forward
+from numerics.representational_collapse.oversquashing import (
+    EXTREMAL_GAINS,
+    extremal_oversquashing_model,
+    oversquashing_terms,
+)
+from numerics.representational_collapse.softmax_pairs import (
+    fig9_logits,
+    lemma_b2_extremal_logits,
+    softmax_pair_tv,
 )
 from proofs import certify, le
 from proofs.representational_collapse import PAPER

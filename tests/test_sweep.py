@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 
 import _sweep_cells
+import numpy as np
 import pytest
 
 from numerics import Cell, ResultStore, Sweep, grid, run_sweep
+from numerics.errors import InvalidArgument
+from numerics.sweep.store import ArtifactStore, pack_tree, unpack_tree
 from theorems import Report
 
 TESTS = Path(__file__).resolve().parent
@@ -354,5 +357,122 @@ def test_a_corrupted_store_line_is_skipped_and_the_sweep_resumes(tmp_path, garba
     with store.path.open("ab") as handle:
         handle.write(garbage)
     assert sorted(store.load()) == sorted(cell.key for cell in cells[:2])
+    assert store.skipped == 1
     assert run_sweep(cells, _sweep_cells.evaluate, store=store) == expected_rows(cells)
     assert run_sweep(cells, _sweep_cells.evaluate, store=store) == expected_rows(cells)
+
+
+def test_skipped_lines_are_reported_in_one_warning_line(tmp_path, capsys):
+    store = ResultStore(tmp_path / "s.cells.jsonl")
+    run_sweep(grid(n=[1]), _sweep_cells.evaluate, store=store)
+    with store.path.open("ab") as handle:
+        handle.write(b"[1]\n\xff\n{}\n")
+    run_sweep(grid(n=[1, 2]), _sweep_cells.evaluate, store=store)
+    assert capsys.readouterr().err.splitlines() == [
+        f"theorems: warning: skipped 3 malformed lines in {store.path}; their cells, if any, "
+        f"are computed again"]
+
+
+def test_a_second_sweep_into_a_held_store_refuses_at_once(tmp_path, evaluations):
+    store = ResultStore(tmp_path / "s.cells.jsonl")
+    busy = rf"^{store.path} is being written by another run \(pid {os.getpid()}\)"
+    with store.lock(), pytest.raises(InvalidArgument, match=busy):
+        run_sweep(grid(n=[1, 2]), _sweep_cells.evaluate, store=ResultStore(store.path))
+    assert not evaluations()  # refused before computing anything
+    assert run_sweep(grid(n=[1, 2]), _sweep_cells.evaluate, store=store) == expected_rows(
+        grid(n=[1, 2]))  # and the lock is free again
+
+
+INTERRUPTED_POOL = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    import _sweep_cells
+    from theorems import cli
+    from numerics import ResultStore, grid, run_sweep
+    from numerics.sweep import executor_spec
+
+    def work():
+        run_sweep(grid(n=list(range(1, 200)), seed=[0]), _sweep_cells.evaluate,
+                  store=ResultStore(sys.argv[1]), executor=executor_spec(workers=2))
+        return 0
+    cli._prepare = lambda args: work
+    sys.exit(cli.main(["list"]))
+""")
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_a_pool_sweep_promptly_and_keeps_every_finished_cell(
+        tmp_path, signum, status):
+    path = tmp_path / "sweep.cells.jsonl"
+    env = {**os.environ, "SWEEP_TEST_DELAY": "0.2"}
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTED_POOL, str(path), str(TESTS)],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            path.exists() and path.read_bytes().count(b"\n") >= 4):
+        time.sleep(0.02)
+    workers = _children(process.pid)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == status, stderr
+    assert stderr.splitlines()[-1].startswith("theorems: interrupted; finished cells")
+    finished = ResultStore(path).load()
+    assert 4 <= len(finished) < 199
+    cells = grid(n=list(range(1, 200)), seed=[0])
+    assert all(finished[key] == expected_rows([c])
+               for c in cells for key in [c.key] if key in finished)
+    time.sleep(1)
+    assert not [pid for pid in workers if _alive(pid)]  # no worker outlives the sweep
+
+
+def test_pool_workers_exit_when_the_sweep_process_is_killed(tmp_path):
+    path = tmp_path / "sweep.cells.jsonl"
+    env = {**os.environ, "SWEEP_TEST_DELAY": "0.2"}
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTED_POOL, str(path), str(TESTS)],
+                               env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            path.exists() and path.read_bytes().count(b"\n") >= 2):
+        time.sleep(0.02)
+    workers = _children(process.pid)
+    assert workers
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [pid for pid in workers if _alive(pid)]:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        pytest.skip("needs /proc to list child processes")
+    return [int(child) for child in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_nested_artifact_packs_to_arrays_and_back(tmp_path):
+    profile = {"size": 3, "rope": True, "pe": None, "gain": float("inf"), "name": "layer",
+               "layers": [{"q": np.arange(3.0), "norm": {"eps": 1e-5, "s": np.ones((2, 2))}},
+                          {"q": np.zeros(0), "norm": {}}]}
+    store = ArtifactStore(tmp_path)
+    store.save("k", pack_tree(profile))
+    back = unpack_tree(store.load("k"))
+    assert back.keys() == profile.keys() and back["layers"][1]["norm"] == {}
+    assert (back["size"], back["rope"], back["pe"], back["gain"], back["name"]) == (
+        3, True, None, float("inf"), "layer")
+    np.testing.assert_array_equal(back["layers"][0]["norm"]["s"], np.ones((2, 2)))
+    np.testing.assert_array_equal(back["layers"][0]["q"], np.arange(3.0))
+    # a handle loads the same arrays where the task runs
+    assert unpack_tree(store.handle("k").load())["layers"][0]["norm"]["eps"] == 1e-5
+    with pytest.raises(TypeError, match="cannot pack object"):
+        pack_tree({"x": object()})

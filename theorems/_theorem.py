@@ -247,12 +247,19 @@ _PACKAGES = ("theorems", "numerics", "proofs")
 
 def import_closure(module: str) -> list[tuple[str, Path]]:
     """The project modules ``module`` imports, directly or not, with their source files, sorted
-    by name. Imports are read from the source (also those inside functions), not executed."""
+    by name. Imports are read from the source (also those inside functions), not executed.
+
+    A package entered only as the parent of an imported module contributes its ``__init__`` file
+    but not the siblings it re-exports: ``import numerics.models.transformer`` does not make the
+    theorem depend on ``numerics.models.sae``.
+    """
     found: dict[str, Path] = {}
-    todo = [module]
+    followed: set[str] = set()
+    todo = [(module, True)]
     while todo:
-        name = todo.pop()
-        if name in found or name.split(".")[0] not in _PACKAGES:
+        name, follow = todo.pop()
+        if name.split(".")[0] not in _PACKAGES or (name in found and not follow) \
+                or name in followed:
             continue
         try:
             spec = importlib.util.find_spec(name)
@@ -262,18 +269,21 @@ def import_closure(module: str) -> list[tuple[str, Path]]:
             continue  # an attribute imported from a package, not a module
         path = Path(spec.origin)
         found[name] = path
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         parts = name.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages
+        todo += [(".".join(parts[:i]), False) for i in range(1, len(parts))]  # parent packages
+        if not follow:
+            continue
+        followed.add(name)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
-                todo += [alias.name for alias in node.names]
+                todo += [(alias.name, True) for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
                     anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(anchor + ([base] if base else []))
-                todo += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+                todo += [(base, True), *((f"{base}.{alias.name}", True) for alias in node.names)]
     return sorted(found.items())
 
 

@@ -1,16 +1,20 @@
 """The ``theorems`` command: one verb per use.
 
 Exit status: 0 when everything claimed holds; 1 when a bound is violated, a step fails or an
-audit misses a mutation; 2 for bad usage or an unwritable ``--out`` (one ``theorems: error: ...``
-line on stderr, never a traceback), checked before any work starts; 130 when interrupted; 3 for
-an internal error (a bug: its traceback is shown).
+audit misses a mutation; 2 for bad usage or an environment problem (an unwritable or full
+``--out``, a store another run holds, an unreachable cluster: one ``theorems: error: ...`` line
+on stderr, never a traceback; arguments and ``--out`` are checked before any work starts); 130
+when interrupted by Ctrl-C (SIGINT) and 143 by SIGTERM, finished cells kept; 3 for an internal
+error (a bug: its traceback is shown).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -23,6 +27,7 @@ from theorems._theorem import parse_sizes
 USAGE_ERROR = 2
 INTERNAL_ERROR = 3
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+TERMINATED = 143  # 128 + SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,8 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args = _parser().parse_args(argv)
         work = _prepare(args)
@@ -88,15 +104,23 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, InvalidArgument) as exc:
         print(f"theorems: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    except KeyboardInterrupt:
+    except OSError as exc:  # the environment: a full disk, permissions, an unreachable cluster
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"theorems: error: {exc.strerror or exc}{where}; every cell finished before it "
+              f"is kept, and the same command resumes", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt as exc:
         print("theorems: interrupted; finished cells are stored under --out, and the same "
               "command resumes from them", file=sys.stderr)
-        return INTERRUPTED
+        return TERMINATED if isinstance(exc, _Terminated) else INTERRUPTED
     except Exception:  # a bug: show where
         traceback.print_exc()
         print("theorems: internal error (a bug; the traceback above says where)",
               file=sys.stderr)
         return INTERNAL_ERROR
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _prepare(args):

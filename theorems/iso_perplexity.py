@@ -31,7 +31,8 @@ import numpy as np
 import sympy as sp
 
 from numerics import FORMAT_NAMES, get_backend, get_format, get_policy, to_numpy
-from numerics.errors import InvalidArgument
+from numerics._validate import as_real_array
+from numerics.errors import InvalidArgument, InvalidType
 from numerics.evidence import bitwise_equal, error_in_ulps, stall_index
 from numerics.iso_perplexity import (
     ONE,
@@ -47,8 +48,8 @@ from numerics.iso_perplexity import (
     sequence_log_perplexity,
 )
 from numerics.kernels import sequential_total
+from numerics.models.transformer import forward
 from numerics.sweep import Cell
-from numerics.transformer import forward
 from proofs import certify, conjunction, gt, lt
 from proofs import iso_perplexity as proof
 from proofs.iso_perplexity import PAPER
@@ -85,35 +86,75 @@ def _eq11() -> tuple[float, ...]:
 
 
 def log_perplexity(a, gamma):
-    """Eq. 10: ``-a log(1 - gamma) - (1 - a) log(gamma)`` (NumPy, mpmath or SymPy)."""
+    """Eq. 10: ``-a log(1 - gamma) - (1 - a) log(gamma)`` (NumPy, mpmath or SymPy).
+
+    Every path checks ``0 < a < 1`` and ``0 < gamma < 1/2`` (SymPy: when the values are numbers).
+    """
     kind = _kind(a, gamma)
+    a, gamma = _check_a_gamma(*_coerce(kind, a, gamma))
     if kind == "sympy":
-        return proof.log_perplexity(sp.sympify(a), sp.sympify(gamma))
+        return proof.log_perplexity(a, gamma)
     right, wrong, confidence, error_share = _eq10()
-    if kind == "mpmath":
-        return (right * a * mpmath.log1p((confidence - 1) - gamma)
-                + wrong * (error_share - a) * mpmath.log(gamma))
-    a, gamma = _check_a_gamma(a, gamma)
-    return (right * a * np.log1p((confidence - 1) - gamma)
-            + wrong * (error_share - a) * np.log(gamma))
+    log1p, log = (mpmath.log1p, mpmath.log) if kind == "mpmath" else (np.log1p, np.log)
+    return (right * a * log1p((confidence - 1) - gamma)
+            + wrong * (error_share - a) * log(gamma))
+
+
+def _paper_log_perplexity(a, gamma, log1p, log):
+    """Eq. 10 with the paper's own constants, in the same operation order as
+    :func:`log_perplexity`: the two agree bit for bit unless a paper quantity is mutated."""
+    return -1 * a * log1p(0 - gamma) + -1 * (1 - a) * log(gamma)
+
+
+def _logit(gamma, s, c, log1p, log, where):
+    """``log(g) - log(c - g)`` at ``g = gamma (1 - s)``, to a few ulps for every ``g`` in
+    ``(0, c)``. Near ``g = c/2`` the two logarithms cancel; there (``g > c/4``) it is
+    ``log1p(((2 gamma - c) - 2 gamma s) / ((c - gamma) + gamma s))``: both parts of the numerator
+    are <= 0 and both of the denominator > 0 when ``gamma < c/2``, so nothing cancels and ``g``
+    itself (whose rounding the cancellation would amplify) is never formed there."""
+    g = gamma * (1 - s)
+    near = log1p(((2 * gamma - c) - 2 * gamma * s) / ((c - gamma) + gamma * s))
+    far = log(gamma) + log1p(-s) - log1p((c - 1) - g)  # log g, even where g underflows
+    return where(g > c / 4, near, far)
 
 
 def critical_accuracy(a, gamma, s):
     """Eq. 11 with ``gamma' = gamma (1 - s)``: the accuracy at which the more confident model has
-    the same perplexity; perplexity prefers it iff its accuracy is above this."""
+    the same perplexity; perplexity prefers it iff its accuracy is above this.
+
+    Computed as ``(a logit(gamma) + log1p(-s)) / logit(gamma')``, Eq. 11 with the cancellation
+    taken out: the printed numerator ``pplx + log gamma'`` and denominator ``log gamma' -
+    log(1 - gamma')`` both vanish as ``gamma' -> 1/2``, and evaluated as printed lose every
+    digit there (``critical_accuracy(0.3, 0.5 - 2^-54, 0)`` would give 0.5, not 0.3). Both
+    terms of the numerator are <= 0 and each logit is within a few ulps (:func:`_logit`), so
+    the result is within a few tens of ulps of the exact value on the whole domain (tested
+    against mpmath at 60 digits). Eq. 11's printed constants enter by reference: a mutated one
+    adds its exact difference from the paper's.
+    """
     kind = _kind(a, gamma, s)
+    a, gamma, s = _coerce(kind, a, gamma, s)
+    a, gamma = _check_a_gamma(a, gamma)
+    s = _check_range(s, "s", 0, 1, closed_low=True)
     if kind == "sympy":
-        return proof.critical_accuracy_expr(*(sp.sympify(x) for x in (a, gamma, s)))
+        return proof.critical_accuracy_expr(a, gamma, s)
     top, bottom, confidence = _eq11()
     if kind == "mpmath":
-        shifted = gamma * (1 - s)
-        return ((log_perplexity(a, gamma) + top * mpmath.log(shifted))
-                / (mpmath.log(shifted) + bottom * mpmath.log1p((confidence - 1) - shifted)))
-    a, gamma = _check_a_gamma(a, gamma)
-    s = _check_range(s, "s", 0.0, 1.0, closed_low=True)
+        with mpmath.workdps(mpmath.mp.dps + 20):
+            value = _critical(a, gamma, s, top, bottom, confidence, mpmath.log1p, mpmath.log,
+                              lambda c, x, y: x if c else y)
+        return +value  # rounded back to the caller's precision
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _critical(a, gamma, s, top, bottom, confidence, np.log1p, np.log, np.where)
+
+
+def _critical(a, gamma, s, top, bottom, confidence, log1p, log, where):
     shifted = gamma * (1 - s)
-    return ((log_perplexity(a, gamma) + top * np.log(shifted))
-            / (np.log(shifted) + bottom * np.log1p((confidence - 1) - shifted)))
+    mutated = (log_perplexity(a, gamma) - _paper_log_perplexity(a, gamma, log1p, log)
+               + (top - 1) * (log(gamma) + log1p(-s)))  # exactly 0 with the paper's constants
+    numerator = a * _logit(gamma, 0 * s, 1, log1p, log, where) + log1p(-s) + mutated
+    denominator = (_logit(gamma, s, confidence, log1p, log, where)
+                   + (bottom + 1) * log1p((confidence - 1) - shifted))
+    return numerator / denominator
 
 
 def lowest_accepted_accuracy(a, gamma):
@@ -122,12 +163,20 @@ def lowest_accepted_accuracy(a, gamma):
 
     The iso-perplexity curve is lowest where the new model is calibrated (``gamma' = 1 - a'``),
     where ``H_b(a') = pplx_{a,gamma}``; if that confidence is not reachable by increasing
-    confidence (``1 - a' > gamma``), the minimum is the model itself, ``(a, gamma)``.
+    confidence (``1 - a' > gamma``), the minimum is the model itself, ``(a, gamma)``. The
+    NumPy path solves for the small side ``t = 1 - a'`` by bisection on ``log t``, so ``t`` (and
+    ``gamma_at_min``) has a relative error of a few ulps however close ``a'`` is to 1.
     """
     kind = _kind(a, gamma)
+    a, gamma = _check_a_gamma(*_coerce(kind, a, gamma))
     if kind != "numpy":
+        for value, name in ((a, "a"), (gamma, "gamma")):
+            if isinstance(value, sp.Basic) and value.free_symbols:
+                raise InvalidType(f"{name}={value} is symbolic; the lowest accepted accuracy "
+                                  f"is found numerically, so pass a number")
         with mpmath.workdps(50):
-            a_m, g_m = mpmath.mpf(str(a)), mpmath.mpf(str(gamma))
+            a_m, g_m = (mpmath.mpf(x) if kind == "mpmath" else mpmath.mpf(str(sp.N(x, 60)))
+                        for x in (a, gamma))
             target = log_perplexity(a_m, g_m)
             if target >= mpmath.log(2):
                 best = (a_m, g_m)
@@ -137,36 +186,50 @@ def lowest_accepted_accuracy(a, gamma):
                                        solver="anderson")
                 best = (root, 1 - root) if 1 - root <= g_m else (a_m, g_m)
             return (sp.Float(best[0], 50), sp.Float(best[1], 50)) if kind == "sympy" else best
-    a, gamma = _check_a_gamma(a, gamma)
     target = log_perplexity(a, gamma)
-    low, high = np.full(np.shape(target), 0.5), np.full(np.shape(target), 1.0)
-    for _ in range(60):  # bisection on the decreasing binary entropy over [1/2, 1), vectorised
+    tiny = np.finfo(np.float64).tiny
+    low, high = np.full(np.shape(target), np.log(tiny)), np.full(np.shape(target), np.log(0.5))
+    for _ in range(64):  # bisection on log t; H_b(1 - t) increases with t on (0, 1/2]
         middle = (low + high) / 2
-        entropy = -middle * np.log(middle) - (1 - middle) * np.log1p(-middle)
-        above = entropy > target
-        low, high = np.where(above, middle, low), np.where(above, high, middle)
-    root = (low + high) / 2
-    reachable = (target < np.log(2)) & (1 - root <= gamma)
-    return np.where(reachable, root, a), np.where(reachable, 1 - root, gamma)
+        t = np.exp(middle)
+        entropy = -t * np.log(t) - (1 - t) * np.log1p(-t)
+        below = entropy < target
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    t = np.exp((low + high) / 2)
+    reachable = (target < np.log(2)) & (t <= gamma)
+    return np.where(reachable, 1 - t, a), np.where(reachable, t, gamma)
 
 
 def free_lunch(a, gamma):
     """Whether a small confidence increase lowers perplexity at lower accuracy: ``a > 1 - gamma``
     (the initial slope of ``a'`` is negative exactly then)."""
-    if _kind(a, gamma) == "sympy":
+    kind = _kind(a, gamma)
+    a, gamma = _check_a_gamma(*_coerce(kind, a, gamma))
+    if kind == "sympy":
         return sp.StrictGreaterThan(sp.sympify(a), 1 - sp.sympify(gamma))
-    if _kind(a, gamma) == "mpmath":
-        return bool(a > 1 - gamma)
-    a, gamma = _check_a_gamma(a, gamma)
-    return a > 1 - gamma
+    if kind == "mpmath":
+        with mpmath.workdps(mpmath.mp.dps + 10):
+            return bool(a + gamma > 1)
+    # a + gamma > 1 decided exactly: the rounded sum and its error (TwoSum); 1 - sum is exact
+    total = a + gamma
+    error = (a - (total - (total - a))) + (gamma - (total - a))
+    return (total > 1) | ((total == 1) & (error > 0))
 
 
 def corrected_bound(n, floor, eta):
     """The corrected Lemma 3.1 bound ``-log(floor)/N + 2 eta (N - 1)/N`` on the perplexity gap
     between ``alpha_N`` and ``beta_N`` (``floor``: least probability; ``eta``: continuity),
-    with the paper's constants."""
+    with the paper's constants; ``N >= 1`` an integer, ``0 < floor <= 1``, ``eta >= 0``."""
+    given = to_numpy(as_real_array(n, "n"))
+    n = given.astype(np.float64)
+    if np.any(~np.isfinite(n)) or np.any(n < 1) or np.any(n != np.floor(n)):
+        raise InvalidArgument(f"n={given.tolist()!r} must be a positive integer"[:120])
+    floor, eta = (to_numpy(as_real_array(value, name), np.float64)
+                  for value, name in ((floor, "floor"), (eta, "eta")))
+    floor = _check_range(floor, "floor", 0, 1, closed_high=True)
+    eta = _check_range(eta, "eta", 0, np.inf, closed_low=True)
     return (PAPER.value("lemma.floor_coefficient") * -np.log(floor) / n
-            + PAPER.value("lemma.two") * eta * (np.asarray(n) - 1) / n)
+            + PAPER.value("lemma.two") * eta * ((n - 1) / n))  # (n - 1)/n first: no overflow
 
 
 @dataclass(frozen=True)
@@ -302,7 +365,10 @@ class IsoPerplexity(Theorem):
         ``a`` and ``a'``) has higher perplexity than the original. ``s`` defaults to the shift
         that makes the effect largest on a grid.
         """
-        _check_a_gamma(a, gamma)
+        a, gamma = (_as_float(x, name) for x, name in _checked_pair(a, gamma))
+        if s is not None:
+            s = _as_float(_check_range(*_coerce(_kind(s), s, names=("s",)), "s", 0, 1,
+                                       closed_low=True), "s")
         shifts = np.linspace(0.01, 0.95, 95) if s is None else np.array([s])
         gaps = critical_accuracy(a, gamma, shifts) - a
         pick = int(np.argmin(gaps)) if free_lunch(a, gamma) else int(np.argmax(gaps))
@@ -326,19 +392,73 @@ THEOREM = IsoPerplexity()
 def _kind(*values) -> str:
     if any(isinstance(v, sp.Basic) for v in values):
         return "sympy"
-    if any(isinstance(v, mpmath.mpf) for v in values):
+    if any(isinstance(v, mpmath.mpf | mpmath.mpc) for v in values):
         return "mpmath"
     return "numpy"
 
 
-def _check_range(x, name, low, high, *, closed_low=False):
-    x = np.asarray(x, dtype=np.float64)
-    bad = np.isnan(x) | ((x < low) if closed_low else (x <= low)) | (x >= high)
-    if bad.any():
-        first = float(x.ravel()[int(np.flatnonzero(bad.ravel())[0])])
-        bracket = "[" if closed_low else "("
-        raise InvalidArgument(f"{name}={first!r} must lie in {bracket}{low:g}, {high:g})")
+def _coerce(kind: str, *values, names=("a", "gamma", "s")):
+    """``values`` in one kind: all SymPy, all mpmath (scalars only), or left for NumPy."""
+    if kind == "numpy":
+        return values
+    out = []
+    for value, name in zip(values, names, strict=False):
+        if isinstance(value, sp.Basic | mpmath.mpf | mpmath.mpc):
+            out.append(sp.sympify(value) if kind == "sympy" else value)
+            continue
+        array = as_real_array(value, name)
+        if array.ndim != 0:
+            raise InvalidType(f"{name} is an array of shape {array.shape}; with {kind} numbers "
+                              f"pass real scalars of one kind")
+        number = to_numpy(array, np.float64).item()
+        out.append(sp.Float(number) if kind == "sympy" else mpmath.mpf(number))
+    return tuple(out)
+
+
+def _check_range(x, name, low, high, *, closed_low=False, closed_high=False):
+    """``x`` checked to be real and in the interval from ``low`` to ``high`` (open unless
+    closed), whatever its kind: a NumPy array or scalar is returned as float64, an mpmath number
+    or a SymPy number as itself, checked exactly; a SymPy expression with free symbols passes
+    (it is symbolic)."""
+    bracket = ("[" if closed_low else "(", "]" if closed_high else ")")
+    interval = f"{bracket[0]}{low:g}, {high:g}{bracket[1]}"
+    if isinstance(x, sp.Basic):
+        if x.free_symbols:
+            return x
+        if not (x.is_number and x.is_extended_real is True):
+            raise InvalidType(f"{name}={x} is not a real number; pass one in {interval}")
+        value = x
+    elif isinstance(x, mpmath.mpf):
+        value = x
+    elif isinstance(x, mpmath.mpc):
+        raise InvalidType(f"{name}={x} is complex; pass a real number in {interval}")
+    else:
+        value = to_numpy(as_real_array(x, name), np.float64)
+        bad = (np.isnan(value) | ((value < low) if closed_low else (value <= low))
+               | ((value > high) if closed_high else (value >= high)))
+        if bad.any():
+            first = float(value.ravel()[int(np.flatnonzero(bad.ravel())[0])])
+            raise InvalidArgument(f"{name}={first!r} must lie in {interval}")
+        return value
+    inside = ((value >= low) if closed_low else (value > low)) and \
+        ((value <= high) if closed_high else (value < high))
+    if not bool(inside):
+        raise InvalidArgument(f"{name}={value} must lie in {interval}")
     return x
+
+
+def _checked_pair(a, gamma):
+    kind = _kind(a, gamma)
+    return zip(_check_a_gamma(*_coerce(kind, a, gamma)), ("a", "gamma"), strict=True)
+
+
+def _as_float(x, name: str) -> float:
+    """A checked real scalar of any kind as a float (a symbolic one is refused)."""
+    if isinstance(x, sp.Basic) and x.free_symbols:
+        raise InvalidType(f"{name}={x} is symbolic; pass a number")
+    if np.ndim(x) != 0:
+        raise InvalidType(f"{name} must be a scalar, not an array of shape {np.shape(x)}")
+    return float(x)
 
 
 def _check_a_gamma(a, gamma):

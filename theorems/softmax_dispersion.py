@@ -25,9 +25,9 @@ from pathlib import Path
 import mpmath
 import numpy as np
 
-from numerics import FORMAT_NAMES, get_backend, get_format, get_policy
+from numerics import FORMAT_NAMES, get_backend, get_format, get_policy, to_numpy
 from numerics import softmax_dispersion as kernels
-from numerics._validate import check_int, check_real
+from numerics._validate import as_real_array, check_int, check_real
 from numerics.errors import InvalidArgument
 from numerics.softmax_dispersion import (
     FAMILIES,
@@ -54,7 +54,10 @@ CHECKS = (("alpha_max<=tight", "alpha_max", "<="), ("alpha_max<=paper", "alpha_m
 
 
 def paper_bounds(n, spread, temperature=1.0):
-    """Return Lemma 2.1's ``(e^{-d}/n, e^{d}/n)`` with ``d = spread / temperature``."""
+    """Return Lemma 2.1's ``(e^{-d}/n, e^{d}/n)`` with ``d = spread / temperature``.
+
+    ``d`` is rounded once, so this and the tight bounds below are within about ``d + 8`` ulps
+    of the exact values (a few of the smallest subnormal where they underflow)."""
     n, d = _size_and_d(n, spread, temperature)
     upper, lower, rate, _ = _lemma()
     with np.errstate(over="ignore"):
@@ -68,35 +71,82 @@ def max_weight_bound(n, spread, temperature=1.0):
     """
     n, d = _size_and_d(n, spread, temperature)
     _, lower, _, others = _lemma()
-    with np.errstate(over="ignore", divide="ignore"):  # a mutated count can make it 1/0
-        return 1.0 / (1.0 + (n + others) * np.exp(lower * d))
+    return _one_over_one_plus(n + others, lower * d)
 
 
 def min_weight_bound(n, spread, temperature=1.0):
     """Return the tight bound ``1/(1 + (n-1)e^{d})`` on the smallest coefficient."""
     n, d = _size_and_d(n, spread, temperature)
     upper, _, _, others = _lemma()
-    with np.errstate(over="ignore", divide="ignore"):  # a mutated count can make it 1/0
-        return 1.0 / (1.0 + (n + others) * np.exp(upper * d))
+    return _one_over_one_plus(n + others, upper * d)
+
+
+def _one_over_one_plus(count, exponent):
+    """``1/(1 + count e^exponent)``, as written (a few ulps; exact where the paper's bound is
+    attained, e.g. ``1/n`` at spread 0), except where that breaks: ``count = 0`` (``n = 1``) is
+    exactly 1 rather than ``1/(1 + 0 * inf)``, and where ``count e^exponent`` overflows (so the
+    1 is negligible and the result below the smallest normal) it is ``e^-exponent / count``,
+    within one ulp of the subnormal result."""
+    count, exponent = np.broadcast_arrays(np.asarray(count, np.float64),
+                                          np.asarray(exponent, np.float64))
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        product = count * np.exp(exponent)
+        written = 1.0 / (1.0 + product)
+        tail = np.exp(-exponent) / np.where(count > 0, count, 1.0)
+    value = np.where(count == 0, 1.0,
+                     np.where((count > 0) & ~np.isfinite(product), tail, written))
+    return value if value.ndim else value[()]
+
+
+#: :func:`min_size_for_dispersion` refuses sizes with more digits than this.
+MAX_SIZE_DIGITS = 10_000
 
 
 def min_size_for_dispersion(target, spread, temperature=1.0):
     """Return the smallest ``n`` at which no logits of that spread reach ``alpha_max >= target``.
 
-    From ``1/(1 + (n-1)e^{-d}) < target``: ``n = floor(1 + e^{d}(1/target - 1)) + 1``.
+    From ``1/(1 + (n-1)e^{-d}) < target``: ``n = floor(1 + e^{d}(1/target - 1)) + 1``, evaluated
+    in mpmath (the float ``target`` taken exactly, with 40 digits beyond the size's own, so the
+    floor is never off by one), as a Python ``int`` however large, or a list of them for several
+    targets.
     """
-    target = np.asarray(target, dtype=np.float64)
-    if np.any((target <= 0) | (target > 1)) or not np.all(np.isfinite(target)):
-        raise InvalidArgument(f"target={target.tolist()!r} must lie in (0, 1]")
-    _, d = _size_and_d(1, spread, temperature)
+    target = _check_positive_reals(target, "target", closed_high=True, high=1.0)
+    spread, temperature = _spread_and_temperature(spread, temperature)
     _, lower, _, others = _lemma()
-    with np.errstate(over="ignore"):
-        size = np.floor(np.exp(-lower * d) * (1.0 / target - 1.0) - others) + 1.0
-    return size.astype(np.int64) if size.ndim else int(size)
+    sizes = []
+    values = np.broadcast_arrays(target, spread, temperature)
+    for t_i, s_i, theta in zip(*(v.ravel().tolist() for v in values), strict=True):
+        # d = spread/temperature exactly, and as many digits as the size has, and 40 more
+        digits = math.ceil(abs(lower) * s_i / theta / math.log(10) - math.log10(t_i))
+        if digits > MAX_SIZE_DIGITS:
+            raise InvalidArgument(f"the size for target={t_i!r}, spread={s_i!r}, temperature="
+                                  f"{theta!r} has about {digits:.3g} digits (more than "
+                                  f"{MAX_SIZE_DIGITS}); pass a smaller spread/temperature")
+        with mpmath.workdps(40 + digits):
+            d = mpmath.mpf(s_i) / mpmath.mpf(theta)
+            exact = mpmath.exp(-lower * d) * (1 / mpmath.mpf(t_i) - 1) - others
+            sizes.append(int(mpmath.floor(exact)) + 1)
+    return sizes if values[0].ndim else sizes[0]
+
+
+#: The largest entropy (nats) of a distribution over fewer than 2^64 items.
+MAX_ENTROPY = 64 * math.log(2)
 
 
 def adaptive_beta(entropy):
-    """Return the listing's ``beta(H)``: ``max(polyval(poly_fit, H), 1)`` if ``H > 0.5``, else 1."""
+    """Return the listing's ``beta(H)``: ``max(polyval(poly_fit, H), 1)`` if ``H > 0.5``, else 1.
+
+    ``entropy`` (nats) must lie in ``[0, 64 ln 2]``: no distribution over fewer than ``2^64``
+    items has more. Inside the kernel a NaN entropy keeps beta = 1, as the listing does, but a
+    caller passing one gets an error, not a silent 1.
+    """
+    entropy = as_real_array(entropy, "entropy")
+    host = to_numpy(entropy, np.float64)
+    if host.size == 0:
+        raise InvalidArgument("entropy is empty; pass at least one value")
+    if np.any(~np.isfinite(host)) or np.any(host < 0) or np.any(host > MAX_ENTROPY):
+        raise InvalidArgument(f"entropy={_shown(host)} must lie in [0, {MAX_ENTROPY:.4g}] "
+                              f"(nats)")
     return kernels.adaptive_beta(entropy, _poly_fit(), PAPER.value("listing.gate"))
 
 
@@ -311,16 +361,39 @@ def _certificate():
 
 
 def _size_and_d(n, spread, temperature):
-    n = np.asarray(n)
-    if n.dtype.kind not in "iuf" or np.any(n < 1) or np.any(n != np.floor(n)):
-        raise InvalidArgument(f"n={n.tolist()!r} must be a positive integer")
-    spread = np.asarray(spread, dtype=np.float64)
-    temperature = np.asarray(temperature, dtype=np.float64)
+    given = to_numpy(as_real_array(n, "n"))
+    n = given.astype(np.float64)
+    if np.any(~np.isfinite(n)) or np.any(n < 1) or np.any(n != np.floor(n)):
+        raise InvalidArgument(f"n={_shown(given)} must be a positive integer")
+    spread, temperature = _spread_and_temperature(spread, temperature)
+    return n, spread / temperature
+
+
+def _spread_and_temperature(spread, temperature):
+    given = {name: to_numpy(as_real_array(value, name))
+             for name, value in (("spread", spread), ("temperature", temperature))}
+    spread, temperature = (value.astype(np.float64) for value in given.values())
     if np.any(~np.isfinite(spread)) or np.any(spread < 0):
-        raise InvalidArgument(f"spread={spread.tolist()!r} must be finite and >= 0")
+        raise InvalidArgument(f"spread={_shown(given['spread'])} must be finite and >= 0")
     if np.any(~np.isfinite(temperature)) or np.any(temperature <= 0):
-        raise InvalidArgument(f"temperature={temperature.tolist()!r} must be finite and > 0")
-    return n.astype(np.float64), spread / temperature
+        raise InvalidArgument(f"temperature={_shown(given['temperature'])} must be finite and > 0")
+    return spread, temperature
+
+
+def _check_positive_reals(x, name: str, *, high: float, closed_high: bool):
+    x = to_numpy(as_real_array(x, name), np.float64)
+    if x.size == 0:
+        raise InvalidArgument(f"{name} is empty; pass at least one value")
+    if np.any(~np.isfinite(x)) or np.any(x <= 0) or np.any(x > high if closed_high
+                                                            else x >= high):
+        raise InvalidArgument(f"{name}={_shown(x)} must lie in (0, {high:g}"
+                              f"{']' if closed_high else ')'}")
+    return x
+
+
+def _shown(x: np.ndarray):
+    """A value for a message: the number itself, or the first offending one of an array."""
+    return repr(x.item()) if x.ndim == 0 else f"{x.ravel()[:3].tolist()!r}"[:60]
 
 
 def _exact_extreme(n: int, d: float, *, top: bool) -> float:
@@ -336,11 +409,11 @@ def _evaluate(params: dict) -> list[dict]:
     base = {"theorem": THEOREM.name, "n": n, "format": fmt.name, "policy": policy.name,
             "seed": params["seed"], "backend": params["backend"], "spread": spread,
             "temperature": theta}
-    tolerance = _tolerance_ulps(n, fmt, policy)
     rows = []
     for family in FAMILIES:
         logits = family_logits(family, n, spread, seed=params["seed"], xp=xp)
         observed = coefficient_extremes(logits, fmt, policy, temperature=theta)
+        tolerance = _tolerance_ulps(n, fmt, policy, observed["d"])
         exact = reference_extremes(logits, fmt, temperature=theta)
         model = predicted_extremes(family, n, spread, fmt, policy, temperature=theta)
         evidence = denominator_evidence(denominator_terms(logits, fmt, policy,
@@ -369,13 +442,16 @@ def _checks(n: int, d: float) -> list[tuple[str, str, str, float]]:
             if n >= 2 or relation in ("<=", ">=")]
 
 
-def _tolerance_ulps(n: int, fmt, policy) -> float:
-    # output rounding (<= 1 ulp across a binade edge) plus an a priori bound on the compute error,
-    # in ulps of the format: a blocked pairwise sum (blocks of 128 over 8 accumulators: 16 + 3
-    # roundings, then log2(n/128) levels) of positive terms, and a few elementwise operations
+def _tolerance_ulps(n: int, fmt, policy, d: float) -> float:
+    """Output rounding (<= 1 ulp across a binade edge) plus an a priori bound on the compute
+    error, in ulps of the format: a blocked pairwise sum (blocks of 128 over 8 accumulators:
+    16 + 3 roundings, then log2(n/128) levels) of positive terms, a few elementwise operations,
+    and the exponentials' argument error: ``z = (e - max e)/theta`` carries a relative rounding,
+    so ``exp(z)`` is off by up to ``|z| u <= d u`` relative (``d`` the realised spread over the
+    temperature)."""
     unit = 2.0**-53 if fmt.container == np.float64 else 2.0**-24
     depth = 16 + 3 + max(0, math.ceil(math.log2(max(n, 2))) - 7)
-    compute = 2 * (depth + 4) * unit / fmt.eps
+    compute = 2 * (depth + 4 + abs(float(d))) * unit / fmt.eps
     return 1.0 + (2.0 if policy.round_each_op else 0.0) + compute
 
 
@@ -395,8 +471,8 @@ def _verdict_at(family, n, spread, fmt, policy, quantity, *, model: bool) -> boo
         d, exact = values["d"], reference_extremes(logits, fmt)
     _, key, relation, bound = next(c for c in _checks(n, d) if c[0] == quantity)
     return judge(quantity=quantity, observed=values[key], exact=exact[key], bound=bound,
-                 relation=relation, format=fmt.name, tolerance_ulps=_tolerance_ulps(n, fmt, policy)
-                 )["verdict"] == "precision-effect"
+                 relation=relation, format=fmt.name,
+                 tolerance_ulps=_tolerance_ulps(n, fmt, policy, d))["verdict"] == "precision-effect"
 
 
 def _model_flip(family, low, high, spread, fmt_name, policy_name, quantity) -> dict:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from numerics import get_format
+from numerics.errors import InvalidArgument
 
 RELATIONS = ("<=", ">=", "<", ">")
 UNEXPLAINED = "unexplained"
@@ -113,7 +114,8 @@ def judge(
     ``relation``, ``margin_ulps``, ``margin_rel``, ``tolerance_ulps``, ``verdict``,
     ``mechanism`` and the evidence (each evidence key its own column)."""
     if relation not in RELATIONS:
-        raise ValueError(f"relation={relation!r}; expected one of {', '.join(RELATIONS)}")
+        raise InvalidArgument(f"relation={relation!r}; expected one of "
+                              f"{', '.join(RELATIONS)}")
     fmt = get_format(format)
     observed, exact, bound = _plain(observed), _plain(exact), _plain(bound)
     if exact is None:  # the observed value was computed exactly (mpmath, fp64 of exact data)

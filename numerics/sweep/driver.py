@@ -3,13 +3,14 @@ stores, so a killed sweep (or a killed worker) loses no finished cell and stores
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from numerics._validate import check_int, check_nonempty
 from numerics.sweep.cells import Cell
 from numerics.sweep.executors import ExecutorSpec, executor_spec
-from numerics.sweep.store import ArtifactStore, ResultStore
+from numerics.sweep.store import ArtifactHandle, ArtifactStore, ResultStore
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,16 @@ def run_sweep(
     """
     cells = check_nonempty(cells, "cells")
     spec = executor or executor_spec(workers=check_int(workers, "workers", min=1))
+    with store.lock() if store is not None else _Nothing():
+        return _run(cells, evaluate, store, spec, progress, label, group, prepare, artifacts)
+
+
+def _run(cells, evaluate, store, spec, progress, label, group, prepare, artifacts) -> list[dict]:
     done = store.load() if store is not None else {}
+    if store is not None and store.skipped:
+        print(f"theorems: warning: skipped {store.skipped} malformed line"
+              f"{'s' if store.skipped != 1 else ''} in {store.path}; their cells, if any, are "
+              f"computed again", file=sys.stderr)
     todo = [cell for cell in cells if cell.key not in done]
     results: dict[str, list[dict]] = {cell.key: done[cell.key] for cell in cells
                                       if cell.key in done}
@@ -84,16 +94,24 @@ def run_sweep(
         missing = {key: (params,) for key, params in groups.items() if key not in artifacts}
         for key, arrays in (engine.run(prepare, missing) if missing else ()):
             artifacts.save(key, arrays)
-        shared = {key: engine.share(artifacts.load(key)) for key in groups}
-        tasks = {cell.key: ((cell.as_dict(), shared[group_of[cell.key]])
-                            if group_of[cell.key] is not None else (cell.as_dict(),))
+        shared = {key: engine.share(artifacts.handle(key)) for key in groups}
+        tasks = {cell.key: ((evaluate, cell.as_dict(), shared[group_of[cell.key]])
+                            if group_of[cell.key] is not None else (evaluate, cell.as_dict()))
                  for cell in todo}
-        for key, rows in (engine.run(evaluate, tasks) if tasks else ()):
+        for key, rows in (engine.run(_evaluate, tasks) if tasks else ()):
             results[key] = rows
             if store is not None:
                 store.append(key, rows)
             bar.advance()
     return [row for cell in cells for row in results[cell.key]]
+
+
+def _evaluate(evaluate: Callable, params: dict, *artifact) -> list[dict]:
+    """Run one cell in a worker, loading its group's artifact there (from a handle) if any."""
+    if not artifact:
+        return evaluate(params)
+    shared = artifact[0]
+    return evaluate(params, shared.load() if isinstance(shared, ArtifactHandle) else shared)
 
 
 class _Nothing:

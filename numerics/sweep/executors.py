@@ -13,7 +13,13 @@ writer of the store, so an interrupted or distributed sweep keeps the store's gu
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -98,10 +104,14 @@ class ProcessExecutor(Executor):
 
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                         initializer=_die_with_parent, initargs=(os.getpid(),))
         return self
 
     def __exit__(self, *exc):
+        if exc[0] is not None:  # interrupted or failed: stop the cells in flight now
+            for process in list((self._pool._processes or {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
 
     def run(self, function, tasks):
@@ -145,9 +155,11 @@ class DaskExecutor(Executor):
     def share(self, value):
         if value is None:
             return None
-        # a task rather than scattered data: if the worker holding it dies, the scheduler
-        # recomputes it from the graph instead of cancelling every cell that needs it
-        return self._client.submit(_identity, value, pure=False)
+        # the arrays themselves (the cluster's workers may not see this machine's disk), as a
+        # task rather than scattered data: if the worker holding them dies, the scheduler
+        # recomputes them from the graph instead of cancelling every cell that needs them
+        return self._client.submit(_identity, value.load() if hasattr(value, "load") else value,
+                                   pure=False)
 
     def run(self, function, tasks):
         from distributed import as_completed
@@ -164,3 +176,23 @@ class DaskExecutor(Executor):
 
 def _identity(value):
     return value
+
+
+def _die_with_parent(parent: int) -> None:
+    """Run in each pool worker: end it when the sweep's process dies (even by SIGKILL), which
+    would otherwise leave it computing an orphaned cell. Linux delivers SIGTERM on the parent's
+    death (``PR_SET_PDEATHSIG``); elsewhere a thread polls the parent's pid."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the call above took effect
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()

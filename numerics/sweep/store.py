@@ -8,13 +8,17 @@ worker processes or machines never race on a file.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from numerics.errors import InvalidArgument
 
 
 class ResultStore:
@@ -27,18 +31,46 @@ class ResultStore:
     def __init__(self, path: str | os.PathLike, *, version: str = ""):
         self.path = Path(path)
         self.version = version
+        #: how many lines the last :meth:`load` skipped as malformed (not a stored record)
+        self.skipped = 0
+
+    @contextmanager
+    def lock(self):
+        """Hold an advisory lock on the store for the length of a sweep: a second sweep into
+        the same store refuses at once, with one line, instead of computing every cell twice."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise StoreBusy(f"{self.path} is being written by another run (pid {holder}); "
+                                f"wait for it to finish or pass another --out") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield self
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def load(self) -> dict[str, list[dict]]:
         """Return ``{key: rows}`` for every complete line on disk (the last one wins)."""
         done: dict[str, list[dict]] = {}
         if not self.path.exists():
             return done
+        self.skipped = 0
         with self.path.open("rb") as handle:
             for raw in handle:
                 if not raw.endswith(b"\n"):
                     break  # torn final write
                 record = _record(raw)
-                if record is not None and record["version"] == self.version:
+                if record is None:
+                    self.skipped += 1
+                elif record["version"] == self.version:
                     done[record["key"]] = record["rows"]
         return done
 
@@ -83,6 +115,10 @@ def _plain(value):
     if callable(item):
         return item()
     raise TypeError(f"cannot store {type(value).__name__} in a result row")
+
+
+class StoreBusy(InvalidArgument):
+    """Another run holds the store's lock."""
 
 
 class ArtifactStore:
@@ -134,5 +170,80 @@ class ArtifactStore:
         """The arrays stored under ``key``."""
         if key in self._memory:
             return self._memory[key]
-        with np.load(self.path(key)) as data:
-            return {name: data[name] for name in data.files}
+        return load_npz(self.path(key))
+
+    def handle(self, key: str) -> ArtifactHandle:
+        """A small picklable stand-in for the artifact ``key`` that a worker on this machine
+        loads when its task runs (:meth:`ArtifactHandle.load`), so a sweep never holds more
+        than the artifacts its running cells need."""
+        path = self.path(key)
+        return ArtifactHandle(key, str(path) if path is not None else None,
+                              self._memory.get(key))
+
+
+class ArtifactHandle:
+    """The artifact of one group: a path to load in the worker, or the arrays themselves."""
+
+    def __init__(self, key: str, path: str | None, arrays: dict | None = None):
+        self.key, self.path, self.arrays = key, path, arrays
+
+    def load(self) -> dict[str, np.ndarray]:
+        if self.arrays is not None:
+            return self.arrays
+        return _load_cached(self.path)
+
+
+def load_npz(path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
+
+
+_LAST: dict[str, dict] = {}
+
+
+def _load_cached(path: str) -> dict[str, np.ndarray]:
+    # a worker usually runs the cells of one group in a row: keep the last artifact it loaded
+    if path not in _LAST:
+        _LAST.clear()
+        _LAST[path] = load_npz(path)
+    return _LAST[path]
+
+
+def pack_tree(tree) -> dict[str, np.ndarray]:
+    """A nested structure of dicts (string keys), lists, arrays and JSON scalars as a flat dict
+    of arrays that :meth:`ArtifactStore.save` can write; :func:`unpack_tree` inverts it."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def skeleton(node, path: str):
+        if isinstance(node, dict):
+            if not all(isinstance(k, str) for k in node):
+                raise TypeError(f"{path or 'the tree'}: only string keys can be packed")
+            return {"dict": {k: skeleton(v, f"{path}/{k}") for k, v in node.items()}}
+        if isinstance(node, (list, tuple)):
+            return {"list": [skeleton(v, f"{path}/{i}") for i, v in enumerate(node)]}
+        if isinstance(node, np.ndarray):
+            arrays[path] = node
+            return {"array": path}
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return {"value": node}
+        if isinstance(node, np.generic):
+            return {"value": node.item()}
+        raise TypeError(f"{path or 'the tree'}: cannot pack {type(node).__name__}")
+
+    arrays["__tree__"] = np.array(json.dumps(skeleton(tree, "")))
+    return arrays
+
+
+def unpack_tree(arrays: dict[str, np.ndarray]):
+    """The structure that :func:`pack_tree` packed into ``arrays``."""
+
+    def build(node):
+        if "dict" in node:
+            return {k: build(v) for k, v in node["dict"].items()}
+        if "list" in node:
+            return [build(v) for v in node["list"]]
+        if "array" in node:
+            return arrays[node["array"]]
+        return node["value"]
+
+    return build(json.loads(str(arrays["__tree__"])))

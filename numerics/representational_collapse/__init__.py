@@ -3,7 +3,7 @@
 - Input families (:func:`family_prefix`): a prompt of random tokens, then "repeated" (the token
   ``a`` again and again), "sampled" (random digits), "separated" (``a a ,`` repeated) or
   "alternating" (``0 a 0 a``). Length ``n`` compares ``v = [x_<n, a]`` with ``v* = [x_<n, a, a]``
-  (Theorem B.3), all ``n`` at once by :func:`numerics.transformer.branch_forward`.
+  (Theorem B.3), all ``n`` at once by :func:`.branches.branch_forward`.
 - :func:`state_gaps`, :func:`equal_rows`, :func:`collapse_statistics`: ``||v_n - v*_{n+1}||``,
   bitwise equality per length, and what a cell's lengths show (share equal, first equal, the
   stable length from which every longer one is equal).
@@ -16,9 +16,9 @@
   against its exact value from the prompt (repeated tokens) or the identity (varied tokens).
 - :func:`extremal_collapse_model`: one layer on which Lemma B.1 and the one-layer bound are
   attained (the softmax pairs, Lemma B.2's extremal logits among them, are in
-  :mod:`numerics.softmax_pairs`; the evidence of in-format sums in :mod:`numerics.kernel_evidence`).
+  :mod:`.softmax_pairs`; the evidence of in-format sums in :mod:`.kernel_evidence`).
 - :func:`predict_collapse`, :func:`unit_roundoff_model`: per-length predictions of bitwise equal
-  states, from each branch's forward error bound (:mod:`numerics.branch_error`) or from the exact
+  states, from each branch's forward error bound (:mod:`.branch_error`) or from the exact
   gap alone.
 """
 
@@ -30,11 +30,12 @@ import numpy as np
 
 from numerics.backend import to_numpy
 from numerics.error_bounds import gamma, softmax_error, units, weighted_sum_error
+from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
-from numerics.kernel_evidence import valid_logits
-from numerics.layers import layer_norm
+from numerics.models.layers import layer_norm
+from numerics.models.transformer import Layer, Transformer, random_transformer
 from numerics.policies import Policy, get_policy
-from numerics.transformer import Layer, Transformer, random_transformer
+from numerics.representational_collapse.kernel_evidence import valid_logits
 
 FAMILIES: tuple[str, ...] = ("repeated", "sampled", "separated", "alternating")
 #: Vocabulary: digits 0-9 (the token a is the digit 1), a separator, and prompt tokens 12..31.
@@ -63,7 +64,8 @@ def family_prefix(family: str, size: int, *, prompt_length: int = PROMPT_LENGTH,
     elif family == "alternating":
         tail = np.where(index % 2 == 0, OTHER, TOKEN)
     else:
-        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+        raise InvalidArgument(f"unknown family {family!r}; expected one of "
+                              f"{', '.join(FAMILIES)}")
     return np.concatenate([prompt, tail])[: size - 1].astype(np.int64)
 
 
@@ -102,7 +104,7 @@ def state_gaps(short, long, norm: str = "l1") -> np.ndarray:
         return np.sqrt((difference**2).sum(axis=-1))
     if norm == "max":
         return difference.max(axis=-1)
-    raise ValueError(f"unknown norm {norm!r}; expected one of l1, l2, max")
+    raise InvalidArgument(f"unknown norm {norm!r}; expected one of l1, l2, max")
 
 
 def distinct_rows(short, long) -> np.ndarray:
@@ -161,7 +163,7 @@ def predict_collapse(short, long, errors_short, errors_long, fmt: Format | str) 
     for the states computed in ``fmt``: ``1`` equal, ``-1`` distinct, ``0`` undetermined.
 
     ``short``/``long`` are the exact states ``(N, d)``; ``errors_*`` bound ``||v_hat - v||_inf``
-    of each computed state (:func:`numerics.branch_error.branch_errors`; ``inf`` when vacuous).
+    of each computed state (:func:`.branch_error.branch_errors`; ``inf`` when vacuous).
     Distinct: some coordinate's exact gap exceeds both errors together, so the computed values
     differ. Equal: in every coordinate the hull of both intervals ``[v - e, v + e]`` rounds to
     one value at both ends, so it holds a single number of the format, which both computed values
@@ -305,7 +307,7 @@ def gap_bound(model: Transformer, trace, *, rate, tv_factor: float,
               value_factor: float) -> np.ndarray:
     """Theorem B.3's proof chain on ``model``: an upper bound on ``||v_n - v*_{n+1}||_2`` per ``n``.
 
-    ``trace`` is an fp64 :func:`numerics.transformer.branch_forward` trace. Entering layer ``l``
+    ``trace`` is an fp64 :func:`.branches.branch_forward` trace. Entering layer ``l``
     with gap ``eps``, head ``h`` has old-key logits ``x_j`` (query ``a`` at ``n``) and ``x*_j``
     (query at ``n + 1``), ``j <= n``. Lemma B.2's proof bounds the change of the old weights by
     ``T = c_2 sum_j e^{max(x_j, x*_j)} |x*_j - x_j| / sum_j e^{x*_j}`` (``c_2 = tv_factor``, the

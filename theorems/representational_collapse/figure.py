@@ -9,11 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from numerics import FORMAT_NAMES, get_format
-from numerics.oversquashing import (
-    oversquashing_bound_values,
-    oversquashing_model,
-    oversquashing_terms,
-)
 from numerics.representational_collapse import (
     FIG9_K,
     FIG9_NOISE,
@@ -25,11 +20,16 @@ from numerics.representational_collapse import (
     family_prefix,
     state_gaps,
 )
-from numerics.softmax_pairs import fig9_logits, softmax_pair_tv
-from numerics.transformer import branch_forward
+from numerics.representational_collapse.branches import branch_forward
+from numerics.representational_collapse.oversquashing import (
+    oversquashing_bound_values,
+    oversquashing_model,
+    oversquashing_terms,
+)
+from numerics.representational_collapse.softmax_pairs import fig9_logits, softmax_pair_tv
 from proofs.representational_collapse import PAPER
-from theorems._representational_collapse_rows import paper
 from theorems.figures import Panel, Series, write_figure
+from theorems.representational_collapse.rows import paper
 
 #: The figure's families and the depths of its Prop. B.8 panel.
 FIGURE_FAMILIES = ("repeated", "sampled")

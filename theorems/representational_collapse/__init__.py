@@ -41,16 +41,16 @@ from pathlib import Path
 import numpy as np
 
 from numerics import Cell, get_format, get_policy, to_numpy
-from numerics._validate import check_choice, check_int, check_nonempty, check_real
-from numerics._validate import check_row_stochastic as _check_stochastic
-from numerics.oversquashing import (
-    OVERSQUASHING_LENGTH,
-    OVERSQUASHING_WIDTH,
-    finite_difference_jacobian,
-    oversquashing_bound_values,
-    oversquashing_model,
-    oversquashing_terms,
+from numerics._validate import (
+    as_real_array,
+    check_choice,
+    check_int,
+    check_nonempty,
+    check_real,
 )
+from numerics._validate import check_row_stochastic as _check_stochastic
+from numerics.errors import InvalidArgument
+from numerics.models.transformer import PE_NAMES
 from numerics.representational_collapse import (
     FAMILIES,
     FIG9_K,
@@ -64,18 +64,26 @@ from numerics.representational_collapse import (
     first_true,
     state_gaps,
 )
-from numerics.softmax_pairs import fig9_logits, softmax_pair_tv
-from numerics.transformer import PE_NAMES, branch_forward
+from numerics.representational_collapse.branches import branch_forward
+from numerics.representational_collapse.oversquashing import (
+    OVERSQUASHING_LENGTH,
+    OVERSQUASHING_WIDTH,
+    finite_difference_jacobian,
+    oversquashing_bound_values,
+    oversquashing_model,
+    oversquashing_terms,
+)
+from numerics.representational_collapse.softmax_pairs import fig9_logits, softmax_pair_tv
 from proofs import certify
 from proofs.representational_collapse import PAPER, b1_bound, derivation
-from theorems._representational_collapse_figure import write as _figure
-from theorems._representational_collapse_lemmas import (
+from theorems._theorem import Statement, Theorem
+from theorems.representational_collapse.figure import write as _figure
+from theorems.representational_collapse.lemmas import (
     extremal_rows,
     oversquashing_rows,
     softmax_rows,
 )
-from theorems._representational_collapse_rows import family_rows, paper
-from theorems._theorem import Statement, Theorem
+from theorems.representational_collapse.rows import family_group, family_profile, family_rows, paper
 
 NAME = "representational-collapse"
 NORMS: tuple[str, ...] = ("l1", "l2", "max")
@@ -99,14 +107,21 @@ def alternating_tv(n):
     by ``|e/Z - 1/Z*|`` and the others by ``|1/Z - e/Z*|``. For even ``n`` this is the paper's
     ``2(e - 1)/(e + 1)`` for every ``n``.
     """
-    size = np.asarray(n)
-    if size.dtype.kind not in "iuf" or np.any(size < 1) or np.any(size != np.floor(size)):
-        raise ValueError(f"n={size.tolist()!r} must be a positive integer")
+    given = to_numpy(as_real_array(n, "n"))
+    size = given.astype(np.float64)
+    if (np.any(~np.isfinite(size)) or np.any(size < 1) or np.any(size != np.floor(size))
+            or np.any(size > FIG9_MAX_SIZE)):
+        raise InvalidArgument(f"n={given.tolist()!r} must be a positive integer <= "
+                              f"{FIG9_MAX_SIZE}"[:120])
     ones, others = np.ceil(size / 2.0), np.floor(size / 2.0)
     e = math.e
     z, z_star = ones * e + others, others * e + ones
     value = ones * np.abs(e / z - 1 / z_star) + others * np.abs(1 / z - e / z_star)
     return float(value) if value.ndim == 0 else value
+
+
+#: The longest logit vector :func:`perturbed_softmax_tv` accepts (a few float64 copies of it).
+FIG9_MAX_SIZE = 2**26
 
 
 def perturbed_softmax_tv(n: int, k: int = FIG9_K, noise: float = FIG9_NOISE, seeds: int = 5, *,
@@ -116,7 +131,7 @@ def perturbed_softmax_tv(n: int, k: int = FIG9_K, noise: float = FIG9_NOISE, see
     ``x ~ U[0, 1]^n``, ``x*`` equals ``x`` plus ``U[0, noise]`` on its first ``k`` entries,
     ``y = softmax(x)``, ``y* = softmax(x*)``; seeds ``0 .. seeds - 1``.
     """
-    n = check_int(n, "n", min=1)
+    n = check_int(n, "n", min=1, max=FIG9_MAX_SIZE)
     k = check_int(k, "k", min=0)
     noise = check_real(noise, "noise", min=0.0)
     seeds = check_int(seeds, "seeds", min=1)
@@ -174,15 +189,17 @@ def oversquashing_bound(attention, *, beta1=1.0, beta2=1.0, beta3: float = 1.0,
     beta2^(l) + 1)`` (the paper's quantities, :data:`proofs.representational_collapse.PAPER`):
     a bound on ``||dy_n / dv_i^(0)||``.
     """
-    matrices = check_nonempty(attention, "attention")
-    size = np.shape(matrices[0])
+    matrices = [to_numpy(as_real_array(matrix, f"attention[{index}]"), np.float64)
+                for index, matrix in enumerate(check_nonempty(attention, "attention"))]
+    size = matrices[0].shape
     for index, matrix in enumerate(matrices):
         name = f"attention[{index}]"
-        if np.shape(matrix) != size or len(size) != 2 or size[0] != size[1]:
-            raise ValueError(f"{name} has shape {np.shape(matrix)}; expected square {size}")
+        if matrix.shape != size or len(size) != 2 or size[0] != size[1] or size[0] < 1:
+            raise InvalidArgument(f"{name} has shape {matrix.shape}; expected a non-empty "
+                                  f"square matrix like attention[0] {size}")
         _check_stochastic(matrix, name, atol=1e-9)
-        if np.any(np.triu(np.asarray(matrix, dtype=np.float64), 1) != 0):
-            raise ValueError(f"{name} is not causal: it has weight above the diagonal")
+        if np.any(np.triu(matrix, 1) != 0):
+            raise InvalidArgument(f"{name} is not causal: it has weight above the diagonal")
     layers = len(matrices)
     b1 = _per_layer(beta1, "beta1", layers, positive=True)
     b2 = _per_layer(beta2, "beta2", layers, positive=True)
@@ -193,7 +210,7 @@ def oversquashing_bound(attention, *, beta1=1.0, beta2=1.0, beta3: float = 1.0,
                                       constant=bounds.constant)
 
 
-def evaluate(params: dict) -> list[dict]:
+def evaluate(params: dict, artifact: dict | None = None) -> list[dict]:
     """Evaluate one cell of the sweep and return its rows, each judged by
     :func:`theorems.verdicts.judge` with the evidence measured on it: per family cell the gaps
     against Thm B.3's chain, the states' distinctness, Lemma B.1's weight, the one-layer bound and
@@ -202,7 +219,7 @@ def evaluate(params: dict) -> list[dict]:
     Jacobian and its per-layer terms, and Prop. B.8's constants."""
     experiment = params["experiment"]
     if experiment in FAMILIES:
-        return family_rows(params)
+        return family_rows(params, artifact)
     if experiment == "perturbed-softmax":
         return softmax_rows(params)
     if experiment == "extremal":
@@ -310,10 +327,14 @@ class RepresentationalCollapse(Theorem):
         return {"quick": True, "workers": 1, "sizes": [AUDIT_SIZE], "formats": ["fp64"],
                 "policies": ["hw"]}
 
+    group = staticmethod(family_group)
+    prepare = staticmethod(family_profile)
+
     @staticmethod
-    def evaluate(params: dict) -> list[dict]:
-        """Evaluate one cell of the sweep and return its rows."""
-        return evaluate(params)
+    def evaluate(params: dict, artifact: dict | None = None) -> list[dict]:
+        """Evaluate one cell of the sweep and return its rows; a family cell takes its group's
+        exact error profile (:meth:`prepare`) as ``artifact``."""
+        return evaluate(params, artifact)
 
     def figure(self, out_dir, *, quick: bool = True):
         """Gap against ``n`` per format (hw) with the unit roundoff marked; the over-squashing
@@ -379,14 +400,14 @@ class RepresentationalCollapse(Theorem):
         ``n - 7`` trailing copies of ``a``, which a counting model must tell apart) whose final
         states are bitwise identical in ``fmt``, at the smallest such ``n``.
 
-        Raises ``ValueError`` if no ``n <= n_max`` collapses.
+        Raises :class:`numerics.errors.InvalidArgument` if no ``n <= n_max`` collapses.
         """
         run, reference = _branches(family, n_max, layers=layers, d=d, pe=pe, fmt=fmt,
                                    policy=policy, seed=seed, exact=True)
         exact = (reference.short, reference.long)
         n = first_true(equal_rows(run.short, run.long) & distinct_rows(*exact))
         if n is None:
-            raise ValueError(f"no n <= {n_max} gives bitwise equal states in {fmt}/{policy}; "
+            raise InvalidArgument(f"no n <= {n_max} gives bitwise equal states in {fmt}/{policy}; "
                              f"raise n_max or pick a narrower format")
         tokens = np.concatenate([family_prefix(family, n, seed=seed), [TOKEN]])
         others = np.flatnonzero(tokens != TOKEN)
@@ -418,6 +439,13 @@ def _branches(family, n_max, *, layers, d, pe, fmt, policy, seed, exact=False):
     model = collapse_model(d=d, layers=layers, pe=check_choice(pe, PE_NAMES, "pe"), seed=seed)
     prefix = family_prefix(family, n_max, seed=seed)
     run = branch_forward(model, prefix, TOKEN, fmt=fmt, policy=policy)
+    for branch in ("short", "long"):
+        finite = np.isfinite(to_numpy(getattr(run, branch), np.float64)).all(axis=-1)
+        if not finite.all():
+            raise InvalidArgument(
+                f"the {branch} branch's final state overflows {fmt.name} (max {fmt.max:g}) at "
+                f"n={int(np.argmin(finite)) + 1} under {policy.name}: its gaps are not numbers; "
+                f"use a wider format or a smaller model")
     if not exact:
         return run
     same = (fmt.name, policy.name) == ("fp64", "hw")
@@ -433,15 +461,15 @@ def _percent(value) -> str:
 
 
 def _per_layer(value, name: str, layers: int, *, positive: bool) -> np.ndarray:
-    values = np.broadcast_to(np.asarray(value, dtype=np.float64), (layers,)) \
-        if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+    values = to_numpy(as_real_array(value, name), np.float64)
+    values = np.broadcast_to(values, (layers,)) if values.ndim == 0 else values
     if values.shape != (layers,):
-        raise ValueError(f"{name} has {values.size} values; expected 1 or one per layer "
-                         f"({layers})")
+        raise InvalidArgument(f"{name} has {values.size} values; expected 1 or one per layer "
+                              f"({layers})")
     bad = ~np.isfinite(values) | ((values <= 0) if positive else (values < 0))
     if bad.any():
         relation = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name}={values.tolist()!r} must be finite and {relation}")
+        raise InvalidArgument(f"{name}={values.tolist()!r} must be finite and {relation}")
     return values
 
 

@@ -1,7 +1,7 @@
 """The rows of the representational-collapse sweep: the paper's bounds (:func:`paper`), the one
 row builder (:func:`row`, every row judged by :func:`theorems.verdicts.judge` with the evidence
 measured on that row), and the rows of the input families (:func:`family_rows`); the other
-experiments' rows are in :mod:`theorems._representational_collapse_lemmas`.
+experiments' rows are in :mod:`theorems.representational_collapse.lemmas`.
 
 Every bound constant is the paper's, read through :data:`proofs.representational_collapse.PAPER`
 (its functions lambdified once per mutation in force, :func:`paper`), so a changed paper
@@ -21,17 +21,10 @@ import numpy as np
 import sympy as sp
 
 from numerics import get_backend, get_format, get_policy, to_numpy
-from numerics.branch_error import branch_errors, error_profile
 from numerics.error_bounds import softmax_error
 from numerics.evidence import bitwise_equal
-from numerics.kernel_evidence import (
-    attention_evidence,
-    combine_evidence,
-    softmax_terms,
-    sum_evidence,
-    valid_logits,
-)
 from numerics.representational_collapse import (
+    FAMILIES,
     TOKEN,
     collapse_model,
     collapse_statistics,
@@ -49,7 +42,16 @@ from numerics.representational_collapse import (
     state_gaps,
     unit_roundoff_model,
 )
-from numerics.transformer import branch_forward
+from numerics.representational_collapse.branch_error import branch_errors, error_profile
+from numerics.representational_collapse.branches import branch_forward
+from numerics.representational_collapse.kernel_evidence import (
+    attention_evidence,
+    combine_evidence,
+    softmax_terms,
+    sum_evidence,
+    valid_logits,
+)
+from numerics.sweep.store import pack_tree, unpack_tree
 from proofs.representational_collapse import (
     PAPER,
     abar,
@@ -135,7 +137,29 @@ def sample_lengths(size: int) -> list[int]:
 
 # --- the input families ---------------------------------------------------------------------
 
-def family_rows(params: dict) -> list[dict]:
+def family_group(params: dict) -> dict | None:
+    """The setup a family cell shares with the other formats and policies of its model and
+    prefix (``None`` for the other experiments)."""
+    if params["experiment"] not in FAMILIES:
+        return None
+    return {key: params[key] for key in ("experiment", "n", "d", "layers", "pe", "seed")}
+
+
+def family_profile(group: dict) -> dict:
+    """A family group's artifact: the exact magnitudes of its pass (:func:`branch_error.
+    error_profile <numerics.representational_collapse.branch_error.error_profile>`, a few MB and
+    the costliest shared part), packed for the artifact store. The fp64 reference states and
+    trace are recomputed per worker instead (:func:`_reference`): about ten times larger, and
+    cheaper to recompute than to store and move."""
+    model = collapse_model(d=group["d"], layers=group["layers"], pe=group["pe"],
+                           seed=group["seed"])
+    prefix = family_prefix(group["experiment"], group["n"], seed=group["seed"])
+    return pack_tree(error_profile(model, prefix, TOKEN))
+
+
+def family_rows(params: dict, artifact: dict | None = None) -> list[dict]:
+    """A family cell's rows; ``artifact`` is its group's :func:`family_profile` (computed here
+    when absent)."""
     fmt, policy = get_format(params["format"]), get_policy(params["policy"])
     size, family, pe = params["n"], params["experiment"], params["pe"]
     base = {**base_columns(params, fmt, policy), "family": family, "instance": "random"}
@@ -151,7 +175,8 @@ def family_rows(params: dict) -> list[dict]:
         rows += one_layer_rows(base, model, run, reference, fmt, policy, bounds)
     if pe == "nope" and exact_run and size >= RATE_MIN_SIZE:
         rows += _decay_rows(base, model, reference, family, params["layers"], size, bounds)
-    profile = _profile(family, size, params["d"], params["layers"], pe, params["seed"])
+    profile = unpack_tree(artifact if artifact is not None
+                          else family_profile(family_group(params)))
     rows.append(_collapse_row(base, run, reference, fmt, policy, profile, pe))
     return rows
 
@@ -330,21 +355,13 @@ def _median_ulps(errors, profile, size: int, fmt):
 @lru_cache(maxsize=4)
 def _reference(family: str, size: int, d: int, layers: int, pe: str, seed: int, backend: str):
     """A family cell's model, prefix and fp64 branches with their trace. Cells differing only in
-    format and policy share it, so a worker computes it once for all of them (and keeps the last
-    four: a mutation audit reruns the families of its grid with no paper quantity in them)."""
+    format and policy share it; a worker keeps the last four it computed (a speed-up only: a
+    cell computes it when missing, whichever worker runs it and in whatever order)."""
     xp = get_backend(backend)
     model = collapse_model(d=d, layers=layers, pe=pe, seed=seed)
     prefix = xp.asarray(family_prefix(family, size, seed=seed))
     return model, prefix, branch_forward(model, prefix, TOKEN, fmt="fp64", policy="hw",
                                          trace=True)
-
-
-@lru_cache(maxsize=4)
-def _profile(family: str, size: int, d: int, layers: int, pe: str, seed: int) -> dict:
-    """The exact magnitudes of a family cell's pass (:func:`numerics.branch_error.
-    error_profile`), shared by its formats and policies like :func:`_reference`."""
-    model = collapse_model(d=d, layers=layers, pe=pe, seed=seed)
-    return error_profile(model, family_prefix(family, size, seed=seed), TOKEN)
 
 
 def _trace_evidence(run, i: int, fmt, policy) -> dict:

@@ -1,7 +1,7 @@
 """The rows of the representational-collapse sweep beyond the input families: Fig. 9 against
 Lemma B.2 and Prop. B.4's alternating pair (every format), the extremal instances on which the
 collapse bounds are attained (fp64), and Theorem B.5's Jacobian, its per-layer terms and Prop.
-B.8's constants (fp64). Every row through :func:`theorems._representational_collapse_rows.row`.
+B.8's constants (fp64). Every row through :func:`theorems.representational_collapse.rows.row`.
 """
 
 from __future__ import annotations
@@ -9,15 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from numerics import get_backend, get_format, get_policy
-from numerics.kernel_evidence import combine_evidence, softmax_terms, sum_evidence
-from numerics.oversquashing import (
-    OVERSQUASHING_LENGTH,
-    extremal_oversquashing_model,
-    layer_block_terms,
-    oversquashing_bound_values,
-    oversquashing_model,
-    oversquashing_terms,
-)
 from numerics.representational_collapse import (
     EXTREMAL_LOGIT,
     EXTREMAL_SHIFT,
@@ -27,15 +18,28 @@ from numerics.representational_collapse import (
     extremal_collapse_model,
     extremal_prefix,
 )
-from numerics.softmax_pairs import (
+from numerics.representational_collapse.branches import branch_forward
+from numerics.representational_collapse.kernel_evidence import (
+    combine_evidence,
+    softmax_terms,
+    sum_evidence,
+)
+from numerics.representational_collapse.oversquashing import (
+    OVERSQUASHING_LENGTH,
+    extremal_oversquashing_model,
+    layer_block_terms,
+    oversquashing_bound_values,
+    oversquashing_model,
+    oversquashing_terms,
+)
+from numerics.representational_collapse.softmax_pairs import (
     alternating_logits,
     fig9_logits,
     lemma_b2_extremal_logits,
     softmax_pair_tv,
 )
-from numerics.transformer import branch_forward
 from proofs.representational_collapse import PAPER
-from theorems._representational_collapse_rows import (
+from theorems.representational_collapse.rows import (
     JACOBIAN_ULPS,
     base_columns,
     gap_rows,

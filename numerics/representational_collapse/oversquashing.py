@@ -20,8 +20,8 @@ from itertools import product
 import numpy as np
 
 from numerics.backend import to_numpy
-from numerics.layers import layer_norm
-from numerics.transformer import Layer, Transformer, forward, random_transformer
+from numerics.models.layers import layer_norm
+from numerics.models.transformer import Layer, Transformer, forward, random_transformer
 
 #: The over-squashing models: n = 16 positions, width 8, one head, W_V W_O = I (as the paper).
 OVERSQUASHING_LENGTH, OVERSQUASHING_WIDTH, OVERSQUASHING_VOCAB = 16, 8, 32

@@ -54,7 +54,7 @@ def alibi_slopes(heads: int) -> np.ndarray:
 
 
 class LayerOps:
-    """The kernels of a decoder layer bound to a model (a :class:`numerics.transformer.
+    """The kernels of a decoder layer bound to a model (a :class:`numerics.models.transformer.
     Transformer`), one format, one policy and one array namespace; arrays stay in the format's
     compute container, holding values of the format."""
 

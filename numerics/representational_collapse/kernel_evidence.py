@@ -1,7 +1,7 @@
 """Evidence of a kernel's in-format sums, recomputed from its stored inputs exactly as the kernels
 compute them: what :func:`numerics.evidence.stall_index` and the sum's error in ulps are measured
 on. :func:`softmax_terms` and :func:`sum_evidence` serve any softmax; :func:`attention_evidence`
-reads one length of a :func:`numerics.transformer.branch_forward` trace layer (both branches'
+reads one length of a :func:`.branches.branch_forward` trace layer (both branches'
 denominators and weighted sums of values).
 """
 
@@ -63,7 +63,7 @@ def combine_evidence(*evidence: dict) -> dict:
 
 def attention_evidence(record, row: int, fmt: Format | str, policy: Policy | str) -> dict:
     """The in-format sums of both branches' attention at one length (``row = n - 1``) of a
-    :func:`numerics.transformer.branch_forward` trace layer: each head's softmax denominator and,
+    :func:`.branches.branch_forward` trace layer: each head's softmax denominator and,
     per coordinate, the weighted sum of values (terms ``w_j u_j`` rounded as the policy rounds,
     in sequence order), recomputed from the stored scores and values; combined by
     :func:`combine_evidence`."""

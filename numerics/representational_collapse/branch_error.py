@@ -1,4 +1,4 @@
-"""A priori forward error bounds of :func:`numerics.transformer.branch_forward`'s final states.
+"""A priori forward error bounds of :func:`.branches.branch_forward`'s final states.
 
 The cached pass has ``3N - 1`` rows: the prefix ``x_1..x_{N-1}``, the token ``a`` at each length
 ``n`` and the token ``b`` after it; the prefix row ``p`` attends to the prefix up to ``p``, ``a`` at
@@ -21,7 +21,7 @@ in the standard model (Higham, *Accuracy and Stability of Numerical Algorithms*,
 
 The analysis is first order in the relative errors; once a row's error exceeds 1/8 of its state
 the bound is declared vacuous (``inf``) for it. The bounds of the two branches turn into per-length
-verdicts in :func:`numerics.representational_collapse.predict_collapse`.
+verdicts in :func:`.predict_collapse`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from numerics.backend import to_numpy
 from numerics.error_bounds import gamma, softmax_error, units, weighted_sum_error
 from numerics.formats import Format, get_format
-from numerics.layers import LayerOps
+from numerics.models.layers import LayerOps
 from numerics.policies import Policy, get_policy
 
 #: A first-order relative error above this makes the bound vacuous.
