@@ -256,7 +256,13 @@ def test_min_size_for_dispersion(target, spread, temperature):
     if size is None:
         return
     assert isinstance(size, int) and size >= 1
-    with mpmath.workdps(60 + len(str(size))):
+    if float(np.float64(to_mp(target))) == 1.0:
+        assert size == 2  # alpha_max = 1/(1 + (n - 1) e^-d) < 1 exactly from n = 2
+        return
+    with mpmath.workdps(40):
+        ratio = to_mp(spread) / to_mp(temperature)
+    # enough digits for the size and for 1 + (m - 1) e^-d to differ from 1
+    with mpmath.workdps(60 + len(str(size)) + int(ratio / mpmath.log(10))):
         t = mpmath.mpf(float(np.float64(to_mp(target))))  # the float the function was given
         d = mpmath.mpf(float(np.float64(to_mp(spread)))) / mpmath.mpf(
             float(np.float64(to_mp(temperature))))

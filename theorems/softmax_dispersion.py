@@ -116,15 +116,20 @@ def min_size_for_dispersion(target, spread, temperature=1.0):
     sizes = []
     values = np.broadcast_arrays(target, spread, temperature)
     for t_i, s_i, theta in zip(*(v.ravel().tolist() for v in values), strict=True):
-        # d = spread/temperature exactly, and as many digits as the size has, and 40 more
-        digits = math.ceil(abs(lower) * s_i / theta / math.log(10) - math.log10(t_i))
+        with mpmath.workdps(40):
+            d = mpmath.mpf(s_i) / mpmath.mpf(theta)  # exact ratio: no float overflow
+            gap = 1 / mpmath.mpf(t_i) - 1  # 0 exactly when target = 1
+            # the size's number of digits, from its logarithm
+            digits = 0 if gap == 0 else int(mpmath.ceil(
+                max(0, -lower * d / mpmath.log(10) + mpmath.log10(gap))))
         if digits > MAX_SIZE_DIGITS:
             raise InvalidArgument(f"the size for target={t_i!r}, spread={s_i!r}, temperature="
-                                  f"{theta!r} has about {digits:.3g} digits (more than "
-                                  f"{MAX_SIZE_DIGITS}); pass a smaller spread/temperature")
+                                  f"{theta!r} has more than {MAX_SIZE_DIGITS} digits; pass a "
+                                  f"smaller spread/temperature or a larger target")
         with mpmath.workdps(40 + digits):
             d = mpmath.mpf(s_i) / mpmath.mpf(theta)
-            exact = mpmath.exp(-lower * d) * (1 / mpmath.mpf(t_i) - 1) - others
+            growth = mpmath.exp(-lower * d) if gap != 0 else 0  # e^d * 0 is 0, even for d = inf
+            exact = growth * (1 / mpmath.mpf(t_i) - 1) - others
             sizes.append(int(mpmath.floor(exact)) + 1)
     return sizes if values[0].ndim else sizes[0]
 
