@@ -258,3 +258,23 @@ def test_facades_export_documented_names(package):
         value = getattr(module, name)
         if callable(value):
             assert inspect.getdoc(value), f"{package}.{name} has no docstring"
+
+
+def test_layer_norm_jacobian_matches_mpmath_derivatives():
+    from numerics.models.layers import layer_norm_jacobian
+
+    x, gain, eps = [0.3, -1.2, 2.0, 0.7], [1.0, 2.0, 0.5, 1.5], 1e-5
+
+    def norm(a, *values):
+        values = list(values)
+        mean = mpmath.fsum(values) / len(values)
+        var = mpmath.fsum((v - mean) ** 2 for v in values) / len(values)
+        return gain[a] * (values[a] - mean) / mpmath.sqrt(var + eps)
+
+    jacobian = layer_norm_jacobian(np.array(x), np.array(gain), eps=eps)
+    with mpmath.workdps(30):
+        for a in range(4):
+            for b in range(4):
+                order = tuple(int(i == b) for i in range(4))
+                exact = mpmath.diff(lambda *v, a=a: norm(a, *v), x, order)
+                assert jacobian[a, b] == pytest.approx(float(exact), rel=1e-12, abs=1e-14)

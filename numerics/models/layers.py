@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from numerics.backend import array_namespace
+from numerics.backend import array_namespace, to_numpy
 from numerics.formats import Format, get_format
 from numerics.kernels import softmax
 from numerics.policies import Policy, get_policy
@@ -35,6 +35,18 @@ def layer_norm(x, gain, bias, fmt: Format | str, policy: Policy | str, *, eps: f
     if bias is not None:
         y = policy.step(y + policy.load(xp.asarray(bias), fmt), fmt)
     return policy.output(y, fmt)
+
+
+def layer_norm_jacobian(x, gain=None, *, eps: float = 1e-5) -> np.ndarray:
+    """``d norm(x) / dx`` per row of ``x`` (float64 ``(..., d, d)``): for ``c = x - mean(x)`` and
+    ``s = sqrt(mean(c^2) + eps)``, ``J_ab = g_a ((delta_ab - 1/d) / s - c_a c_b / (d s^3))``."""
+    x = to_numpy(x, np.float64)
+    d = x.shape[-1]
+    c = x - x.mean(axis=-1, keepdims=True)
+    s = np.sqrt((c**2).mean(axis=-1) + eps)[..., None, None]
+    jacobian = (np.eye(d) - 1.0 / d) / s - c[..., :, None] * c[..., None, :] / (d * s**3)
+    g = np.ones(d) if gain is None else np.asarray(gain, dtype=np.float64)
+    return g[:, None] * jacobian
 
 
 def sinusoidal_encoding(positions, d: int):

@@ -20,7 +20,7 @@ from itertools import product
 import numpy as np
 
 from numerics.backend import to_numpy
-from numerics.models.layers import layer_norm
+from numerics.models.layers import layer_norm, layer_norm_jacobian
 from numerics.models.transformer import Layer, Transformer, forward, random_transformer
 
 #: The over-squashing models: n = 16 positions, width 8, one head, W_V W_O = I (as the paper).
@@ -29,18 +29,6 @@ OVERSQUASHING_LENGTH, OVERSQUASHING_WIDTH, OVERSQUASHING_VOCAB = 16, 8, 32
 EXTREMAL_EMBEDDING = (1.8, -1.2, 0.3)
 EXTREMAL_GAINS = (0.8, 1.3, 0.7)  # norm_1, norm_2, norm_3
 EXTREMAL_MLP = (0.9, 0.6, 5.0)  # W_1 = 0.9 I, W_2 = 0.6 I, b_1 = 5 (every ReLU active)
-
-
-def layer_norm_jacobian(x, gain=None, *, eps: float = 1e-5) -> np.ndarray:
-    """``d norm(x) / dx`` per row of ``x`` (float64 ``(..., d, d)``): for ``c = x - mean(x)`` and
-    ``s = sqrt(mean(c^2) + eps)``, ``J_ab = g_a ((delta_ab - 1/d) / s - c_a c_b / (d s^3))``."""
-    x = to_numpy(x, np.float64)
-    d = x.shape[-1]
-    c = x - x.mean(axis=-1, keepdims=True)
-    s = np.sqrt((c**2).mean(axis=-1) + eps)[..., None, None]
-    jacobian = (np.eye(d) - 1.0 / d) / s - c[..., :, None] * c[..., None, :] / (d * s**3)
-    g = np.ones(d) if gain is None else np.asarray(gain, dtype=np.float64)
-    return g[:, None] * jacobian
 
 
 def oversquashing_terms(model: Transformer, inputs) -> dict:
