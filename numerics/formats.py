@@ -201,9 +201,9 @@ def round_by_quantum(x, fmt: Format):
     x = xp.asarray(x)
     if not is_numpy_namespace(xp) and x.dtype in (np.float32, np.float64):
         return _cuda_rounding_kernel(xp, fmt)(x)
-    _, exponent = xp.frexp(x)  # x = m * 2**exponent with 0.5 <= |m| < 1
-    exponent = xp.maximum(exponent - 1, fmt.min_exp) - fmt.man_bits
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and inf pass through as themselves
+        _, exponent = xp.frexp(x)  # x = m * 2**exponent with 0.5 <= |m| < 1
+        exponent = xp.maximum(exponent - 1, fmt.min_exp) - fmt.man_bits
         y = xp.ldexp(xp.rint(xp.ldexp(x, -exponent)), exponent)
         overflow = xp.abs(y) > fmt.max
         if fmt.has_inf:

@@ -228,8 +228,9 @@ def corrected_bound(n, floor, eta):
                   for value, name in ((floor, "floor"), (eta, "eta")))
     floor = _check_range(floor, "floor", 0, 1, closed_high=True)
     eta = _check_range(eta, "eta", 0, np.inf, closed_low=True)
-    return (PAPER.value("lemma.floor_coefficient") * -np.log(floor) / n
-            + PAPER.value("lemma.two") * eta * ((n - 1) / n))  # (n - 1)/n first: no overflow
+    with np.errstate(over="ignore"):  # beyond fp64 the correctly rounded bound is inf
+        return (PAPER.value("lemma.floor_coefficient") * -np.log(floor) / n
+                + PAPER.value("lemma.two") * eta * ((n - 1) / n))  # (n - 1)/n: no overflow
 
 
 @dataclass(frozen=True)
