@@ -476,3 +476,19 @@ def test_a_nested_artifact_packs_to_arrays_and_back(tmp_path):
     assert unpack_tree(store.handle("k").load())["layers"][0]["norm"]["eps"] == 1e-5
     with pytest.raises(TypeError, match="cannot pack object"):
         pack_tree({"x": object()})
+
+
+def test_never_more_worker_processes_than_cells(monkeypatch):
+    from numerics.sweep import executors
+
+    started = []
+    real = executors.ProcessExecutor.__init__
+
+    def recording(self, workers):
+        started.append(workers)
+        real(self, workers)
+
+    monkeypatch.setattr(executors.ProcessExecutor, "__init__", recording)
+    cells = grid(n=[1, 2, 3])
+    assert run_sweep(cells, _sweep_cells.evaluate, workers=1000) == expected_rows(cells)
+    assert started == [3]
