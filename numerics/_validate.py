@@ -41,6 +41,20 @@ def check_int(value, name: str, *, min: int | None = None, max: int | None = Non
     return value
 
 
+#: The most numbers one array a public function builds may hold (2 GiB of float64): beyond it a
+#: call is refused up front instead of exhausting memory part-way.
+MAX_ELEMENTS = 2**28
+
+
+def check_elements(count: int, what: str) -> int:
+    """Return ``count``, or raise if an array of ``count`` numbers (``what`` says which) would
+    exceed :data:`MAX_ELEMENTS`."""
+    if count > MAX_ELEMENTS:
+        raise InvalidArgument(f"{what} would hold {count:.3g} numbers ({count * 8 / 2**30:.3g} GiB "
+                              f"in float64); the limit is 2^28: use smaller sizes")
+    return count
+
+
 def check_real(
     value,
     name: str,

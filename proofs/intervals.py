@@ -179,6 +179,13 @@ def _eval(e: sp.Basic, env: dict[sp.Symbol, Interval]) -> Interval:
         if func is log1p and not bool(inner.lower > -1):
             raise Undecided("log1p of an interval reaching -1")
         return inner.increasing(_INCREASING[func])
+    if func in (sp.sin, sp.cos) and len(e.args) == 1:
+        # not monotone: one ball covering the whole argument interval, then arb's enclosure
+        inner = _eval(e.args[0], env)
+        ball = (inner.lower + inner.upper) / 2
+        ball = arb(ball.mid(), (inner.upper - inner.lower).upper() / 2 + ball.rad())
+        image = ball.sin() if func is sp.sin else ball.cos()
+        return Interval(image.lower(), image.upper())
     raise Unsupported(f"no interval rule for {func}")
 
 

@@ -820,8 +820,13 @@ def find_witness(
     assumptions (positive, integer). Evaluation is in mpmath at ``digits`` digits.
     """
     symbols = sorted(claim.free_symbols, key=lambda s: s.name)
-    if not symbols:
-        return None
+    if not symbols:  # a closed claim: its two sides are numbers, evaluated to ``digits``
+        a, b = sp.N(claim.lhs, digits), sp.N(claim.rhs, digits)
+        if not (a.is_real and b.is_real and a.is_Number and b.is_Number):
+            return None
+        if _relation_holds(claim, mpmath.mpf(str(a)), mpmath.mpf(str(b))):
+            return None
+        return {}, f"{sp.N(a, 6)} {_NEGATED[type(claim)]} {sp.N(b, 6)}"
     candidates = [_candidates(s, box) for s in symbols]
     lhs, rhs = claim.lhs, claim.rhs
     f_lhs = sp.lambdify(symbols, lhs, "mpmath")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
-from numerics._validate import check_choice, check_int, check_real
+from numerics._validate import check_choice, check_elements, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
@@ -116,6 +116,8 @@ def random_mlp(sizes, *, activation: str = "relu", init: str = "he", scale: floa
     sizes = [check_int(s, f"sizes[{i}]", min=1) for i, s in enumerate(sizes)]
     if len(sizes) < 2:
         raise InvalidArgument(f"sizes={sizes!r} needs at least an input and an output width")
+    check_elements(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True)),
+                   f"an MLP with sizes={sizes!r}"[:80])
     check_choice(activation, ACTIVATIONS, "activation")
     check_choice(init, INITS, "init")
     scale = check_real(scale, "scale", min=0.0, strict_min=True)

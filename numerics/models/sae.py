@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
-from numerics._validate import check_choice, check_int, check_real
+from numerics._validate import check_choice, check_elements, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
@@ -119,6 +119,7 @@ def random_sae(m: int, width: int, *, kind: str = "relu", k: int | None = None, 
     """Return an SAE for ``m``-dimensional inputs with ``width`` latents, initialised as the
     module docstring says (float64 draws from ``numpy.random.default_rng(seed)``)."""
     m, width = check_int(m, "m", min=1), check_int(width, "width", min=1)
+    check_elements(2 * m * width, f"an SAE with m={m} and width={width}")
     check_choice(kind, SAE_KINDS, "kind")
     seed = check_int(seed, "seed", min=0)
     xp = get_backend(backend)

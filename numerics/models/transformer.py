@@ -27,6 +27,7 @@ import numpy as np
 
 from numerics._validate import (
     check_choice,
+    check_elements,
     check_finite,
     check_int,
     check_real,
@@ -184,6 +185,8 @@ def random_transformer(
     d_head = check_int(d // heads if d_head is None else d_head, "d_head", min=1)
     d_ff = check_int(2 * d if d_ff is None else d_ff, "d_ff", min=1)
     seed = check_int(seed, "seed", min=0)
+    check_elements(vocab * d + count * (4 * heads * d * d_head + 2 * d * d_ff),
+                   f"a transformer with vocab={vocab} d={d} layers={count} heads={heads}")
     if not value_projection and heads * d_head != d:
         raise InvalidArgument(f"value_projection=False needs heads * d_head == d but got "
                               f"{heads} * {d_head} != {d}")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
-from numerics._validate import check_choice, check_int, check_real
+from numerics._validate import check_choice, check_elements, check_int, check_real
 from numerics.backend import array_namespace
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
@@ -39,6 +39,8 @@ from numerics.policies import Policy, get_policy
 __all__ = ["FORMS", "SparseCodes", "fista", "ista", "lasso_objective", "lipschitz_constant"]
 
 FORMS: tuple[str, ...] = ("auto", "gram", "factored")
+#: The most iterations one call runs (each is a matrix product over every sample).
+MAX_ITERATIONS = 1_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +64,7 @@ def fista(X, D, lam: float = 0.1, *, iterations: int = 100, nonneg: bool = False
     a warm start ``z_0`` (``samples x n``; default 0)."""
     fmt, policy = get_format(fmt), get_policy(policy)
     lam = check_real(lam, "lam", min=0.0)
-    iterations = check_int(iterations, "iterations", min=1)
+    iterations = check_int(iterations, "iterations", min=1, max=MAX_ITERATIONS)
     form = check_choice(form, FORMS, "form")
     xp = array_namespace(X, D) if init is None else array_namespace(X, D, init)
     X, D = xp.asarray(X), xp.asarray(D)
@@ -70,6 +72,7 @@ def fista(X, D, lam: float = 0.1, *, iterations: int = 100, nonneg: bool = False
         raise InvalidArgument(f"X has shape {tuple(X.shape)} and D {tuple(D.shape)}; expected "
                               f"(samples, m) and (m, n_latents)")
     samples, (m, n) = X.shape[0], D.shape
+    check_elements(3 * samples * n + n * n, f"the codes of {samples} samples x {n} latents")
     if init is not None and tuple(xp.asarray(init).shape) != (samples, n):
         raise InvalidArgument(f"init has shape {tuple(xp.asarray(init).shape)}; expected "
                               f"{(samples, n)}")

@@ -1,7 +1,9 @@
-"""Training: hand-written backward passes, a gradient checker, and optimisers under a policy."""
+"""Training: hand-written backward passes, a gradient checker, optimisers under a policy, and a
+full-batch training loop."""
 
 from numerics.train.backward import mlp_backward, sae_backward
 from numerics.train.gradcheck import GradCheck, gradcheck
+from numerics.train.loop import Fit, fit_classifier
 from numerics.train.optimisers import (
     OPTIMISERS,
     Optimiser,
@@ -11,11 +13,13 @@ from numerics.train.optimisers import (
 )
 
 __all__ = [
+    "Fit",
     "GradCheck",
     "OPTIMISERS",
     "Optimiser",
     "OptimiserState",
     "gradcheck",
+    "fit_classifier",
     "init_state",
     "mlp_backward",
     "optimiser_step",

@@ -44,6 +44,7 @@ from numerics import Cell, get_format, get_policy, to_numpy
 from numerics._validate import (
     as_real_array,
     check_choice,
+    check_elements,
     check_int,
     check_nonempty,
     check_real,
@@ -122,6 +123,10 @@ def alternating_tv(n):
 
 #: The longest logit vector :func:`perturbed_softmax_tv` accepts (a few float64 copies of it).
 FIG9_MAX_SIZE = 2**26
+#: The most seeds :func:`perturbed_softmax_tv` averages over.
+MAX_SEEDS = 10_000
+#: The widest and deepest collapse model the REPL functions build (a d x d weight per layer).
+MAX_D, MAX_LAYERS = 4096, 256
 
 
 def perturbed_softmax_tv(n: int, k: int = FIG9_K, noise: float = FIG9_NOISE, seeds: int = 5, *,
@@ -132,9 +137,9 @@ def perturbed_softmax_tv(n: int, k: int = FIG9_K, noise: float = FIG9_NOISE, see
     ``y = softmax(x)``, ``y* = softmax(x*)``; seeds ``0 .. seeds - 1``.
     """
     n = check_int(n, "n", min=1, max=FIG9_MAX_SIZE)
-    k = check_int(k, "k", min=0)
+    k = check_int(k, "k", min=0, max=n)
     noise = check_real(noise, "noise", min=0.0)
-    seeds = check_int(seeds, "seeds", min=1)
+    seeds = check_int(seeds, "seeds", min=1, max=MAX_SEEDS)
     fmt, policy = get_format(fmt), get_policy(policy)
     values = [softmax_pair_tv(fig9_logits(n, k=k, noise=noise, seed=seed), [n], fmt,
                               policy)["observed"][0] for seed in range(seeds)]
@@ -433,8 +438,10 @@ def _branches(family, n_max, *, layers, d, pe, fmt, policy, seed, exact=False):
     """The branches of a family in ``fmt``; with ``exact``, also their fp64 reference."""
     family = check_choice(family, FAMILIES, "family")
     n_max = check_int(n_max, "n_max", min=1, max=THEOREM.max_size)
-    layers = check_int(layers, "layers", min=1)
-    d = check_int(d, "d", min=2)
+    layers = check_int(layers, "layers", min=1, max=MAX_LAYERS)
+    d = check_int(d, "d", min=2, max=MAX_D)
+    check_elements(2 * (n_max + 8) * d * (layers + 1), f"the states of n_max={n_max} d={d} "
+                   f"layers={layers}")
     fmt, policy = get_format(fmt), get_policy(policy)
     model = collapse_model(d=d, layers=layers, pe=check_choice(pe, PE_NAMES, "pe"), seed=seed)
     prefix = family_prefix(family, n_max, seed=seed)

@@ -1,0 +1,193 @@
+"""Numerics of rank deficit ("Unpacking Softmax", Masarczyk et al. 2025): rank measures with a
+format's rounding-noise floor, the softmax Jacobian, the rank-2 circle logits of Prop. 3.2, the
+rank of ``softmax(alpha Z)`` over scales, and training runs of the MLP classifier.
+
+Rank of an ``N x C`` matrix ``M`` (rows are samples), after centring its columns when asked
+(``C = M - 1 mean(M)``), from its singular values ``sigma_1 >= sigma_2 >= ...``:
+
+- numerical rank: ``#{k : sigma_k > max(threshold * sigma_1, floor)}``;
+- effective rank (Roy & Vetterli 2007): ``exp(H(q))`` with ``q_k = sigma_k / sum_j sigma_j`` over
+  the singular values above the floor (0 when none is).
+
+The floor bounds how far rounding alone can move any singular value (Weyl: ``|sigma_k(A + E) -
+sigma_k(A)| <= ||E||_2 <= ||E||_F``). A matrix stored in a format with unit roundoff ``u`` is
+``M + E`` with ``|E_ij| <= u |M_ij|`` (plus half the smallest subnormal), so
+``||E||_F <= u/(1 - u) ||M~||_F``; centring is a projection and cannot enlarge it. Under ``hw`` the
+centring and the SVD run in float64 (``gamma_max(N, C)`` of float64 more); under ``strict`` the
+column means are summed sequentially in the format, which adds ``(1 + u) gamma_{N+1} ||M~||_F +
+u ||C~||_F`` with ``gamma_k = k u / (1 - k u)`` (Higham, Thm 4.4); once ``(N + 1) u >= 1`` that
+bound says nothing and the floor is infinite (no singular value is counted).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from numerics._validate import as_real_array, check_elements, check_real
+from numerics.backend import array_namespace, to_numpy
+from numerics.errors import InvalidArgument
+from numerics.formats import Format, get_format
+from numerics.kernels import softmax
+from numerics.policies import Policy, get_policy
+
+__all__ = ["centred", "circle_logits", "circle_loss", "circle_loss_bound", "effective_rank",
+           "noise_floor", "numerical_rank", "rank_curve", "singular_spectrum", "softmax_jacobian",
+           "tail_energy", "pairwise_column_distance"]
+
+_U64 = 2.0**-53
+
+
+def _matrices(M, name: str = "M"):
+    """``M`` as a real array of shape ``(..., N, C)`` with ``N, C >= 1`` and finite entries."""
+    M = as_real_array(M, name)
+    xp = array_namespace(M)
+    if M.ndim < 2 or M.shape[-1] == 0 or M.shape[-2] == 0:
+        raise InvalidArgument(f"{name} has shape {tuple(M.shape)}; expected a matrix (N, C) or a "
+                              f"batch (..., N, C) with N, C >= 1")
+    if M.size and not bool(xp.all(xp.isfinite(xp.asarray(M, dtype=xp.float64)))):
+        raise InvalidArgument(f"{name} has NaN or infinite entries; a rank needs finite numbers")
+    check_elements(int(M.size), f"{name} of shape {tuple(M.shape)}")
+    return M
+
+
+def centred(M, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, center: bool = True):
+    """``M`` stored in ``fmt``, its columns centred under ``policy`` (float64 result)."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    stored = policy.load(_matrices(M), fmt)
+    xp = array_namespace(stored)
+    if not center:
+        return xp.asarray(stored, dtype=xp.float64)
+    if policy.accumulate == "format":
+        means = policy.step(policy.sum(stored, fmt, axis=-2, keepdims=True)
+                            / stored.dtype.type(stored.shape[-2]), fmt)
+        return xp.asarray(policy.step(stored - means, fmt), dtype=xp.float64)
+    wide = xp.asarray(stored, dtype=xp.float64)
+    return wide - xp.mean(wide, axis=-2, keepdims=True)
+
+
+def noise_floor(M, fmt: Format | str = "fp64", policy: Policy | str = "hw", *,
+                center: bool = True):
+    """The rounding-noise floor of ``M``'s (centred) singular values in ``fmt`` (module
+    docstring): no singular value at or below it is counted. A float, or an array per matrix."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    stored = policy.load(_matrices(M), fmt)
+    xp = array_namespace(stored)
+    wide = xp.asarray(stored, dtype=xp.float64)
+    rows, cols = wide.shape[-2], wide.shape[-1]
+    norm = xp.sqrt(xp.sum(wide * wide, axis=(-2, -1)))
+    u = fmt.unit_roundoff if fmt.name != "fp64" else _U64
+    floor = (u / (1 - u) + max(rows, cols) * _U64) * norm
+    floor = floor + math.sqrt(rows * cols) * fmt.smallest_subnormal / 2
+    if center and policy.accumulate == "format":
+        k = (rows + 1) * u
+        if k >= 1:
+            floor = xp.full(norm.shape, math.inf)
+        else:
+            C = centred(stored, fmt, policy)
+            floor = floor + (1 + u) * k / (1 - k) * norm + u * xp.sqrt(
+                xp.sum(C * C, axis=(-2, -1)))
+    floor = to_numpy(floor, np.float64)
+    return float(floor) if floor.ndim == 0 else floor
+
+
+def singular_spectrum(M, fmt: Format | str = "fp64", policy: Policy | str = "hw", *,
+                      center: bool = True):
+    """The singular values (descending, float64) of ``M`` stored in ``fmt`` and centred, and the
+    noise floor: ``(sigma, floor)``, batched over leading axes."""
+    C = centred(M, fmt, policy, center=center)
+    xp = array_namespace(C)
+    sigma = to_numpy(xp.linalg.svd(C, compute_uv=False), np.float64)
+    return sigma, noise_floor(M, fmt, policy, center=center)
+
+
+def numerical_rank(M, threshold: float = 1e-3, *, center: bool = True,
+                   fmt: Format | str = "fp64", policy: Policy | str = "hw"):
+    """``#{k : sigma_k > max(threshold sigma_1, floor)}``: an int, or an int array per matrix."""
+    threshold = check_real(threshold, "threshold", min=0.0, max=1.0)
+    sigma, floor = singular_spectrum(M, fmt, policy, center=center)
+    cut = np.maximum(threshold * sigma[..., :1], np.asarray(floor)[..., None])
+    rank = np.sum(sigma > cut, axis=-1)
+    return int(rank) if rank.ndim == 0 else rank
+
+
+def effective_rank(M, *, center: bool = True, fmt: Format | str = "fp64",
+                   policy: Policy | str = "hw"):
+    """Roy-Vetterli ``exp(-sum q_k log q_k)``, ``q = sigma / sum(sigma)`` over the singular values
+    above the noise floor (0 where none is): a float, or an array per matrix."""
+    sigma, floor = singular_spectrum(M, fmt, policy, center=center)
+    kept = np.where(sigma > np.asarray(floor)[..., None], sigma, 0.0)
+    total = kept.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.where(total > 0, kept / np.where(total > 0, total, 1.0), 0.0)
+        entropy = -np.sum(np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0), axis=-1)
+    value = np.where(total[..., 0] > 0, np.exp(entropy), 0.0)
+    return float(value) if value.ndim == 0 else value
+
+
+def tail_energy(S):
+    """``sum_{k >= 2} sigma_k(S)^2 = ||S||_F^2 - sigma_1^2`` of the (uncentred) matrices ``S``
+    (float64), the left side of Prop. 3.1."""
+    S = np.asarray(to_numpy(_matrices(S, "S"), np.float64))
+    sigma = np.linalg.svd(S, compute_uv=False)
+    return np.sum(sigma[..., 1:] ** 2, axis=-1)
+
+
+def pairwise_column_distance(S):
+    """``sum_{j,k} ||s_j - s_k||^2`` over the columns ``s_j`` of ``S`` (float64), computed as
+    ``2 C sum_i sum_j (S_ij - m_i)^2`` with ``m_i`` the mean of row ``i`` (no cancellation)."""
+    S = np.asarray(to_numpy(_matrices(S, "S"), np.float64))
+    deviation = S - S.mean(axis=-1, keepdims=True)
+    return 2 * S.shape[-1] * np.sum(deviation * deviation, axis=(-2, -1))
+
+
+def softmax_jacobian(z, temperature: float = 1.0, fmt: Format | str = "fp64",
+                     policy: Policy | str = "hw"):
+    """``J = (diag p - p p^T) / T`` with ``p = softmax(z / T)`` (computed in ``fmt`` under
+    ``policy``), for the last axis of ``z``; float64, shape ``(..., C, C)``."""
+    temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
+    p = softmax(z, fmt, policy, temperature=temperature)
+    xp = array_namespace(p)
+    p = xp.asarray(p, dtype=xp.float64)
+    eye = xp.eye(p.shape[-1], dtype=xp.float64)
+    return (p[..., :, None] * eye - p[..., :, None] * p[..., None, :]) / temperature
+
+
+def circle_logits(labels, classes: int, alpha: float):
+    """Prop. 3.2's rank-2 logits: ``z_ic = alpha cos(2 pi (c - y_i) / C)`` (float64, ``N x C``);
+    the angle is reduced exactly (``(c - y) mod C``) before it is multiplied by ``2 pi / C``."""
+    y = np.asarray(labels)
+    offset = (np.arange(classes)[None, :] - y[:, None]) % classes
+    return alpha * np.cos(2 * np.pi * offset / classes)
+
+
+def circle_loss(classes: int, alpha: float) -> float:
+    """The cross-entropy of every sample under :func:`circle_logits` (the same for every label):
+    ``log(1 + sum_{c=1}^{C-1} exp(-2 alpha sin^2(pi c / C)))`` (``1 - cos x = 2 sin^2(x/2)``)."""
+    c = np.arange(1, classes)
+    return float(np.log1p(np.sum(np.exp(-2.0 * alpha * np.sin(np.pi * c / classes) ** 2))))
+
+
+def circle_loss_bound(classes: int, alpha: float) -> float:
+    """Prop. 3.2's bound ``log(1 + (C - 1) exp(-alpha (1 - cos(2 pi / C))))``."""
+    return float(np.log1p((classes - 1) * np.exp(-2.0 * alpha * np.sin(np.pi / classes) ** 2)))
+
+
+def rank_curve(Z, scales, threshold: float = 1e-3, fmt: Format | str = "fp64",
+               policy: Policy | str = "hw") -> dict:
+    """Numerical and effective rank of ``softmax(alpha Z)`` for every ``alpha`` in ``scales``, in
+    one batched pass: ``{"scales", "numerical", "effective", "floor"}`` (arrays), with the
+    softmax computed in ``fmt`` under ``policy`` and ranks measured (uncentred) with its floor."""
+    Z = _matrices(Z, "Z")
+    scales = as_real_array(scales, "scales")
+    xp = array_namespace(Z)
+    alphas = xp.asarray(scales, dtype=xp.float64).reshape(-1)
+    check_elements(int(alphas.size) * int(Z.size), "softmax(alpha Z) for every scale")
+    S = softmax(xp.asarray(Z, dtype=xp.float64)[None] * alphas[:, None, None], fmt, policy)
+    sigma, floor = singular_spectrum(S, fmt, policy, center=False)
+    floor = np.broadcast_to(np.asarray(floor), sigma.shape[:-1])
+    cut = np.maximum(threshold * sigma[..., :1], floor[..., None])
+    return {"scales": to_numpy(alphas, np.float64), "numerical": np.sum(sigma > cut, axis=-1),
+            "effective": effective_rank(S, center=False, fmt=fmt, policy=policy),
+            "floor": floor}
