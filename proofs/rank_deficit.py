@@ -160,7 +160,8 @@ def _jacobian_steps() -> list[Step]:
         Step("Jnorm", le(2 * p * (1 - p), bound), by="chain", uses=("Jsq",),
              cite="notes 2.7 [std]", show="every Gershgorin disc lies below 1/2: "
              "||diag p - p p^T||_op <= 1/2"),
-        Step("grad", grad, uses=probs, cite="notes 2.7 [std]", show="d/dz [-log p_1] = (p - e_1)/T"),
+        Step("grad", grad, uses=probs, cite="notes 2.7 [std]",
+             show="d/dz [-log p_1] = (p - e_1)/T"),
         Step("hess", hessian, uses=probs, cite="notes 2.7 [std]",
              show="d^2/dz^2 [-log p_1] = (diag p - p p^T)/T^2"),
         Step("series", eq(softmax_expr(Z, 0).subs(T, 1 / x), sp.Rational(1, 3)
@@ -249,7 +250,8 @@ def _layer_steps() -> list[Step]:
     power = PAPER["norm.power"]
     split = sum(s**power * (rotate[:, i].dot(h)) ** 2 for i, s in enumerate((s1, s2)))
     return [
-        Step("grad_rank", factor, uses=tuple(label for label, _ in definitions), cite="Sec. 2.3 [Z] [recon]",
+        Step("grad_rank", factor, uses=tuple(label for label, _ in definitions),
+             cite="Sec. 2.3 [Z] [recon]",
              show="dL/dW = Delta^T A for Y = A W^T (2 x 2)",
              note="so rank(dL/dW) <= min(rank Delta, rank A): low-rank features give low-rank "
                   "gradients"),

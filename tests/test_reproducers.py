@@ -136,3 +136,29 @@ def test_a_csv_write_that_fails_leaves_the_old_file_whole(tmp_path, monkeypatch)
     with pytest.raises(OSError):
         Report("t", [row, row]).to_csv(path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["rows.csv"]
+
+
+@pytest.mark.parametrize("a,gamma,s", [
+    (sp.Rational(1, 2), sp.Rational(9007199254740991, 18014398509481984), 0),  # gave 0.79
+    (sp.Rational(1, 2), 0.49999999999999994, sp.Integer(0)),  # gave 0
+    (sp.Rational(3, 10), 0.49999999999999994, sp.Rational(1, 4)),
+])
+def test_sympy_critical_accuracy_next_to_one_half_evaluates_right(a, gamma, s):
+    value = sp.N(iso.critical_accuracy(a, gamma, s), 30)
+    with mpmath.workdps(80):
+        g = mpmath.mpf(sp.Rational(gamma).p) / sp.Rational(gamma).q if isinstance(
+            gamma, sp.Basic) else mpmath.mpf(gamma)
+        am, sm = mpmath.mpf(a.p) / a.q, mpmath.mpf(sp.Rational(s).p) / sp.Rational(s).q
+        shifted = g * (1 - sm)
+        pplx = -am * mpmath.log(1 - g) - (1 - am) * mpmath.log(g)
+        exact = (pplx + mpmath.log(shifted)) / (mpmath.log(shifted) - mpmath.log(1 - shifted))
+        assert abs(mpmath.mpf(str(value)) - exact) < mpmath.mpf(10) ** -25
+
+
+def test_high_precision_lowest_accepted_accuracy_next_to_one_half_is_found():
+    a_min, gamma_min = iso.lowest_accepted_accuracy(mpmath.mpf(0.75), 0.49999999999999994)
+    with mpmath.workdps(60):
+        g = mpmath.mpf(0.49999999999999994)
+        target = -mpmath.mpf(0.75) * mpmath.log(1 - g) - mpmath.mpf(0.25) * mpmath.log(g)
+        entropy = -a_min * mpmath.log(a_min) - gamma_min * mpmath.log(gamma_min)
+    assert abs(entropy - target) < 1e-30 and abs(a_min + gamma_min - 1) < 1e-30

@@ -135,9 +135,14 @@ def critical_accuracy(a, gamma, s):
     a, gamma, s = _coerce(kind, a, gamma, s)
     a, gamma = _check_a_gamma(a, gamma)
     s = _check_range(s, "s", 0, 1, closed_low=True)
-    if kind == "sympy":
-        return proof.critical_accuracy_expr(a, gamma, s)
     top, bottom, confidence = _eq11()
+    if kind == "sympy":
+        if any(isinstance(v, sp.Basic) and v.free_symbols for v in (a, gamma, s)):
+            return proof.critical_accuracy_expr(a, gamma, s)
+        # numbers: the same cancellation-free form, exact (each log1p argument is formed
+        # exactly from the given numbers, so evaluating the result to any precision is safe)
+        return _critical(a, gamma, s, top, bottom, confidence, lambda v: sp.log(1 + v),
+                         sp.log, lambda c, x, y: x if bool(c) else y)
     if kind == "mpmath":
         with mpmath.workdps(mpmath.mp.dps + 20):
             value = _critical(a, gamma, s, top, bottom, confidence, mpmath.log1p, mpmath.log,
@@ -181,10 +186,18 @@ def lowest_accepted_accuracy(a, gamma):
             if target >= mpmath.log(2):
                 best = (a_m, g_m)
             else:
-                root = mpmath.findroot(lambda x: -x * mpmath.log(x) - (1 - x) * mpmath.log1p(-x)
-                                       - target, (mpmath.mpf("0.5"), 1 - mpmath.mpf(10) ** -40),
-                                       solver="anderson")
-                best = (root, 1 - root) if 1 - root <= g_m else (a_m, g_m)
+                # bisection on log t, t = 1 - a' (as the NumPy path, at 50 digits): H_b(1 - t)
+                # increases with t on (0, 1/2], and a root next to 1/2 needs no tolerance
+                low, high = mpmath.log(mpmath.mpf(10) ** -300), mpmath.log(mpmath.mpf("0.5"))
+                for _ in range(400):
+                    middle = (low + high) / 2
+                    t = mpmath.exp(middle)
+                    if -t * mpmath.log(t) - (1 - t) * mpmath.log1p(-t) < target:
+                        low = middle
+                    else:
+                        high = middle
+                t = mpmath.exp((low + high) / 2)
+                best = (1 - t, t) if t <= g_m else (a_m, g_m)
             return (sp.Float(best[0], 50), sp.Float(best[1], 50)) if kind == "sympy" else best
     target = log_perplexity(a, gamma)
     tiny = np.finfo(np.float64).tiny
@@ -412,7 +425,8 @@ def _coerce(kind: str, *values, names=("a", "gamma", "s")):
             raise InvalidType(f"{name} is an array of shape {array.shape}; with {kind} numbers "
                               f"pass real scalars of one kind")
         number = to_numpy(array, np.float64).item()
-        out.append(sp.Float(number) if kind == "sympy" else mpmath.mpf(number))
+        # the float's exact binary value, carried at 60 digits among SymPy numbers
+        out.append(sp.Float(number, 60) if kind == "sympy" else mpmath.mpf(number))
     return tuple(out)
 
 
