@@ -177,17 +177,84 @@ def circle_loss_bound(classes: int, alpha: float) -> float:
 def rank_curve(Z, scales, threshold: float = 1e-3, fmt: Format | str = "fp64",
                policy: Policy | str = "hw") -> dict:
     """Numerical and effective rank of ``softmax(alpha Z)`` for every ``alpha`` in ``scales``, in
-    one batched pass: ``{"scales", "numerical", "effective", "floor"}`` (arrays), with the
-    softmax computed in ``fmt`` under ``policy`` and ranks measured (uncentred) with its floor."""
+    one batched pass: ``{"scales", "numerical", "effective", "floor", "hidden", "overflow"}``
+    (arrays), with ``alpha Z`` stored in ``fmt``, the softmax computed under ``policy`` and the
+    ranks measured (uncentred) with the format's floor; ``hidden`` counts the singular values
+    above ``threshold sigma_1`` that the floor hides. A scale whose logits or softmax leave the
+    format's range (``overflow``) has NaN ranks."""
+    fmt, policy = get_format(fmt), get_policy(policy)
     Z = _matrices(Z, "Z")
-    scales = as_real_array(scales, "scales")
-    xp = array_namespace(Z)
-    alphas = xp.asarray(scales, dtype=xp.float64).reshape(-1)
+    threshold = check_real(threshold, "threshold", min=0.0, max=1.0)
+    alphas = to_numpy(as_real_array(scales, "scales"), np.float64).reshape(-1)
     check_elements(int(alphas.size) * int(Z.size), "softmax(alpha Z) for every scale")
-    S = softmax(xp.asarray(Z, dtype=xp.float64)[None] * alphas[:, None, None], fmt, policy)
-    sigma, floor = singular_spectrum(S, fmt, policy, center=False)
-    floor = np.broadcast_to(np.asarray(floor), sigma.shape[:-1])
-    cut = np.maximum(threshold * sigma[..., :1], floor[..., None])
-    return {"scales": to_numpy(alphas, np.float64), "numerical": np.sum(sigma > cut, axis=-1),
-            "effective": effective_rank(S, center=False, fmt=fmt, policy=policy),
-            "floor": floor}
+    z = np.asarray(to_numpy(Z, np.float64))
+    scaled = z[None] * alphas[:, None, None]
+    overflow = ~np.all(np.abs(scaled) <= fmt.max, axis=(1, 2))
+    numerical = np.full(alphas.size, np.nan)
+    effective, floor, hidden = numerical.copy(), numerical.copy(), numerical.copy()
+    keep = np.flatnonzero(~overflow)
+    if keep.size:
+        with np.errstate(over="ignore", invalid="ignore"):
+            S = np.asarray(to_numpy(softmax(scaled[keep], fmt, policy), np.float64))
+        finite = np.all(np.isfinite(S), axis=(1, 2))
+        overflow[keep[~finite]] = True
+        keep, S = keep[finite], S[finite]
+    if keep.size:
+        sigma, low = singular_spectrum(S, fmt, policy, center=False)
+        low = np.broadcast_to(np.asarray(low), sigma.shape[:-1])
+        relative = threshold * sigma[..., :1]
+        numerical[keep] = np.sum(sigma > np.maximum(relative, low[..., None]), axis=-1)
+        hidden[keep] = np.sum((sigma > relative) & (sigma <= low[..., None]), axis=-1)
+        effective[keep] = effective_rank(S, center=False, fmt=fmt, policy=policy)
+        floor[keep] = low
+    return {"scales": alphas, "numerical": numerical, "effective": effective, "floor": floor,
+            "hidden": hidden, "overflow": overflow}
+
+
+# --- training runs -------------------------------------------------------------------------------
+
+#: The optimisers a run may use: ``adam`` (lr 1e-3) and ``gd``, heavy-ball gradient descent
+#: (momentum 0.9, lr 0.01 T): the cross-entropy gradient carries a factor 1/T, which ``gd``'s
+#: learning rate undoes so that every temperature starts at the same speed; Adam is invariant to
+#: that factor.
+TRAIN_OPTIMISERS: tuple[str, ...] = ("gd", "adam")
+DEFAULT_LR = {"gd": 0.01, "adam": 1e-3}
+
+
+def optimiser_for(kind: str, temperature: float, lr: float | None = None):
+    """The :class:`numerics.train.Optimiser` of a run (see :data:`TRAIN_OPTIMISERS`)."""
+    from numerics._validate import check_choice
+    from numerics.train import Optimiser
+
+    check_choice(kind, TRAIN_OPTIMISERS, "optimizer")
+    rate = DEFAULT_LR[kind] if lr is None else check_real(lr, "lr", min=0.0, strict_min=True)
+    if kind == "gd":
+        return Optimiser("momentum", lr=rate * temperature, momentum=0.9)
+    return Optimiser("adam", lr=rate)
+
+
+def rank_summary(logits, features, fmt, policy, temperature: float) -> dict:
+    """The rank statistics of one network's outputs on its training set (float64 numbers):
+    effective and numerical rank (1e-3 and 1e-2) of the centred logits, effective and 1e-3
+    numerical rank of the centred penultimate features, their noise floors, and how many singular
+    values above the 1e-3 threshold the floor hides (``floor_cut``)."""
+    keys = ("erank_logits", "nrank_logits", "nrank_logits_1e-2", "erank_penultimate",
+            "nrank_penultimate", "floor_logits", "floor_cut", "logits_norm", "scaled_logits_norm")
+    wide = [np.asarray(to_numpy(m, np.float64)) for m in (logits, features)]
+    if not all(np.all(np.isfinite(m)) for m in wide):  # a diverged network: no ranks
+        return dict.fromkeys(keys, math.nan)
+    sigma, floor = singular_spectrum(logits, fmt, policy)
+    hidden = sum(int(np.sum((sigma > threshold * sigma[0]) & (sigma <= floor)))
+                 for threshold in (1e-3,)) if sigma.size else 0
+    z = np.asarray(to_numpy(logits, np.float64))
+    return {
+        "erank_logits": effective_rank(logits, fmt=fmt, policy=policy),
+        "nrank_logits": numerical_rank(logits, 1e-3, fmt=fmt, policy=policy),
+        "nrank_logits_1e-2": numerical_rank(logits, 1e-2, fmt=fmt, policy=policy),
+        "erank_penultimate": effective_rank(features, fmt=fmt, policy=policy),
+        "nrank_penultimate": numerical_rank(features, 1e-3, fmt=fmt, policy=policy),
+        "floor_logits": floor,
+        "floor_cut": hidden,
+        "logits_norm": float(np.mean(np.linalg.norm(z, axis=-1))),
+        "scaled_logits_norm": float(np.mean(np.linalg.norm(z, axis=-1)) / temperature),
+    }

@@ -58,13 +58,9 @@ PAPER = Quantities("rank-deficit", [
                               "the nearest class is one step away and the bound uses that "
                               "step, so the statement stays true"}),
     Quantity("p32.offset", 1, "index", "Prop. 3.2 [recon]",
-             "the C - 1 other classes of the loss bound",
-             exempt={"+1": _LOOSER.replace("constant", "count")}),
+             "the C - 1 other classes of the loss bound"),
     Quantity("p32.margin_one", 1, "constant", "Prop. 3.2 [recon]",
-             "the margin alpha (1 - cos(2 pi / C))",
-             exempt={"x0.99": "a smaller margin only loosens the loss bound, and it stays "
-                              "positive for the C the checks reach (C <= 1000: "
-                              "cos(2 pi/1000) < 0.99 is false, so see the audit)"}),
+             "the margin alpha (1 - cos(2 pi / C))"),
     Quantity("norm.power", 2, "exponent", "[R] W2C, notes 2.4",
              "||W h||^2 = sum_k sigma_k^2 (v_k^T h)^2"),
 ])

@@ -10,6 +10,7 @@ _STEMS: tuple[str, ...] = (
     "softmax_dispersion",
     "representational_collapse",
     "iso_perplexity",
+    "rank_deficit",
 )
 
 

@@ -47,6 +47,18 @@ def _finite(value) -> bool:
 
 
 MECHANISMS: tuple[Mechanism, ...] = (
+    # evidence-specific mechanisms first: each needs a column measured on its own row
+    Mechanism("noise floor",
+              "the format's rounding-noise floor hides singular values above the rank "
+              "threshold (floor_cut: how many)",
+              ("floor_cut",), lambda r: _finite(r["observed"]) and _finite(r.get("floor_cut"))
+              and r["floor_cut"] > 0),
+    Mechanism("update absorption",
+              "most stored weights no longer change: the optimiser's updates round away "
+              "(frozen_share: the share the last step left bitwise unchanged)",
+              ("frozen_share",),
+              lambda r: _finite(r["observed"]) and _finite(r.get("frozen_share"))
+              and r["frozen_share"] > 0.5),
     Mechanism("rounding to equality",
               "the two compared states are bitwise equal although their exact gap is positive",
               ("bitwise_equal",),
@@ -54,6 +66,12 @@ MECHANISMS: tuple[Mechanism, ...] = (
               and r["exact"] != 0),
     Mechanism("overflow", "the observed value is infinite or NaN where the exact one is finite",
               (), lambda r: not _finite(r["observed"]) and _finite(r["exact"])),
+    Mechanism("storage rounding",
+              "the inputs as stored in the format already break the bound in exact arithmetic "
+              "(stored_exact: the exact value from the stored inputs)",
+              ("stored_exact",), lambda r: _finite(r.get("stored_exact"))
+              and not _exact_holds(r["stored_exact"], r["bound"], r["relation"] in ("<=", "<"),
+                                   r["relation"] in ("<", ">"), 1e-12)),
     Mechanism("underflow", "the observed value is exactly zero where the exact one is not",
               (), lambda r: r["observed"] == 0 and _finite(r["exact"]) and r["exact"] != 0),
     Mechanism("rounding to one", "the observed value is exactly one where the exact one is not",
