@@ -667,18 +667,18 @@ def _figure(out_dir: Path, *, quick: bool):
     panels = []
     for dataset in datasets:
         sweep = rank_vs_temperature(temperatures, seeds=seeds, dataset=dataset)
-        series = []
         for colour, (key, name) in enumerate((("erank_logits", "logits"),
                                               ("erank_penultimate", "penultimate features"))):
             values = sweep.values(key)
-            series.append(Series(f"{name} (mean)", temperatures, tuple(values.mean(axis=1)),
-                                 "line", colour))
+            series = [Series("mean over seeds", temperatures, tuple(values.mean(axis=1)), "line",
+                             colour)]
             if len(seeds) > 1:
-                series.append(Series(f"{name} (min, max)", temperatures + temperatures[::-1],
-                                     tuple(values.min(axis=1)) + tuple(values.max(axis=1))[::-1],
-                                     "dotted", colour))
-        panels.append(Panel(f"{dataset}, adam", "temperature $T$", "effective rank",
-                            tuple(series), "log", "linear", legend="north east"))
+                series += [Series("", temperatures, tuple(values.min(axis=1)), "dotted", colour),
+                           Series("", temperatures, tuple(values.max(axis=1)), "dotted", colour)]
+            panels.append(Panel(f"{dataset}: {name}", "temperature $T$",
+                                "effective rank" + (" (mean; min, max)" if len(seeds) > 1
+                                                    else ""),
+                                tuple(series), "log", "linear", legend=""))
     rng = np.random.default_rng([0, 32])
     Z = rng.standard_normal((CURVE_SAMPLES, 2)) @ rng.standard_normal((2, CURVE_CLASSES))
     curve = softmax_rank_curve(Z, CURVE_SCALES)
@@ -687,5 +687,5 @@ def _figure(out_dir: Path, *, quick: bool):
                                 tuple(float(v) for v in curve["numerical"]), "line", 0),
                          Series("effective rank", CURVE_SCALES,
                                 tuple(float(v) for v in curve["effective"]), "dashed", 1)),
-                        "log", "linear", legend="north west"))
+                        "log", "linear", legend="south east"))
     return write_figure(out_dir, THEOREM.name, panels)
