@@ -23,6 +23,7 @@ from numerics.solvers import (
     lasso_objective,
     lipschitz_constant,
     matched_cosines,
+    mcc,
 )
 
 LAM = 0.1
@@ -233,9 +234,52 @@ def test_cupy_matches_numpy():
         (lambda: hungarian(np.ones(3)), "2-D"),
         (lambda: hungarian(np.array([[1.0, np.nan]])), "non-finite"),
         (lambda: matched_cosines(np.ones((3, 2)), np.ones((4, 2))), "same m"),
+        (lambda: mcc(np.ones((3, 2)), np.ones((4, 2))), "same number"),
+        (lambda: mcc(np.ones((3, 2)), np.ones((3, 2)), split="iid"), "unknown split"),
+        (lambda: mcc(np.ones((3, 2)), np.full((3, 2), np.nan)), "NaN"),
+        (lambda: mcc(np.ones((3, 2)), np.ones((3, 2))), "no columns"),
     ],
 )
 def test_bad_input_is_one_line(call, match):
     with pytest.raises(InvalidArgument, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def _mcc_by_permutations(true: np.ndarray, pred: np.ndarray) -> float:
+    """The best mean |Pearson r| over all one-to-one assignments (SciPy pearsonr, brute force)."""
+    from scipy.stats import pearsonr
+
+    width = true.shape[1]
+    r = np.array([[abs(pearsonr(true[:, i], pred[:, j])[0]) for j in range(width)]
+                  for i in range(width)])
+    return max(np.mean(r[np.arange(width), list(p)])
+               for p in itertools.permutations(range(width)))
+
+
+@pytest.mark.parametrize("extra", [0, 2, -2])
+def test_mcc_is_the_best_matched_correlation_with_the_references_padding(extra):
+    rng = np.random.default_rng(extra + 5)
+    true = np.where(rng.random((300, 5)) < 0.4, rng.random((300, 5)), 0.0)
+    pred = true[:, ::-1] * rng.uniform(0.5, 2, 5) + 0.3 * rng.standard_normal((300, 5))
+    if extra > 0:
+        pred = np.concatenate([pred, rng.standard_normal((300, extra))], axis=1)
+        # the narrower (true) side is padded with RandomState(42) noise
+        padded = np.concatenate([true, np.random.RandomState(42).normal(0, 1, (300, extra))], 1)
+        expected = _mcc_by_permutations(padded, pred)
+    elif extra < 0:
+        pred = pred[:, :extra]
+        padded = np.concatenate([pred, np.random.RandomState(42).normal(0, 1, (300, -extra))], 1)
+        expected = _mcc_by_permutations(true, padded)
+    else:
+        expected = _mcc_by_permutations(true, pred)
+    assert mcc(true, pred) == pytest.approx(expected, rel=1e-12)
+
+
+def test_mcc_of_a_permuted_rescaled_copy_is_one_and_ood_keeps_the_active_latents():
+    rng = np.random.default_rng(1)
+    true = np.where(rng.random((200, 6)) < 0.5, rng.random((200, 6)), 0.0)
+    true[:, 4:] = 0  # latents never active in this split
+    codes = np.concatenate([true[:, [2, 0, 3, 1]] * 3.0, 1e-3 * rng.standard_normal((200, 2))], 1)
+    assert mcc(true, codes, "id") < 1  # the two noise columns are matched to padding
+    assert mcc(true, codes, "ood") == pytest.approx(1.0, abs=1e-12)

@@ -303,7 +303,7 @@ class RankDeficit(Theorem):
         latex=r"$\sum_{k\ge2}\sigma_k(S)^2 \le \frac{1}{2C}\sum_{j,k}\|s_j-s_k\|^2,\quad "
               r"\mathrm{CE} \le \log\!\bigl(1+(C-1)e^{-\alpha(1-\cos(2\pi/C))}\bigr)$",
     )
-    max_size = 2**16
+    max_size = 2**13  # the circle's classes: C x C logits
     quantities = PAPER
     audit_exempt = {
         "logits erank falls 1% tighter": "the trend's bound is 0 (a fall), which no fraction "
@@ -317,7 +317,8 @@ class RankDeficit(Theorem):
         return proof.derivation()
 
     def axes(self, quick: bool) -> dict[str, list]:
-        """Classes of the circle ``3, 10, 100`` (quick) or ``3, 10, 100, 1000``; every format and
+        """Sizes are the circle's class counts: ``3, 10, 100`` (quick) or ``3, 10, 100, 1000``
+        (``--sizes`` sets them); every format and
         policy; seeds 0 (quick) or 0-2; temperatures {1, 100} (quick) or {1, 3, 10, 30, 100};
         digits and adam (quick), or both data sets and both optimisers."""
         return {

@@ -1,4 +1,5 @@
-"""Solvers shared by the theorems: batched ISTA/FISTA for the lasso, Hungarian matching."""
+"""Solvers shared by the theorems: batched ISTA/FISTA for the lasso, Hungarian matching and the
+matched correlation coefficient."""
 
 from numerics.solvers.fista import (
     FORMS,
@@ -8,9 +9,10 @@ from numerics.solvers.fista import (
     lasso_objective,
     lipschitz_constant,
 )
-from numerics.solvers.matching import ColumnMatching, hungarian, matched_cosines
+from numerics.solvers.matching import MCC_SPLITS, ColumnMatching, hungarian, matched_cosines, mcc
 
 __all__ = [
+    "MCC_SPLITS",
     "ColumnMatching",
     "FORMS",
     "SparseCodes",
@@ -20,4 +22,5 @@ __all__ = [
     "lasso_objective",
     "lipschitz_constant",
     "matched_cosines",
+    "mcc",
 ]

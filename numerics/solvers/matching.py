@@ -17,7 +17,7 @@ import numpy as np
 from numerics.backend import array_namespace, to_numpy
 from numerics.errors import InvalidArgument
 
-__all__ = ["ColumnMatching", "hungarian", "matched_cosines"]
+__all__ = ["MCC_SPLITS", "ColumnMatching", "hungarian", "matched_cosines", "mcc"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,3 +68,55 @@ def matched_cosines(A, D) -> ColumnMatching:
     host = to_numpy(cosines)
     ratios = to_numpy(norm_d)[cols] / to_numpy(norm_a)[rows]
     return ColumnMatching(rows, cols, host[rows, cols], ratios)
+
+
+#: The splits :func:`mcc` knows: ``id`` (latents that vary, every code dimension) and ``ood`` (the
+#: active latents, and as many code dimensions, those of largest variance).
+MCC_SPLITS: tuple[str, ...] = ("id", "ood")
+
+
+def mcc(Z_true, Z_pred, split: str = "id") -> float:
+    """The mean matched absolute correlation between true latents and predicted codes, as the
+    sae_amortisation reference's ``compute_mcc`` defines it (rows are samples):
+
+    1. ``id``: keep the true columns whose variance exceeds 1e-8 and every predicted column;
+       ``ood``: keep the true columns that are ever nonzero (``n_active`` of them) and the
+       ``n_active`` predicted columns of largest variance;
+    2. pad the narrower matrix with ``N(0, 1)`` columns from ``RandomState(42)`` to equal width;
+    3. centre and L2-normalise every column (a constant column has correlation 0);
+    4. ``C = |Z_true^T Z_pred|`` (absolute Pearson correlations), matched one to one by the
+       Hungarian method to maximise ``sum C``; the MCC is the mean of the matched entries.
+    """
+    from numerics._validate import check_choice
+
+    check_choice(split, MCC_SPLITS, "split")
+    true, pred = (np.asarray(to_numpy(v, np.float64)) for v in (Z_true, Z_pred))
+    if true.ndim != 2 or pred.ndim != 2 or true.shape[0] != pred.shape[0] or true.shape[0] < 2:
+        raise InvalidArgument(f"Z_true has shape {true.shape} and Z_pred {pred.shape}; expected "
+                              f"two matrices with the same number (>= 2) of rows")
+    if not (np.isfinite(true).all() and np.isfinite(pred).all()):
+        raise InvalidArgument("Z_true or Z_pred holds NaN or infinity; pass finite codes")
+    if split == "id":
+        true = true[:, true.var(axis=0) > 1e-8]
+    else:
+        true = true[:, np.any(true != 0, axis=0)]
+        order = np.argsort(-pred.var(axis=0), kind="stable")[: true.shape[1]]
+        pred = pred[:, np.sort(order)]
+    if true.shape[1] == 0 or pred.shape[1] == 0:
+        raise InvalidArgument(f"no columns to correlate after the {split} selection")
+    missing = true.shape[1] - pred.shape[1]
+    if missing:
+        noise = np.random.RandomState(42).normal(0, 1, (true.shape[0], abs(missing)))
+        if missing > 0:
+            pred = np.concatenate([pred, noise], axis=1)
+        else:
+            true = np.concatenate([true, noise], axis=1)
+
+    def unit(M):
+        M = M - M.mean(axis=0)
+        norms = np.linalg.norm(M, axis=0)
+        return M / np.where(norms > 0, norms, np.inf)
+
+    C = np.abs(unit(true).T @ unit(pred))
+    rows, cols = hungarian(C)
+    return float(np.mean(C[rows, cols]))
