@@ -20,6 +20,7 @@ from numerics.solvers import (
     fista,
     hungarian,
     ista,
+    lasso_dual_bound,
     lasso_objective,
     lipschitz_constant,
     matched_cosines,
@@ -283,3 +284,25 @@ def test_mcc_of_a_permuted_rescaled_copy_is_one_and_ood_keeps_the_active_latents
     codes = np.concatenate([true[:, [2, 0, 3, 1]] * 3.0, 1e-3 * rng.standard_normal((200, 2))], 1)
     assert mcc(true, codes, "id") < 1  # the two noise columns are matched to padding
     assert mcc(true, codes, "ood") == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_the_dual_bound_brackets_the_optimum_scipy_finds(nonneg):
+    D, X = _problem(samples=4, seed=3)
+    n = D.shape[1]
+    for iterations in (1, 10, 2000):
+        Z = np.asarray(fista(X, D, LAM, iterations=iterations, nonneg=nonneg, fmt="fp64").codes)
+        low = lasso_dual_bound(X, D, Z, LAM, nonneg=nonneg)
+        high = lasso_objective(X, D, Z, LAM, nonneg=nonneg)
+        for s in range(len(X)):
+            # an independent optimum: L-BFGS-B on the split z = u - v (u, v >= 0)
+            def f(w, x=X[s]):
+                z = w[:n] - (0 if nonneg else w[n:])
+                return 0.5 * np.sum((x - D @ z) ** 2) + LAM * np.sum(w)
+
+            w0 = np.zeros(n if nonneg else 2 * n)
+            best = minimize(f, w0, method="L-BFGS-B", bounds=[(0, None)] * len(w0),
+                            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000}).fun
+            assert low[s] <= best + 1e-9 and best <= high[s] + 1e-9
+        if iterations == 2000:
+            assert np.max(high - low) < 1e-9  # the duality gap closes at the optimum

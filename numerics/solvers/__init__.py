@@ -6,6 +6,7 @@ from numerics.solvers.fista import (
     SparseCodes,
     fista,
     ista,
+    lasso_dual_bound,
     lasso_objective,
     lipschitz_constant,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "fista",
     "hungarian",
     "ista",
+    "lasso_dual_bound",
     "lasso_objective",
     "lipschitz_constant",
     "matched_cosines",

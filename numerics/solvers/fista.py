@@ -36,7 +36,8 @@ from numerics.formats import Format, get_format
 from numerics.kernels import load_finite
 from numerics.policies import Policy, get_policy
 
-__all__ = ["FORMS", "SparseCodes", "fista", "ista", "lasso_objective", "lipschitz_constant"]
+__all__ = ["FORMS", "SparseCodes", "fista", "ista", "lasso_dual_bound", "lasso_objective",
+           "lipschitz_constant"]
 
 FORMS: tuple[str, ...] = ("auto", "gram", "factored")
 #: The most iterations one call runs (each is a matrix product over every sample).
@@ -148,6 +149,32 @@ def lasso_objective(X, D, Z, lam: float, *, nonneg: bool = False):
     if nonneg:
         value = xp.where(xp.min(z, axis=1) < 0, xp.inf, value)
     return value
+
+
+def lasso_dual_bound(X, D, Z, lam: float, *, nonneg: bool = False):
+    """A certified lower bound on ``min_z F(z)`` for every row, from the dual of the lasso
+    (float64): ``F* >= <x, theta> - ||theta||^2 / 2`` for every ``theta`` with
+    ``|D^T theta| <= lambda`` entrywise (``D^T theta <= lambda`` when ``nonneg``). ``theta = s r``
+    is the residual ``r = x - D z`` of the given codes, scaled into that set and then to the best
+    ``s`` along it, so ``F(z) - bound`` is a duality gap: 0 at the optimum, and an error bar on
+    how far ``z`` is from it."""
+    xp = array_namespace(X, D, Z)
+    x, d, z = (xp.asarray(a, dtype=np.float64) for a in (X, D, Z))
+    lam = check_real(lam, "lam", min=0.0)
+    if x.ndim != 2 or d.ndim != 2 or z.ndim != 2 or x.shape[1] != d.shape[0] \
+            or z.shape != (x.shape[0], d.shape[1]):
+        raise InvalidArgument(f"X, D and Z have shapes {tuple(x.shape)}, {tuple(d.shape)} and "
+                              f"{tuple(z.shape)}; expected (samples, m), (m, n), (samples, n)")
+    r = x - z @ d.T
+    correlation = r @ d
+    worst = xp.max(correlation, axis=1) if nonneg else xp.max(xp.abs(correlation), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ceiling = xp.where(worst > lam, lam / xp.where(worst > 0, worst, 1.0), 1.0)
+        energy = xp.sum(r * r, axis=1)
+        best = xp.where(energy > 0, xp.sum(x * r, axis=1) / xp.where(energy > 0, energy, 1.0),
+                        0.0)
+    scale = xp.clip(best, 0.0, ceiling)
+    return scale * xp.sum(x * r, axis=1) - 0.5 * scale * scale * energy
 
 
 def _objective(x, d, z, lam: float, xp):
