@@ -54,3 +54,10 @@ def evaluate_shared(params: dict, artifact: dict) -> list[dict]:
             os._exit(1)  # the worker dies mid-cell
     rows = evaluate(params)
     return [{**row, "offset": float(artifact["offset"][0])} for row in rows]
+
+
+def blas_threads() -> int:
+    """The largest thread count of this process's BLAS and OpenMP pools."""
+    from threadpoolctl import threadpool_info
+
+    return max((pool["num_threads"] for pool in threadpool_info()), default=1)

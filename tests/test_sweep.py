@@ -492,3 +492,13 @@ def test_never_more_worker_processes_than_cells(monkeypatch):
     cells = grid(n=[1, 2, 3])
     assert run_sweep(cells, _sweep_cells.evaluate, workers=1000) == expected_rows(cells)
     assert started == [3]
+
+
+def test_pool_workers_share_the_cores_instead_of_oversubscribing_them():
+    from _sweep_cells import blas_threads
+
+    from numerics.sweep import executors
+
+    with executors.ProcessExecutor(2) as pool:
+        counts = [count for _, count in pool.run(blas_threads, {0: (), 1: ()})]
+    assert counts == [max(1, (os.cpu_count() or 1) // 2)] * 2

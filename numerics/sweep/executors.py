@@ -104,8 +104,10 @@ class ProcessExecutor(Executor):
 
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
-                                         initializer=_die_with_parent, initargs=(os.getpid(),))
+                                         initializer=_start_worker,
+                                         initargs=(os.getpid(), threads))
         return self
 
     def __exit__(self, *exc):
@@ -176,6 +178,17 @@ class DaskExecutor(Executor):
 
 def _identity(value):
     return value
+
+
+def _start_worker(parent: int, threads: int) -> None:
+    """Run in each pool worker: tie its life to the parent's (:func:`_die_with_parent`) and give
+    its BLAS and OpenMP pools ``threads`` threads, the cores divided among the workers. Left at
+    one thread per core each, N workers run N x cores threads that spin against each other: a
+    sweep of matrix products on 2 workers and 2 cores then advances at a fraction of the speed."""
+    _die_with_parent(parent)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
 
 
 def _die_with_parent(parent: int) -> None:
