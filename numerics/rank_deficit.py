@@ -37,6 +37,8 @@ __all__ = ["centred", "circle_logits", "circle_loss", "circle_loss_bound", "effe
            "tail_energy", "pairwise_column_distance"]
 
 _U64 = 2.0**-53
+#: The most SVD work (``N C min(N, C)`` summed over a batch) one call takes on.
+MAX_SVD_WORK = 2**38
 
 
 def _matrices(M, name: str = "M"):
@@ -49,6 +51,12 @@ def _matrices(M, name: str = "M"):
     if M.size and not bool(xp.all(xp.isfinite(xp.asarray(M, dtype=xp.float64)))):
         raise InvalidArgument(f"{name} has NaN or infinite entries; a rank needs finite numbers")
     check_elements(int(M.size), f"{name} of shape {tuple(M.shape)}")
+    rows, cols = M.shape[-2], M.shape[-1]
+    work = int(M.size) * min(rows, cols)  # an SVD costs about N C min(N, C) per matrix
+    if work > MAX_SVD_WORK:
+        raise InvalidArgument(f"{name} of shape {tuple(M.shape)} needs about {work:.2g} operations "
+                              f"of SVD (the limit is {MAX_SVD_WORK:.2g}, a few minutes); measure "
+                              f"a sample of rows or fewer matrices")
     return M
 
 

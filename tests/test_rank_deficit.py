@@ -115,6 +115,7 @@ def test_strict_centring_adds_its_error_bound_and_gives_up_when_it_is_vacuous():
     (np.array([[1.0, np.nan]]), "NaN or infinite"),
     ([[1.0, 2.0], [3.0]], "M"),
     (np.ones((2, 2), dtype=complex), "M"),
+    (np.broadcast_to(1.0, (2**14, 2**14)), "operations of SVD"),
 ])
 def test_bad_matrices_are_one_line_errors(bad, match):
     with pytest.raises(InvalidArgument, match=match) as info:
