@@ -196,9 +196,33 @@ def train(dataset: str = "digits", temperature: float = 1.0, *, layers: int = LA
 
     ``optimizer``: ``adam`` (lr 1e-3) or ``gd`` (heavy ball, momentum 0.9, lr ``0.01 T``: the
     ``T``-fold rate undoes the ``1/T`` of the gradient). Ranks are those of the stored outputs,
-    measured in float64 with the storage format's noise floor. ``samples`` trains on the first that
-    many training samples (all by default); ``loss_scale`` multiplies the loss before the
-    backward pass and divides the gradients after it (fp16)."""
+    measured in float64 with the storage format's noise floor. ``samples`` trains on the first
+    that many training samples (all by default); ``loss_scale`` multiplies the loss before the
+    backward pass and divides the gradients after it (fp16). A run is deterministic, so the last
+    few are kept and a repeated call (the sweep's cell, then its figure) returns the same one."""
+    fmt, policy = get_format(fmt).name, get_policy(policy).name
+    key = (dataset, temperature, layers, width, optimizer, steps, lr, fmt, policy, seed, samples,
+           record_every, loss_scale)
+    try:
+        hash(key)
+    except TypeError:
+        return _train(*key)
+    return _train_cached(*key)
+
+
+def _train_cached(*key) -> TrainResult:
+    if key not in _RUNS:
+        if len(_RUNS) >= 32:
+            _RUNS.pop(next(iter(_RUNS)))
+        _RUNS[key] = _train(*key)
+    return _RUNS[key]
+
+
+_RUNS: dict[tuple, TrainResult] = {}
+
+
+def _train(dataset, temperature, layers, width, optimizer, steps, lr, fmt, policy, seed, samples,
+           record_every, loss_scale) -> TrainResult:
     check_choice(dataset, DATASETS, "dataset")
     temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
     layers = check_int(layers, "layers", min=1, max=64)
@@ -231,6 +255,8 @@ def train(dataset: str = "digits", temperature: float = 1.0, *, layers: int = LA
         test = mlp_forward(fit.model, data.X_test, fmt, policy)
     logits = to_numpy(final.logits, np.float64)
     features = tuple(to_numpy(h, np.float64) for h in final.features)
+    for array in (logits, *features):  # shared by repeated calls: read-only
+        array.flags.writeable = False
     test_z = to_numpy(test.logits, np.float64)
     return TrainResult(dataset, temperature, optimizer, fmt, policy, seed,
                        _accuracy(logits, y), _accuracy(test_z, data.y_test), logits, features,
