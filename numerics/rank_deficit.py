@@ -232,7 +232,7 @@ DEFAULT_LR = {"gd": 0.01, "adam": 1e-3}
 def optimiser_for(kind: str, temperature: float, lr: float | None = None):
     """The :class:`numerics.train.Optimiser` of a run (see :data:`TRAIN_OPTIMISERS`)."""
     from numerics._validate import check_choice
-    from numerics.train import Optimiser
+    from numerics.train.optimisers import Optimiser
 
     check_choice(kind, TRAIN_OPTIMISERS, "optimizer")
     rate = DEFAULT_LR[kind] if lr is None else check_real(lr, "lr", min=0.0, strict_min=True)

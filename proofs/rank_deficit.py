@@ -133,8 +133,9 @@ def _jacobian_steps() -> list[Step]:
         for i, j in ((0, 0), (1, 1), (0, 1), (1, 2))])  # the label's class and another
     bound = PAPER["jac.norm_bound"]
     return [
-        Step("J", derivative, uses=probs[:2], cite="notes 2.7 [std]", show="d softmax_T(z)_i / d z_j = "
-             "(delta_ij p_i - p_i p_j)/T for C = 3 (entries 11, 12)", note="the softmax Jacobian"),
+        Step("J", derivative, uses=probs[:2], cite="notes 2.7 [std]",
+             show="d softmax_T(z)_i / d z_j = (delta_ij p_i - p_i p_j)/T for C = 3 (entries 11, "
+                  "12)", note="the softmax Jacobian"),
         Step("J1", sp.And(*[eq(sum(J[i][j] for j in range(3)), 0) for i in range(3)]),
              uses=simplex, cite="notes 2.7 [std]", show="J 1 = 0 on the simplex",
              note="so rank J <= C - 1"),

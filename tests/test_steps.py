@@ -7,6 +7,7 @@ are verified independently with mpmath at 50 digits.
 from __future__ import annotations
 
 import mpmath
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -499,8 +500,24 @@ def test_certify_an_expression_means_nonnegative():
 
 
 def test_certify_without_an_interval_rule_is_unknown():
-    c = certify(ge(sp.sin(x), -1), {x: (0, 1)})
-    assert c.status == "unknown" and "sin" in c.detail
+    c = certify(ge(sp.gamma(x + 1), 0), {x: (0, 1)})
+    assert c.status == "unknown" and "gamma" in c.detail
+
+
+def test_sine_and_cosine_enclosures_contain_every_point():
+    from flint import arb
+
+    from proofs.intervals import Interval, evaluate
+
+    for lo, hi in [(0.0, 0.1), (1.0, 2.0), (-3.0, 4.0), (1e-4, 2.1)]:
+        for f, g in ((sp.sin, mpmath.sin), (sp.cos, mpmath.cos)):
+            box = evaluate(f(x), {x: Interval(arb(lo), arb(hi))})
+            for point in np.linspace(lo, hi, 101):
+                value = g(mpmath.mpf(point))
+                assert float(box.lower) <= value <= float(box.upper), (f, lo, hi, point)
+    assert certify(gt(1 - sp.cos(2 * sp.pi * x), 0), {x: (1e-4, 1 / 3)}).status == "proved"
+    assert certify(gt(sp.Rational(99, 100) - sp.cos(2 * sp.pi * x), 0),
+                   {x: (1e-4, 1 / 3)}).status == "refuted"
 
 
 def test_certificate_prints():

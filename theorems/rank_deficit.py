@@ -61,7 +61,7 @@ from numerics.rank_deficit import (
     tail_energy,
 )
 from numerics.sweep import Cell
-from numerics.train import fit_classifier
+from numerics.train.loop import fit_classifier
 from proofs import rank_deficit as proof
 from proofs.rank_deficit import PAPER
 from theorems._theorem import Statement, Theorem

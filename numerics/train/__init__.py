@@ -1,7 +1,7 @@
 """Training: hand-written backward passes, a gradient checker, optimisers under a policy, and a
 full-batch training loop."""
 
-from numerics.train.backward import mlp_backward, sae_backward
+from numerics.train.backward import mlp_backward
 from numerics.train.gradcheck import GradCheck, gradcheck
 from numerics.train.loop import Fit, fit_classifier
 from numerics.train.optimisers import (
@@ -11,6 +11,7 @@ from numerics.train.optimisers import (
     init_state,
     optimiser_step,
 )
+from numerics.train.sae_backward import sae_backward
 
 __all__ = [
     "Fit",

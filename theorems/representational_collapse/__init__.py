@@ -137,7 +137,7 @@ def perturbed_softmax_tv(n: int, k: int = FIG9_K, noise: float = FIG9_NOISE, see
     ``y = softmax(x)``, ``y* = softmax(x*)``; seeds ``0 .. seeds - 1``.
     """
     n = check_int(n, "n", min=1, max=FIG9_MAX_SIZE)
-    k = check_int(k, "k", min=0, max=n)
+    k = check_int(k, "k", min=0, max=FIG9_MAX_SIZE)
     noise = check_real(noise, "noise", min=0.0)
     seeds = check_int(seeds, "seeds", min=1, max=MAX_SEEDS)
     fmt, policy = get_format(fmt), get_policy(policy)
