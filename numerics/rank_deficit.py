@@ -37,8 +37,16 @@ __all__ = ["centred", "circle_logits", "circle_loss", "circle_loss_bound", "effe
            "tail_energy", "pairwise_column_distance"]
 
 _U64 = 2.0**-53
+#: The largest entry a measured matrix may hold: its squares and sums stay finite in float64.
+MAX_ENTRY = 1e150
 #: The most SVD work (``N C min(N, C)`` summed over a batch) one call takes on.
 MAX_SVD_WORK = 2**38
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidArgument(f"{name}={value!r} must be True or False")
+    return bool(value)
 
 
 def _matrices(M, name: str = "M"):
@@ -63,14 +71,28 @@ def _matrices(M, name: str = "M"):
 def centred(M, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, center: bool = True):
     """``M`` stored in ``fmt``, its columns centred under ``policy`` (float64 result)."""
     fmt, policy = get_format(fmt), get_policy(policy)
-    stored = policy.load(_matrices(M), fmt)
+    center = _check_bool(center, "center")
+    with np.errstate(over="ignore", invalid="ignore"):
+        stored = policy.load(_matrices(M), fmt)
     xp = array_namespace(stored)
+    if not bool(xp.all(xp.isfinite(stored))):
+        raise InvalidArgument(f"M overflows {fmt.name} (max {fmt.max:g}) when stored; scale it "
+                              f"down or use a wider format")
+    if stored.size and float(xp.max(xp.abs(stored))) > MAX_ENTRY:
+        raise InvalidArgument(f"M has entries above {MAX_ENTRY:g}, whose squares overflow the "
+                              f"float64 measurement; a rank does not change with scale, so "
+                              f"divide M by a constant")
     if not center:
         return xp.asarray(stored, dtype=xp.float64)
     if policy.accumulate == "format":
-        means = policy.step(policy.sum(stored, fmt, axis=-2, keepdims=True)
-                            / stored.dtype.type(stored.shape[-2]), fmt)
-        return xp.asarray(policy.step(stored - means, fmt), dtype=xp.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            means = policy.step(policy.sum(stored, fmt, axis=-2, keepdims=True)
+                                / stored.dtype.type(stored.shape[-2]), fmt)
+            out = xp.asarray(policy.step(stored - means, fmt), dtype=xp.float64)
+        if not bool(xp.all(xp.isfinite(out))):
+            raise InvalidArgument(f"centring M in {fmt.name} under strict overflows (a column's "
+                                  f"running sum passes {fmt.max:g}); use hw or a wider format")
+        return out
     wide = xp.asarray(stored, dtype=xp.float64)
     return wide - xp.mean(wide, axis=-2, keepdims=True)
 
@@ -80,11 +102,11 @@ def noise_floor(M, fmt: Format | str = "fp64", policy: Policy | str = "hw", *,
     """The rounding-noise floor of ``M``'s (centred) singular values in ``fmt`` (module
     docstring): no singular value at or below it is counted. A float, or an array per matrix."""
     fmt, policy = get_format(fmt), get_policy(policy)
-    stored = policy.load(_matrices(M), fmt)
-    xp = array_namespace(stored)
-    wide = xp.asarray(stored, dtype=xp.float64)
+    center = _check_bool(center, "center")
+    wide = centred(M, fmt, policy, center=False)  # stored, refused if it overflows the format
+    xp = array_namespace(wide)
     rows, cols = wide.shape[-2], wide.shape[-1]
-    norm = xp.sqrt(xp.sum(wide * wide, axis=(-2, -1)))
+    norm = _frobenius(wide, xp)
     u = fmt.unit_roundoff if fmt.name != "fp64" else _U64
     floor = (u / (1 - u) + max(rows, cols) * _U64) * norm
     floor = floor + math.sqrt(rows * cols) * fmt.smallest_subnormal / 2
@@ -93,11 +115,17 @@ def noise_floor(M, fmt: Format | str = "fp64", policy: Policy | str = "hw", *,
         if k >= 1:
             floor = xp.full(norm.shape, math.inf)
         else:
-            C = centred(stored, fmt, policy)
-            floor = floor + (1 + u) * k / (1 - k) * norm + u * xp.sqrt(
-                xp.sum(C * C, axis=(-2, -1)))
+            C = centred(wide, fmt, policy)
+            floor = floor + (1 + u) * k / (1 - k) * norm + u * _frobenius(C, xp)
     floor = to_numpy(floor, np.float64)
     return float(floor) if floor.ndim == 0 else floor
+
+
+def _frobenius(M, xp):
+    """``||M||_F`` per matrix without overflow: scaled by the largest entry first."""
+    top = xp.max(xp.abs(M), axis=(-2, -1), keepdims=True)
+    scale = xp.where(top > 0, top, 1.0)
+    return top[..., 0, 0] * xp.sqrt(xp.sum((M / scale) ** 2, axis=(-2, -1)))
 
 
 def singular_spectrum(M, fmt: Format | str = "fp64", policy: Policy | str = "hw", *,
@@ -113,11 +141,19 @@ def singular_spectrum(M, fmt: Format | str = "fp64", policy: Policy | str = "hw"
 def numerical_rank(M, threshold: float = 1e-3, *, center: bool = True,
                    fmt: Format | str = "fp64", policy: Policy | str = "hw"):
     """``#{k : sigma_k > max(threshold sigma_1, floor)}``: an int, or an int array per matrix."""
-    threshold = check_real(threshold, "threshold", min=0.0, max=1.0)
+    threshold = _check_threshold(threshold)
     sigma, floor = singular_spectrum(M, fmt, policy, center=center)
     cut = np.maximum(threshold * sigma[..., :1], np.asarray(floor)[..., None])
     rank = np.sum(sigma > cut, axis=-1)
     return int(rank) if rank.ndim == 0 else rank
+
+
+def _check_threshold(threshold) -> float:
+    threshold = check_real(threshold, "threshold", min=0.0, max=1.0)
+    if threshold >= 1.0:
+        raise InvalidArgument(f"threshold={threshold!r} must be below 1 (a singular value above "
+                              f"sigma_1 itself counts nothing)")
+    return threshold
 
 
 def effective_rank(M, *, center: bool = True, fmt: Format | str = "fp64",
@@ -157,6 +193,8 @@ def softmax_jacobian(z, temperature: float = 1.0, fmt: Format | str = "fp64",
     temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
     p = softmax(z, fmt, policy, temperature=temperature)
     xp = array_namespace(p)
+    check_elements(int(p.size) * int(p.shape[-1]) * 3, f"the Jacobians of logits of shape "
+                                                       f"{tuple(p.shape)}")
     p = xp.asarray(p, dtype=xp.float64)
     eye = xp.eye(p.shape[-1], dtype=xp.float64)
     return (p[..., :, None] * eye - p[..., :, None] * p[..., None, :]) / temperature
@@ -192,7 +230,9 @@ def rank_curve(Z, scales, threshold: float = 1e-3, fmt: Format | str = "fp64",
     format's range (``overflow``) has NaN ranks."""
     fmt, policy = get_format(fmt), get_policy(policy)
     Z = _matrices(Z, "Z")
-    threshold = check_real(threshold, "threshold", min=0.0, max=1.0)
+    if Z.ndim != 2:
+        raise InvalidArgument(f"Z has shape {tuple(Z.shape)}; expected one matrix (N, C)")
+    threshold = _check_threshold(threshold)
     alphas = to_numpy(as_real_array(scales, "scales"), np.float64).reshape(-1)
     check_elements(int(alphas.size) * int(Z.size), "softmax(alpha Z) for every scale")
     z = np.asarray(to_numpy(Z, np.float64))

@@ -116,6 +116,7 @@ def test_strict_centring_adds_its_error_bound_and_gives_up_when_it_is_vacuous():
     ([[1.0, 2.0], [3.0]], "M"),
     (np.ones((2, 2), dtype=complex), "M"),
     (np.broadcast_to(1.0, (2**14, 2**14)), "operations of SVD"),
+    (np.full((3, 3), 1e308), "divide M by a constant"),  # its squares would overflow to rank 0
 ])
 def test_bad_matrices_are_one_line_errors(bad, match):
     with pytest.raises(InvalidArgument, match=match) as info:
@@ -343,6 +344,14 @@ def test_audit_catches_every_mutation():
     (lambda: rd.train(temperature=0.0), "temperature"),
     (lambda: rd.numerical_rank(np.ones((3, 3)), threshold=2.0), "threshold"),
     (lambda: THEOREM.counterexample(classes=2), "classes"),
+    (lambda: rd.numerical_rank(np.ones((20, 5)) * 1e5, fmt="fp16"), "overflows fp16"),
+    (lambda: rd.numerical_rank([[300.0, 1], [300, 2], [300, 4]], fmt="fp8-e4m3",
+                               policy="strict"), "running sum passes 448"),
+    (lambda: rd.numerical_rank(np.eye(3), 1.0), "must be below 1"),
+    (lambda: rd.numerical_rank(np.eye(3), center=None), "True or False"),
+    (lambda: rd.softmax_jacobian(np.zeros((100, 2000))), "limit is 2\\^28"),
+    (lambda: rd.softmax_rank_curve(np.ones((2, 5, 3)), [1.0]), "one matrix"),
+    (lambda: rd.rank_vs_temperature(5.0), "must be a sequence"),
 ])
 def test_bad_input_is_one_line(call, match):
     with pytest.raises(InvalidArgument, match=match) as info:
@@ -354,3 +363,17 @@ def test_cli_check_of_an_unknown_format_is_one_line():
     result = subprocess.run([sys.executable, "-m", "theorems", "check", "rank-deficit",
                              "--quick", "--formats", "fp4"], capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_circle_loss_stays_accurate_for_a_million_classes():
+    classes, alpha = 2**20, 2e13
+    with mpmath.workdps(40):
+        exact = mpmath.log1p(mpmath.fsum(
+            mpmath.exp(-2 * alpha * mpmath.sin(mpmath.pi * k / classes) ** 2)
+            for k in list(range(1, 50)) + list(range(classes - 49, classes))))
+    assert rd.circle_loss(classes, alpha) == pytest.approx(float(exact), rel=1e-12)
+
+
+def test_a_cached_run_is_not_returned_for_a_bool_argument():
+    with pytest.raises(InvalidArgument, match="temperature"):
+        rd.train("mixture", True, layers=1, width=4, steps=1)

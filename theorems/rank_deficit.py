@@ -45,7 +45,7 @@ from numerics._validate import (
     check_real,
 )
 from numerics.datasets import DATASETS, load_dataset
-from numerics.errors import InvalidArgument
+from numerics.errors import InvalidArgument, InvalidType
 from numerics.kernels import softmax
 from numerics.models.mlp import cross_entropy, mlp_forward, random_mlp
 from numerics.rank_deficit import (
@@ -99,8 +99,8 @@ def circle_logits(labels, classes: int, alpha: float) -> np.ndarray:
     y = to_numpy(as_real_array(labels, "labels"), np.float64)
     if y.ndim != 1 or y.size == 0 or np.any(y != np.floor(y)) or np.any((y < 0) | (y >= classes)):
         raise InvalidArgument(f"labels must be a non-empty 1-d array of classes 0..{classes - 1}")
-    if y.size * classes > 2**28:
-        raise InvalidArgument(f"{y.size} labels x {classes} classes is above 2^28 logits")
+    if y.size * classes > 2**26:  # a few float64 copies of the logits are made on the way
+        raise InvalidArgument(f"{y.size} labels x {classes} classes is above 2^26 logits")
     offset = (np.arange(classes)[None, :] - y.astype(np.int64)[:, None]) % classes
     return alpha * np.cos(float(PAPER["p32.angle"]) * offset / classes)
 
@@ -112,6 +112,7 @@ def circle_loss(classes: int, alpha: float) -> float:
     classes = check_int(classes, "classes", min=2, max=2**20)
     alpha = check_real(alpha, "alpha", min=0.0, strict_min=True)
     k = np.arange(1, classes)
+    k = np.minimum(k, classes - k)  # sin(pi k / C) = sin(pi (C - k) / C): keep the angle small
     half_angle = float(PAPER["p32.angle"]) * k / (2 * classes)
     return float(np.log1p(np.sum(np.exp(-2.0 * alpha * np.sin(half_angle) ** 2))))
 
@@ -133,7 +134,6 @@ def softmax_rank_curve(Z, scales, threshold: float = 1e-3, *, fmt: str = "fp64",
     ``alpha`` in ``scales``, in one batched pass, with where the numerical rank peaks and the
     number of distinct argmax classes it ends at: ``{"scales", "numerical", "effective",
     "floor", "peak_scale", "peak", "argmax_classes"}``."""
-    threshold = check_real(threshold, "threshold", min=0.0, max=1.0)
     scales = to_numpy(as_real_array(scales, "scales"), np.float64).reshape(-1)
     if scales.size == 0 or np.any(~np.isfinite(scales)) or np.any(scales <= 0):
         raise InvalidArgument("scales must be a non-empty array of positive finite numbers")
@@ -203,19 +203,17 @@ def train(dataset: str = "digits", temperature: float = 1.0, *, layers: int = LA
     fmt, policy = get_format(fmt).name, get_policy(policy).name
     key = (dataset, temperature, layers, width, optimizer, steps, lr, fmt, policy, seed, samples,
            record_every, loss_scale)
+    # the cache key carries the types too: True == 1, but True is not a temperature
+    typed = tuple((type(v).__name__, v) for v in key)
     try:
-        hash(key)
+        hash(typed)
     except TypeError:
         return _train(*key)
-    return _train_cached(*key)
-
-
-def _train_cached(*key) -> TrainResult:
-    if key not in _RUNS:
+    if typed not in _RUNS:
         if len(_RUNS) >= 32:
             _RUNS.pop(next(iter(_RUNS)))
-        _RUNS[key] = _train(*key)
-    return _RUNS[key]
+        _RUNS[typed] = _train(*key)
+    return _RUNS[typed]
 
 
 _RUNS: dict[tuple, TrainResult] = {}
@@ -302,6 +300,9 @@ class TemperatureSweep:
 def rank_vs_temperature(temperatures=TEMPERATURES, *, seeds=(0, 1, 2), **kwargs
                         ) -> TemperatureSweep:
     """:func:`train` at every temperature (ascending) and seed; keyword arguments go to it."""
+    for value, name in ((temperatures, "temperatures"), (seeds, "seeds")):
+        if isinstance(value, str) or not hasattr(value, "__iter__"):
+            raise InvalidType(f"{name}={value!r} must be a sequence, e.g. (1, 10, 100)")
     temperatures = tuple(sorted(check_real(t, "temperature", min=0.0, strict_min=True)
                                 for t in check_nonempty(temperatures, "temperatures")))
     seeds = tuple(check_int(s, "seed", min=0) for s in check_nonempty(seeds, "seeds"))
