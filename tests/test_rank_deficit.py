@@ -377,3 +377,22 @@ def test_circle_loss_stays_accurate_for_a_million_classes():
 def test_a_cached_run_is_not_returned_for_a_bool_argument():
     with pytest.raises(InvalidArgument, match="temperature"):
         rd.train("mixture", True, layers=1, width=4, steps=1)
+
+
+def test_the_prop31_row_uses_the_number_of_classes_on_a_tall_matrix():
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((50, 10)) * 3
+    S = np.exp(Z - Z.max(axis=1, keepdims=True))
+    S /= S.sum(axis=1, keepdims=True)
+    tail, bound = _tail_and_bound_by_loops(S)
+    row = rd._prop31_row({}, S, rd.get_format("fp64"))
+    assert row["observed"] == pytest.approx(tail, rel=1e-12)
+    assert row["bound"] == pytest.approx(bound, rel=1e-12) and row["verdict"] == "holds"
+
+
+def test_gd_undoes_the_temperature_of_the_gradient_and_adam_needs_not():
+    from numerics.rank_deficit import optimiser_for
+
+    assert optimiser_for("gd", 100.0).lr == pytest.approx(0.01 * 100.0)
+    assert optimiser_for("gd", 100.0).kind == "momentum"
+    assert optimiser_for("adam", 100.0).lr == 1e-3
