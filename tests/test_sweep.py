@@ -384,7 +384,11 @@ def test_a_second_sweep_into_a_held_store_refuses_at_once(tmp_path, evaluations)
 
 
 INTERRUPTED_POOL = textwrap.dedent("""
+    import signal
     import sys
+    # a run started in the background by a shell without job control inherits SIGINT ignored;
+    # give it the interactive disposition, which is what the test is about
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, sys.argv[2])
     import _sweep_cells
     from theorems import cli
