@@ -112,8 +112,10 @@ def circle_loss(classes: int, alpha: float) -> float:
     classes = check_int(classes, "classes", min=2, max=2**20)
     alpha = check_real(alpha, "alpha", min=0.0, strict_min=True)
     k = np.arange(1, classes)
-    k = np.minimum(k, classes - k)  # sin(pi k / C) = sin(pi (C - k) / C): keep the angle small
-    half_angle = float(PAPER["p32.angle"]) * k / (2 * classes)
+    angle = float(PAPER["p32.angle"])
+    if angle == 2 * math.pi:  # the classes close the circle: sin(pi k/C) = sin(pi (C - k)/C),
+        k = np.minimum(k, classes - k)  # and the small angle keeps every digit
+    half_angle = angle * k / (2 * classes)
     return float(np.log1p(np.sum(np.exp(-2.0 * alpha * np.sin(half_angle) ** 2))))
 
 
