@@ -292,8 +292,7 @@ def rank_summary(logits, features, fmt, policy, temperature: float) -> dict:
     if not all(np.all(np.isfinite(m)) for m in wide):  # a diverged network: no ranks
         return dict.fromkeys(keys, math.nan)
     sigma, floor = singular_spectrum(logits, fmt, policy)
-    hidden = sum(int(np.sum((sigma > threshold * sigma[0]) & (sigma <= floor)))
-                 for threshold in (1e-3,)) if sigma.size else 0
+    hidden = int(np.sum((sigma > 1e-3 * sigma[0]) & (sigma <= floor))) if sigma.size else 0
     z = np.asarray(to_numpy(logits, np.float64))
     return {
         "erank_logits": effective_rank(logits, fmt=fmt, policy=policy),
