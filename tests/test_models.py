@@ -217,7 +217,7 @@ def test_decoder_column_handling():
         (lambda: cross_entropy(np.ones((2, 3)), np.array([0, 1]), temperature=0), "temperature"),
         (lambda: random_sae(4, 6, kind="topk"), "k=None"),
         (lambda: random_sae(4, 6, kind="topk", k=7), "k=7"),
-        (lambda: random_sae(4, 6, kind="mp"), "unknown kind"),
+        (lambda: random_sae(4, 6, kind="pursuit"), "unknown kind"),
         (lambda: sae_forward(random_sae(4, 6), np.ones((2, 5))), "expected \\(samples, 4\\)"),
         (lambda: random_mlp((3, 2)).with_params([np.ones((2, 3))]), "expected 2"),
         (lambda: mlp_forward(random_mlp((2, 2)), np.array([[np.nan, 1.0]])),

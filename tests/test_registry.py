@@ -177,7 +177,8 @@ def test_a_stored_cell_version_covers_the_theorem_and_nothing_of_other_theorems(
     others = set(_registry._STEMS) - {stem}
     assert not [name for name in closure if set(name.split(".")) & others]
     # a package entered as a parent brings its own file, not the siblings it re-exports
-    assert "numerics.models.sae" not in closure and "numerics.solvers.fista" not in closure
+    if stem != "sae_amortisation":  # the one theorem that trains SAEs and runs FISTA
+        assert "numerics.models.sae" not in closure and "numerics.solvers.fista" not in closure
     # the version is the hash of exactly those sources, recomputed here by hand
     digest = hashlib.sha256()
     for name in sorted(closure):

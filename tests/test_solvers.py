@@ -1,8 +1,10 @@
 """Solvers: batched ISTA/FISTA against the closed form of an orthonormal dictionary (the soft
 threshold), against SciPy's L-BFGS-B on the split (smooth, bound-constrained) lasso, and against
 scikit-learn's coordinate descent where it is installed; the two factorisations against each
-other; ISTA's monotone objective and both convergence rates (with a negative control); Hungarian
-matching against brute force over permutations."""
+other; ISTA's monotone objective and both convergence rates (with a negative control); the fused
+fp32/hw loop against a plain NumPy loop, and every other format and policy against a frozen copy
+of the policy-generic loop; DL-FISTA's atoms, update and stopping rule; Hungarian matching against
+brute force over permutations."""
 
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ import pytest
 from _devices import cupy_or_skip
 from scipy.optimize import minimize
 
+from numerics._arithmetic import literal, rounder
+from numerics.datasets import compositional_sparse
 from numerics.errors import InvalidArgument
 from numerics.formats import get_format
-from numerics.policies import POLICY_NAMES
+from numerics.kernels import load_finite
+from numerics.policies import POLICY_NAMES, get_policy
 from numerics.solvers import (
+    dictionary_learning,
     fista,
     hungarian,
     ista,
@@ -232,6 +238,20 @@ def test_cupy_matches_numpy():
         (lambda: fista(np.ones((3, 4)), np.full((4, 6), np.inf)), "24 infinite values in D"),
         (lambda: fista(np.full((3, 4), 1e3), np.ones((4, 6)), fmt="fp8-e4m3"),
          "X overflow fp8-e4m3"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 0), "n_atoms=0 must be a positive"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 2.5), "expected int but got n_atoms=2.5"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, rounds=0), "rounds=0"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, fista_iterations=0),
+         "fista_iterations=0"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, tol=-1), "tol=-1.0 must be >= 0"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, lam=-0.1), "lam=-0.1 must be >= 0"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, min_rounds=-1), "min_rounds=-1"),
+        (lambda: dictionary_learning(np.ones(4), 5), "expected \\(samples, m\\)"),
+        (lambda: dictionary_learning(np.full((3, 4), np.nan), 5), "12 NaN values in X"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, init=np.ones((4, 6))),
+         "init has shape \\(4, 6\\); expected \\(m, n_atoms\\)"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, record=3), "got record=3"),
+        (lambda: dictionary_learning(np.ones((3, 4)), 5, fmt="fp31"), "unknown format"),
         (lambda: hungarian(np.ones(3)), "2-D"),
         (lambda: hungarian(np.array([[1.0, np.nan]])), "non-finite"),
         (lambda: matched_cosines(np.ones((3, 2)), np.ones((4, 2))), "same m"),
@@ -306,3 +326,178 @@ def test_the_dual_bound_brackets_the_optimum_scipy_finds(nonneg):
             assert low[s] <= best + 1e-9 and best <= high[s] + 1e-9
         if iterations == 2000:
             assert np.max(high - low) < 1e-9  # the duality gap closes at the optimum
+
+
+
+def _plain_fista(X, D, lam, *, iterations, nonneg, momentum, form, init=None):
+    """FISTA in plain NumPy float32, one fresh array per operation: the loop the fused kernel
+    must reproduce; returns the codes and every iterate."""
+    x, d = X.astype(np.float32), D.astype(np.float32)
+    L = lipschitz_constant(D)
+    eta, tau = np.float32(1 / L), np.float32(lam / L)
+    gram, correlation = d.T @ d, x @ d
+    z = np.zeros((x.shape[0], d.shape[1]), np.float32) if init is None else init.astype(
+        np.float32)
+    y, t, iterates = z, 1.0, []
+    for _ in range(iterations):
+        grad = y @ gram - correlation if form == "gram" else (y @ d.T - x) @ d
+        v = y - grad * eta
+        z_next = np.maximum(v - tau, 0) if nonneg else v - np.clip(v, -tau, tau)
+        if momentum:
+            t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+            y = z_next + np.float32((t - 1) / t_next) * (z_next - z)
+            t = t_next
+        else:
+            y = z_next
+        z = z_next
+        iterates.append(z)
+    return z, iterates
+
+
+@pytest.mark.parametrize("form", ["gram", "factored"])
+@pytest.mark.parametrize("nonneg", [False, True])
+@pytest.mark.parametrize("momentum", [False, True])
+@pytest.mark.parametrize("warm", [False, True])
+def test_fused_fp32_loop_matches_plain_numpy(form, nonneg, momentum, warm):
+    D, X = _problem(m=8, n=30, samples=40, seed=11)
+    init = np.abs(np.random.default_rng(2).standard_normal((40, 30))) * 0.1 if warm else None
+    iterations = 60
+    run = fista(X, D, LAM, iterations=iterations, nonneg=nonneg, momentum=momentum, form=form,
+                init=init, fmt="fp32", policy="hw")
+    want, iterates = _plain_fista(X, D, LAM, iterations=iterations, nonneg=nonneg,
+                                  momentum=momentum, form=form, init=init)
+    assert run.codes.dtype == np.float32 and run.form == form
+    u = get_format("fp32").unit_roundoff
+    # an iteration rounds a handful of times at the size of the iterate, the step 1/L is
+    # nonexpansive and momentum at most doubles a difference: errors grow at most linearly
+    scale = max(1.0, float(np.max(np.abs(want))))
+    np.testing.assert_allclose(run.codes, want, rtol=0, atol=8 * iterations * u * scale)
+    # the tracked objective (residuals by recurrence, no third product) is F(z_t) in float64
+    # to float32 rounding: products of m = 8 terms, then an average of such residuals
+    exact = np.array([lasso_objective(X, D, z.astype(np.float64), LAM) for z in iterates])
+    assert run.objective.dtype == np.float32 and run.objective.shape == (iterations, 40)
+    np.testing.assert_allclose(run.objective, exact, rtol=64 * u * D.shape[0])
+
+
+def test_tracking_does_not_change_the_fused_codes():
+    D, X = _problem(m=8, n=30, samples=10, seed=12)
+    kw = dict(iterations=40, nonneg=True, fmt="fp32")
+    tracked, untracked = fista(X, D, LAM, track=True, **kw), fista(X, D, LAM, track=False, **kw)
+    np.testing.assert_array_equal(tracked.codes, untracked.codes)
+    assert untracked.objective is None
+
+
+def _frozen_fista(X, D, lam, *, iterations, nonneg, momentum, form, fmt, policy):
+    """The policy-generic loop of numerics.solvers.fista as it stood before the fused fp32 path:
+    every format and policy other than fp32/hw must still give exactly its numbers."""
+    fmt, policy = get_format(fmt), get_policy(policy)
+    x, d = load_finite(X, fmt, policy, "X"), load_finite(D, fmt, policy, "D")
+    z = np.zeros((x.shape[0], d.shape[1]), dtype=x.dtype)
+    L = lipschitz_constant(d)
+    r = rounder(fmt, policy)
+
+    def c(value):
+        return literal(value, x, fmt, policy)
+
+    eta, tau, zero = c(1.0 / L), c(lam / L), np.zeros((), dtype=x.dtype)
+    if form == "gram":
+        gram = fmt.round(policy.matmul(d.T, d, fmt))
+        correlation = fmt.round(policy.matmul(x, d, fmt))
+    y, t, objective = z, 1.0, []
+    for _ in range(iterations):
+        if form == "gram":
+            buffer = r(policy.matmul(y, gram, fmt))
+            buffer = fmt.round(r(np.subtract(buffer, correlation, out=buffer)))
+        else:
+            residual = r(policy.matmul(y, d.T, fmt))
+            residual = fmt.round(r(np.subtract(residual, x, out=residual)))
+            buffer = fmt.round(policy.matmul(residual, d, fmt))
+        buffer = r(np.multiply(buffer, eta, out=buffer))
+        v = r(np.subtract(y, buffer, out=buffer))
+        if nonneg:
+            v = r(np.subtract(v, tau, out=v))
+            z_next = fmt.round(np.maximum(v, zero, out=v))
+        else:
+            z_next = fmt.round(r(np.subtract(v, np.clip(v, -tau, tau), out=v)))
+        if momentum:
+            t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            jump = r(z_next - z)
+            jump = r(np.multiply(jump, c((t - 1.0) / t_next), out=jump))
+            y = fmt.round(r(np.add(jump, z_next, out=jump)))
+            t = t_next
+        else:
+            y = z_next
+        z = z_next
+        res = z @ d.T - x
+        objective.append(0.5 * np.sum(res * res, axis=1) + lam * np.sum(np.abs(z), axis=1))
+    return policy.output(z, fmt), np.array(objective)
+
+
+@pytest.mark.parametrize(("fmt", "policy"), [("fp64", "hw"), ("fp64", "strict"),
+                                             ("fp32", "strict"), ("bf16", "hw"),
+                                             ("fp16", "strict"), ("fp8-e4m3", "hw")])
+@pytest.mark.parametrize("form", ["gram", "factored"])
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_other_formats_and_policies_keep_the_generic_loop(fmt, policy, form, nonneg):
+    D, X = _problem(m=5, n=9, samples=4, seed=13)
+    kw = dict(iterations=12, nonneg=nonneg, momentum=True, form=form)
+    run = fista(X, D, LAM, fmt=fmt, policy=policy, **kw)
+    codes, objective = _frozen_fista(X, D, LAM, fmt=fmt, policy=policy, **kw)
+    assert run.codes.dtype == codes.dtype
+    np.testing.assert_array_equal(np.asarray(run.codes, np.float64),
+                                  np.asarray(codes, np.float64))
+    np.testing.assert_array_equal(run.objective, objective)
+
+
+def _unit(D):
+    return D / np.linalg.norm(D, axis=0)
+
+
+def test_dictionary_update_is_the_ridge_least_squares_solution_and_warm_starts():
+    rng = np.random.default_rng(14)
+    A = _unit(rng.standard_normal((10, 6)))
+    Z_true = np.where(rng.random((200, 6)) < 0.4, rng.uniform(0.2, 1.0, (200, 6)), 0.0)
+    X = Z_true @ A.T
+    D0 = A + 0.3 * rng.standard_normal((10, 6))  # every atom in use: a well-posed update
+    learned = dictionary_learning(X, 6, rounds=2, min_rounds=0, tol=0.0, init=D0,
+                                  fista_iterations=30, fmt="fp64")
+    D, codes = _unit(D0), None
+    for _ in range(2):
+        codes = fista(X, D, 0.1, iterations=30, nonneg=True, init=codes, fmt="fp64",
+                      track=False).codes
+        # min ||X^T - D Z^T||^2 + eps ||D||^2 as one least-squares problem: [Z; sqrt(eps) I]
+        stacked = np.vstack([codes, np.sqrt(1e-6) * np.eye(6)])
+        target = np.vstack([X, np.zeros((6, 10))])
+        D_next = _unit(np.linalg.lstsq(stacked, target, rcond=None)[0].T)
+        change = np.linalg.norm(D_next - D) / np.linalg.norm(D)
+        D = D_next
+    assert learned.rounds == 2 and not learned.converged and len(learned.changes) == 2
+    np.testing.assert_allclose(learned.D, D, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(learned.Z, codes, rtol=1e-12, atol=1e-14)
+    assert learned.changes[-1] == pytest.approx(change, rel=1e-8)
+    np.testing.assert_allclose(np.linalg.norm(learned.D, axis=0), 1.0, rtol=1e-14)
+
+
+def test_dictionary_learning_recovers_atoms_better_than_a_random_dictionary():
+    data = compositional_sparse(50, 3, 2000, seed=0)
+    A = data.A
+    random = matched_cosines(A, _unit(np.random.default_rng(1).standard_normal(A.shape)))
+    learned = dictionary_learning(data.Y_val, 50, rounds=150, seed=0,
+                                  record=lambda D: matched_cosines(A, D).mean_cosine)
+    assert len(learned.records) == learned.rounds == len(learned.changes)
+    assert learned.records[0] < learned.records[-1]  # the atoms turn towards A
+    assert learned.records[-1] > random.mean_cosine + 0.2
+    assert learned.Z.dtype == np.float32 and (learned.Z >= 0).all()
+    # the same seed starts from the same dictionary; the codes of other data are just FISTA's
+    first, again = (dictionary_learning(data.Y_val, 50, rounds=2, seed=0) for _ in range(2))
+    np.testing.assert_array_equal(again.D, first.D)
+    ood = fista(data.Y_ood, learned.D, 0.1, nonneg=True, track=False)
+    assert ood.codes.shape == (data.Y_ood.shape[0], 50)
+
+
+def test_dictionary_learning_stops_after_min_rounds_once_the_change_is_small():
+    D, X = _problem(m=8, n=12, samples=50, seed=15)
+    stopped = dictionary_learning(X, 12, rounds=50, tol=10.0, min_rounds=4, fista_iterations=5)
+    assert stopped.converged and stopped.rounds == 5 and len(stopped.changes) == 5
+    full = dictionary_learning(X, 12, rounds=3, tol=0.0, fista_iterations=5)
+    assert not full.converged and full.rounds == 3

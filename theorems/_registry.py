@@ -11,6 +11,7 @@ _STEMS: tuple[str, ...] = (
     "representational_collapse",
     "iso_perplexity",
     "rank_deficit",
+    "sae_amortisation",
 )
 
 

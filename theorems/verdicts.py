@@ -85,6 +85,13 @@ MECHANISMS: tuple[Mechanism, ...] = (
               ("sum_error_ulps",),
               lambda r: r.get("stall_index") is None and _finite(r.get("sum_error_ulps"))
               and r["sum_error_ulps"] > 1),
+    Mechanism("objective floor",
+              "an iterative solver's objective stops within the rounding floor its format "
+              "predicts for the stored iterate (objective_floor: that floor; floor_excess: "
+              "by how much the objective passes the bound)",
+              ("objective_floor", "floor_excess"),
+              lambda r: _finite(r.get("objective_floor")) and _finite(r.get("floor_excess"))
+              and 0 < r["floor_excess"] <= r["objective_floor"]),
     Mechanism("subnormal output", "the observed value is subnormal in the format",
               (), lambda r: _finite(r["observed"]) and r["observed"] != 0
               and abs(r["observed"]) < get_format(r["format"]).smallest_normal),

@@ -1,6 +1,8 @@
-"""Solvers shared by the theorems: batched ISTA/FISTA for the lasso, Hungarian matching and the
-matched correlation coefficient."""
+"""Solvers shared by the theorems: batched ISTA/FISTA for the lasso, dictionary learning by
+alternating FISTA and least squares (DL-FISTA), Hungarian matching and the matched correlation
+coefficient."""
 
+from numerics.solvers.dictionary import LearnedDictionary, dictionary_learning
 from numerics.solvers.fista import (
     FORMS,
     SparseCodes,
@@ -16,7 +18,9 @@ __all__ = [
     "MCC_SPLITS",
     "ColumnMatching",
     "FORMS",
+    "LearnedDictionary",
     "SparseCodes",
+    "dictionary_learning",
     "fista",
     "hungarian",
     "ista",

@@ -19,18 +19,31 @@ In rows the gradient of all samples is ``Y G - X D`` with the Gram matrix ``G = 
 Each product accumulates as the policy says and is rounded to the format; the proximal step and
 the momentum step are one elementwise kernel each (rounded once under ``hw``, after every
 operation under ``strict``).
+
+fp32 under a policy that does not round each operation (``hw``), on NumPy, runs one fused loop
+with the same arithmetic in the same order, so its codes are those of the loop above: the
+products write into buffers allocated once, and one compiled pass (numba) does the gradient
+step, the proximal step and the momentum step in place. The tracked objective there needs no
+third product: ``y_t = z_t + beta (z_t - z_{t-1})`` is linear, so the residuals ``r = z D^T - x``
+obey ``r(z_t) = r(y_t) + (beta / (1 + beta)) (r(z_{t-1}) - r(y_t))`` (``beta`` the momentum
+that made ``y_t``; 0 for ISTA), and ``r(y_t)`` is the product the next iteration of the
+factored form computes anyway (one more, at the last ``y``, closes the run; the Gram form computes
+it for the objective alone). The weights are convex, so rounding errors in the recurrence never
+grow: the objective is ``F(z_t)`` to float32 rounding of ``y``. numba compiles the pass on the
+first call and caches it on disk.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
 from numerics._validate import check_choice, check_elements, check_int, check_real
-from numerics.backend import array_namespace
+from numerics.backend import array_namespace, is_numpy_namespace
 from numerics.errors import InvalidArgument
 from numerics.formats import Format, get_format
 from numerics.kernels import load_finite
@@ -48,7 +61,9 @@ MAX_ITERATIONS = 1_000_000
 class SparseCodes:
     """Codes ``Z`` (``samples x n``, the format's storage dtype) and ``objective[t, s]`` =
     ``F(z_{t+1})`` of sample ``s`` after iteration ``t + 1``, evaluated in the compute container
-    (float64 for fp64, else float32) on the stored iterates; ``None`` without ``track``."""
+    (float64 for fp64, else float32) on the stored iterates (fp32 under ``hw`` on NumPy: from
+    the residual recurrence of the module docstring, equal to it to float32 rounding); ``None``
+    without ``track``."""
 
     codes: object
     objective: object
@@ -83,6 +98,11 @@ def fista(X, D, lam: float = 0.1, *, iterations: int = 100, nonneg: bool = False
     if form == "auto":
         form = "gram" if n < 2 * m else "factored"
     lipschitz = lipschitz_constant(d)
+    if _is_fused(xp, fmt, policy):
+        z, objective = _fused(x, d, z, lam, lipschitz, iterations=iterations, nonneg=nonneg,
+                              gram=form == "gram", track=track, momentum=momentum)
+        return SparseCodes(policy.output(z, fmt), objective, lipschitz, form, fmt.name,
+                           policy.name)
 
     r = rounder(fmt, policy)
 
@@ -180,3 +200,84 @@ def lasso_dual_bound(X, D, Z, lam: float, *, nonneg: bool = False):
 def _objective(x, d, z, lam: float, xp):
     residual = z @ d.T - x
     return 0.5 * xp.sum(residual * residual, axis=1) + lam * xp.sum(xp.abs(z), axis=1)
+
+
+def _is_fused(xp, fmt: Format, policy: Policy) -> bool:
+    # rounding to fp32 in a float32 container is the identity, and a policy that does not round
+    # each operation multiplies with plain matmul: the fused loop does exactly that arithmetic
+    return is_numpy_namespace(xp) and fmt.dtype == np.float32 and fmt.container == np.float32 \
+        and not policy.round_each_op
+
+
+def _fused(x, d, z, lam: float, lipschitz: float, *, iterations: int, nonneg: bool, gram: bool,
+           track: bool, momentum: bool):
+    step = _compiled_step()
+    f32 = np.float32
+    eta, tau = f32(1.0 / lipschitz), f32(lam / lipschitz)
+    d = np.ascontiguousarray(d)
+    z = np.array(z, dtype=f32, order="C")  # updated in place: never the caller's array
+    y = z.copy()
+    samples, n = z.shape
+    gradient = np.empty((samples, n), dtype=f32)
+    flat = (y.reshape(-1), z.reshape(-1), gradient.reshape(-1))
+    if gram:
+        product = d.T @ d
+        correlation = x @ d
+        shift = correlation.reshape(-1)
+    else:
+        shift = flat[2]  # ignored: the factored form has no constant part
+    residual = np.empty((samples, d.shape[0]), dtype=f32) if track or not gram else None
+    objective = np.empty((iterations, samples), dtype=f32) if track else None
+    at_z = np.empty_like(residual) if track else None
+    l1 = np.empty(samples, dtype=f32)
+    beta, t = 0.0, 1.0  # beta: the momentum that made the current y (none before the first)
+    for k in range(iterations + 1 if track else iterations):
+        if residual is not None:
+            np.matmul(y, d.T, out=residual)
+            np.subtract(residual, x, out=residual)
+        if track and k > 0:
+            # r(z_k) = r(y_k) + (beta / (1 + beta)) (r(z_{k-1}) - r(y_k)); r(z_0) = r(y_0)
+            np.subtract(at_z, residual, out=at_z)
+            np.multiply(at_z, f32(beta / (1.0 + beta)), out=at_z)
+            np.add(at_z, residual, out=at_z)
+            squares = np.einsum("ij,ij->i", at_z, at_z)
+            objective[k - 1] = f32(0.5) * squares + f32(lam) * l1
+        elif track:
+            at_z[...] = residual
+        if k == iterations:
+            break
+        if gram:
+            np.matmul(y, product, out=gradient)
+        else:
+            np.matmul(residual, d, out=gradient)
+        t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        beta = (t - 1.0) / t_next if momentum else 0.0
+        step(*flat, shift, gram, eta, tau, f32(beta), nonneg, momentum)
+        t = t_next
+        if track:
+            np.sum(z if nonneg else np.abs(z), axis=1, out=l1)
+    return z, objective
+
+
+def _step(y, z, gradient, shift, shifted, eta, tau, beta, nonneg, momentum):  # pragma: no cover
+    # compiled by numba; the order of the operations is the plain loop's, so every rounding is
+    # the same (no fastmath: no fused multiply-adds, no reassociation)
+    zero = tau - tau
+    for i in range(y.size):
+        g = gradient[i] - shift[i] if shifted else gradient[i]
+        v = y[i] - g * eta
+        if nonneg:
+            v = v - tau
+            after = v if v >= zero else zero  # np.maximum(v, 0)
+        else:
+            low = v if v >= -tau else -tau
+            after = v - (low if low <= tau else tau)  # v - clip(v, -tau, tau)
+        y[i] = (after - z[i]) * beta + after if momentum else after
+        z[i] = after
+
+
+@cache
+def _compiled_step():
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_step)

@@ -1,5 +1,5 @@
-"""Training: hand-written backward passes, a gradient checker, optimisers under a policy, and a
-full-batch training loop."""
+"""Training: hand-written backward passes, a gradient checker, optimisers under a policy, a
+full-batch training loop for the MLP and a mini-batch one for the sparse autoencoders."""
 
 from numerics.train.backward import mlp_backward
 from numerics.train.gradcheck import GradCheck, gradcheck
@@ -12,6 +12,7 @@ from numerics.train.optimisers import (
     optimiser_step,
 )
 from numerics.train.sae_backward import sae_backward
+from numerics.train.sae_loop import SAEFit, fit_sae
 
 __all__ = [
     "Fit",
@@ -19,8 +20,10 @@ __all__ = [
     "OPTIMISERS",
     "Optimiser",
     "OptimiserState",
+    "SAEFit",
     "gradcheck",
     "fit_classifier",
+    "fit_sae",
     "init_state",
     "mlp_backward",
     "optimiser_step",

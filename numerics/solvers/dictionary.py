@@ -1,0 +1,127 @@
+"""Dictionary learning by alternating FISTA and least squares (DL-FISTA).
+
+For data ``X`` (``samples x m``) find a dictionary ``D`` (``m x n``, unit columns) and nonnegative
+codes ``Z`` (``samples x n``) with ``X ~ Z D^T`` and ``Z`` sparse, by alternating, each round:
+
+- codes: ``Z <- FISTA(X, D, lambda)`` for the nonnegative lasso, warm-started from the previous
+  round's ``Z`` (zero in the first);
+- dictionary: ``D <- X^T Z (Z^T Z + epsilon I)^{-1}`` with ``epsilon = 1e-6`` (the ridge solution
+  of ``min_D ||X^T - D Z^T||_F^2 + epsilon ||D||_F^2``), then each column scaled to unit length;
+
+and stopping once ``||D - D_old||_F / ||D_old||_F < tol`` after more than ``min_rounds`` rounds.
+This is the DL-FISTA baseline of the compositional-sparse-ood reference (1,000 rounds of 100
+FISTA iterations, lambda = 0.1, tol = 1e-5, more than 10 rounds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from numerics._validate import check_int, check_real
+from numerics.backend import array_namespace
+from numerics.errors import InvalidArgument, InvalidType
+from numerics.formats import Format, get_format
+from numerics.kernels import load_finite
+from numerics.policies import Policy, get_policy
+from numerics.solvers.fista import MAX_ITERATIONS, fista
+
+__all__ = ["RIDGE", "LearnedDictionary", "dictionary_learning"]
+
+#: ``epsilon`` of the dictionary update ``X^T Z (Z^T Z + epsilon I)^{-1}`` (the reference's).
+RIDGE = 1e-6
+#: A column shorter than this is left unscaled (an atom no code uses is zero after the update).
+_SHORTEST = 1e-12
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedDictionary:
+    """The result of :func:`dictionary_learning`.
+
+    ``D`` (``m x n``, float64, unit columns) is the dictionary after the last update; ``Z``
+    (``samples x n``, the format's storage dtype) are the codes of the last round, which FISTA
+    inferred with the dictionary *before* that update (as the reference's loop leaves them);
+    ``changes[r]`` is ``||D_r - D_{r-1}||_F / ||D_{r-1}||_F`` of round ``r + 1``; ``records``
+    holds ``record(D)`` after every round when a ``record`` was given. Codes of other data (an
+    OOD split, or ``X`` itself under the final ``D``) are ``fista(X_other, D, lam, nonneg=True)``.
+    """
+
+    D: object
+    Z: object
+    rounds: int
+    changes: tuple[float, ...]
+    converged: bool
+    records: tuple
+    fmt: str
+    policy: str
+
+
+def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000,
+                        fista_iterations: int = 100, tol: float = 1e-5, min_rounds: int = 10,
+                        seed: int = 0, init=None, fmt: Format | str = "fp32",
+                        policy: Policy | str = "hw",
+                        record: Callable | None = None) -> LearnedDictionary:
+    """Learn ``n_atoms`` unit atoms for the rows of ``X`` by DL-FISTA (the module docstring).
+
+    ``D_0`` is ``init`` (``m x n_atoms``, its columns scaled to unit length), or columns drawn
+    from ``N(0, I)`` by ``numpy.random.default_rng(seed)`` and scaled to unit length: the
+    reference draws them with ``torch.manual_seed(seed)``, whose stream NumPy cannot reproduce,
+    so the same seed gives a different (equally distributed) start. FISTA runs in ``fmt`` under
+    ``policy``; the dictionary update is solved in float64 (``Z^T Z`` in a narrow format would
+    drown ``epsilon``), and FISTA stores the new ``D`` in ``fmt`` when it loads it. The loop stops
+    after round ``r`` when the relative change is below ``tol`` and ``r > min_rounds``, or after
+    ``rounds`` rounds. ``record``, if given, is called as ``record(D)`` after every round.
+    """
+    fmt, policy = get_format(fmt), get_policy(policy)
+    n_atoms = check_int(n_atoms, "n_atoms", min=1)
+    lam = check_real(lam, "lam", min=0.0)
+    rounds = check_int(rounds, "rounds", min=1)
+    fista_iterations = check_int(fista_iterations, "fista_iterations", min=1,
+                                 max=MAX_ITERATIONS)
+    tol = check_real(tol, "tol", min=0.0)
+    min_rounds = check_int(min_rounds, "min_rounds", min=0)
+    seed = check_int(seed, "seed", min=0)
+    if record is not None and not callable(record):
+        raise InvalidType(f"expected a callable but got record={record!r} "
+                          f"(type={type(record).__name__}); pass a function of D, or None")
+    xp = array_namespace(X) if init is None else array_namespace(X, init)
+    X = xp.asarray(X)
+    if X.ndim != 2:
+        raise InvalidArgument(f"X has shape {tuple(X.shape)}; expected (samples, m)")
+    load_finite(X, fmt, policy, "X")  # NaN, infinities and overflow are refused before any work
+    m = X.shape[1]
+    if init is None:
+        D = xp.asarray(np.random.default_rng(seed).standard_normal((m, n_atoms)))
+    else:
+        D = xp.asarray(load_finite(xp.asarray(init), get_format("fp64"), policy, "init"),
+                       dtype=np.float64)
+        if tuple(D.shape) != (m, n_atoms):
+            raise InvalidArgument(f"init has shape {tuple(D.shape)}; expected (m, n_atoms) = "
+                                  f"{(m, n_atoms)}")
+    D = _unit_columns(D, xp)
+    x64 = xp.asarray(X, dtype=np.float64)
+    ridge = RIDGE * xp.eye(n_atoms, dtype=np.float64)
+    Z, changes, records, converged = None, [], [], False
+    for round_ in range(1, rounds + 1):
+        Z = fista(X, D, lam, iterations=fista_iterations, nonneg=True, init=Z, fmt=fmt,
+                  policy=policy, track=False).codes
+        z = xp.asarray(Z, dtype=np.float64)
+        # (Z^T Z + eps I) D^T = Z^T X: a symmetric positive definite solve, not an inverse
+        D_new = _unit_columns(xp.linalg.solve(z.T @ z + ridge, z.T @ x64).T, xp)
+        change = float(xp.linalg.norm(D_new - D) / xp.linalg.norm(D))
+        D = D_new
+        changes.append(change)
+        if record is not None:
+            records.append(record(D))
+        if change < tol and round_ > min_rounds:
+            converged = True
+            break
+    return LearnedDictionary(D, Z, round_, tuple(changes), converged, tuple(records), fmt.name,
+                             policy.name)
+
+
+def _unit_columns(D, xp):
+    norms = xp.linalg.norm(D, axis=0)
+    return D / xp.where(norms > _SHORTEST, norms, 1.0)

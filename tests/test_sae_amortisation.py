@@ -1,0 +1,208 @@
+"""sae-amortisation: the data process against the notes' invariants, the metrics against
+scikit-learn and plain loops, the amortisation gap's bracket against an independent lasso solver,
+the proposition's frame, and the checker's cells (which must be able to fail)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from numerics.errors import InvalidArgument
+from numerics.sae_amortisation import (
+    amortisation_gap,
+    auc_ood,
+    feature_auc,
+    linear_probe,
+    support_metrics,
+)
+from theorems import sae_amortisation as sae
+from theorems.verdicts import tightened
+
+
+@pytest.fixture(scope="module")
+def data100():
+    return sae.make_data(100, seed=0)
+
+
+# --- the data process: the notes' invariants (seed 0, n = 100, k = 10, 5000 samples) -------------
+
+def test_make_data_matches_the_notes_invariants(data100):
+    d = data100
+    assert d.A.shape == (47, 100)
+    assert d.Z_train.shape == (2500, 100) and d.Y_train.shape == (2500, 47)
+    assert d.Z_ood.shape == (2500, 100)
+    for Z in (d.Z_train, d.Z_val, d.Z_ood):
+        assert np.all(np.count_nonzero(Z, axis=1) == 10)
+    assert np.mean(d.Z_train[:, 0] != 0) == pytest.approx(0.5, abs=0.02)
+    assert np.all(d.Z_ood[:, 0] != 0)
+    assert d.labels["train"].mean() == pytest.approx(0.2504, abs=5e-5)
+    assert d.labels["ood"].mean() == pytest.approx(0.5028, abs=5e-5)
+    with_zero = d.Z_train[d.Z_train[:, 0] != 0]
+    assert set(np.flatnonzero(np.any(with_zero != 0, axis=0))) == set(range(50))
+    assert set(np.flatnonzero(np.any(d.Z_ood != 0, axis=0))) == {0, *range(50, 100)}
+
+
+@pytest.mark.parametrize(("n", "m", "mu", "norm"), [(50, 33, 0.515, 4.17), (100, 47, 0.511, 5.47),
+                                                    (1000, 93, 0.485, 17.76)])
+def test_dictionary_coherence_and_norm_match_the_notes(n, m, mu, norm):
+    A = sae.make_data(n, n_samples=4, seed=0).A
+    assert A.shape == (m, n)
+    G = np.abs(A.T @ A)
+    np.fill_diagonal(G, 0)
+    assert round(float(G.max()), 3) == mu
+    assert round(float(np.linalg.norm(A, 2) ** 2), 2) == norm
+
+
+# --- metrics against independent computations ----------------------------------------------------
+
+def test_feature_auc_matches_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    codes = rng.standard_normal((300, 6))
+    codes[:, 2] = np.round(codes[:, 2])  # ties
+    codes[:, 4] = 0.0  # constant
+    labels = rng.random(300) < 0.3
+    codes[:, 1] -= 2 * labels  # informative, AUC below 1/2
+    ours = feature_auc(codes, labels)
+    for j in range(6):
+        auc = roc_auc_score(labels, codes[:, j])
+        assert ours[j] == pytest.approx(max(auc, 1 - auc), abs=1e-12)
+
+
+def test_auc_ood_picks_the_feature_on_id_only():
+    rng = np.random.default_rng(1)
+    labels_id, labels_ood = rng.random(400) < 0.5, rng.random(400) < 0.5
+    codes_id = rng.standard_normal((400, 3))
+    codes_id[:, 2] += 3 * labels_id
+    codes_ood = rng.standard_normal((400, 3))
+    codes_ood[:, 0] += 3 * labels_ood  # the OOD-informative feature is not the one chosen
+    scores = auc_ood(codes_id, labels_id, codes_ood, labels_ood)
+    assert scores.feature == 2 and scores.id > 0.95 and scores.ood < 0.6
+
+
+def test_support_metrics_match_a_loop():
+    rng = np.random.default_rng(2)
+    Z = np.where(rng.random((50, 5)) < 0.4, rng.random((50, 5)), 0.0)
+    perm = np.array([3, 0, 4, 1, 2])
+    codes = Z[:, perm] + np.where(rng.random((50, 5)) < 0.1, 0.5, 0.0)  # a few false actives
+    scores = support_metrics(Z, codes)
+    inverse = np.argsort(perm)
+    precisions, recalls, f1s = [], [], []
+    for i in range(50):
+        true = {j for j in range(5) if Z[i, j] != 0}
+        pred = {j for j in range(5) if abs(codes[i, inverse[j]]) > 1e-4}
+        hit = len(true & pred)
+        p = hit / len(pred) if pred else 0.0
+        r = hit / len(true) if true else 0.0
+        precisions.append(p)
+        recalls.append(r)
+        f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+    assert scores.precision == pytest.approx(np.mean(precisions))
+    assert scores.recall == pytest.approx(np.mean(recalls))
+    assert scores.f1 == pytest.approx(np.mean(f1s))
+    assert scores.l0 == pytest.approx(np.mean(np.sum(np.abs(codes) > 1e-4, axis=1)))
+
+
+def test_linear_probe_is_ridge_at_the_chosen_alpha(data100):
+    d = data100
+    val, ood, alpha = linear_probe(d.Y_train, d.Z_train, d.Y_val, d.Y_ood)
+    assert alpha in (1e-6, 1e-4, 1e-2, 1.0, 10.0)
+    Y = d.Y_train
+    W = np.linalg.solve(Y.T @ Y + alpha * np.eye(Y.shape[1]), Y.T @ d.Z_train)
+    np.testing.assert_allclose(val, d.Y_val @ W, atol=1e-8)
+    np.testing.assert_allclose(ood, d.Y_ood @ W, atol=1e-8)
+
+
+def test_amortisation_gap_brackets_an_independent_optimum():
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(3)
+    D = rng.standard_normal((8, 20))
+    D /= np.linalg.norm(D, axis=0)
+    Z = np.where(rng.random((6, 20)) < 0.2, rng.random((6, 20)), 0.0)
+    Y = Z @ D.T
+    codes = np.maximum(Y @ D, 0)  # a one-pass encoder: ReLU(D^T y)
+    gap = amortisation_gap(Y, codes, D, 0.1)
+    for i in range(6):
+        # scikit-learn minimises ||y - D w||^2 / (2 m) + alpha ||w||_1: alpha = lambda / m
+        w = Lasso(alpha=0.1 / 8, fit_intercept=False, tol=1e-14, max_iter=10**6).fit(
+            D, Y[i]).coef_
+        optimum = 0.5 * np.sum((Y[i] - D @ w) ** 2) + 0.1 * np.sum(np.abs(w))
+        true_gap = gap.encoder[i] - optimum
+        assert gap.low[i] - 1e-9 <= true_gap <= gap.high[i] + 1e-9
+    assert np.all(gap.high - gap.low < 1e-5)
+    assert gap.certified_share == 1.0
+
+
+def test_metrics_refuse_bad_input():
+    with pytest.raises(InvalidArgument, match="NaN"):
+        feature_auc(np.array([[np.nan], [1.0]]), [0, 1])
+    with pytest.raises(InvalidArgument, match="0/1"):
+        feature_auc(np.ones((2, 1)), [0, 2])
+    with pytest.raises(InvalidArgument, match="shape"):
+        amortisation_gap(np.ones((2, 3)), np.ones((2, 4)), np.ones((3, 5)))
+    with pytest.raises(InvalidArgument, match="rows"):
+        linear_probe(np.ones((3, 2)), np.ones((4, 2)))
+
+
+# --- the proposition's frame ---------------------------------------------------------------------
+
+def test_counterexample_k1_encoder_is_exact():
+    witness = sae.THEOREM.counterexample(k=1)
+    assert witness["max_error"] < 1e-15
+
+
+def test_counterexample_k2_encoder_errs_where_basis_pursuit_is_exact():
+    witness = sae.THEOREM.counterexample(k=2, restarts=4)
+    assert witness["encoder_mse"] > 1e-3
+    assert np.max(np.abs(witness["encoded"] - witness["s"])) > 1e-2
+    assert witness["basis_pursuit_error"] < 1e-9
+
+
+def test_best_encoder_beats_a_worse_one_and_is_not_exact():
+    D = sae.frame()
+    codes = sae.pair_codes(3, 32)
+    W, b, error = sae.best_encoder(D, codes, restarts=3)
+    plain = np.mean(np.sum((np.maximum(codes @ D.T @ D, 0) - codes) ** 2, axis=1))
+    assert 0 < error < plain
+
+
+# --- the checker ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_report():
+    return sae.THEOREM.check(quick=True, benchmark=False, formats=["fp64", "bf16", "fp8-e4m3"],
+                             policies=["hw", "strict"])
+
+
+def test_frame_and_rate_cells_hold_or_explain(small_report):
+    assert small_report.ok, [r for r in small_report.rows if r["verdict"] != "holds"]
+    quantities = {r["quantity"] for r in small_report.rows}
+    assert {"K=1 frame encoder exact", "basis pursuit exact (120 deg, K=2)",
+            "best ReLU encoder error > 0 (120 deg, K=2)",
+            "basis pursuit fails (half-plane frame)", "FISTA objective within its rate",
+            "ISTA objective within its rate", "a 1/k^3 rate is broken"} <= quantities
+
+
+def test_rate_rows_fail_when_the_rate_is_wrong():
+    rows = sae._rates({"experiment": "rates", "n": sae.RATE_LATENTS, "format": "fp64",
+                       "policy": "hw", "seed": 0, "backend": "numpy"})
+    fista = next(r for r in rows if r["quantity"] == "FISTA objective within its rate")
+    assert fista["verdict"] == "holds"
+    # the same run judged against a bound a hundred times smaller is violated
+    with tightened("FISTA objective within its rate", 0.99):
+        again = sae._rates({"experiment": "rates", "n": sae.RATE_LATENTS, "format": "fp64",
+                            "policy": "hw", "seed": 0, "backend": "numpy"})
+    assert next(r for r in again if r["quantity"] == "FISTA objective within its rate"
+                )["verdict"] == "violated"
+
+
+def test_negative_control_reads_a_real_gap():
+    rows = sae._rates({"experiment": "rates", "n": sae.RATE_LATENTS, "format": "fp64",
+                       "policy": "hw", "seed": 0, "backend": "numpy"})
+    control = next(r for r in rows if r["quantity"] == "a 1/k^3 rate is broken")
+    assert control["verdict"] == "holds" and control["observed"] > 1
+    assert math.isfinite(control["observed"])
