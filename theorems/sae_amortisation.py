@@ -72,9 +72,16 @@ SIZES, QUICK_SIZES = (50, 100, 500, 1000, 5000, 10000), (50, 100)
 #: SAE training epochs and DL-FISTA rounds: the reference's, and the quick grid's.
 EPOCHS, QUICK_EPOCHS = 500, 30
 DL_ROUNDS, QUICK_DL_ROUNDS = 100, 10
+#: The full grid's budget where the reference's 500 epochs do not fit an hour on two cores:
+#: latent count -> (epochs, DL-FISTA rounds). SAEs trained this briefly are under-trained, so
+#: their numbers there are what this budget reaches, not what the reference's training would.
+REDUCED = {5000: (30, 10), 10000: (10, 5)}
 #: The statements: the oracle's floor, and the margin by which the SAEs stay below it from
 #: MARGIN_FROM latents on.
 ORACLE_FLOOR, MARGIN, MARGIN_FROM, DICTIONARY_FROM = 0.95, 0.2, 500, 1000
+#: "Wrong directions": at most this share of an SAE decoder's matched atoms within |cos| > 0.9 of
+#: A's (the reference's ``frac_close``).
+CLOSE_SHARE = 0.5
 #: A metric whose chance level is above this is flagged and not judged.
 CHANCE_LIMIT = 0.2
 #: Samples the amortisation gap is bracketed on (the first of the validation split).
@@ -132,6 +139,13 @@ def train_sae(Y, kind: str = "topk", width: int | None = None, k: int = K, *,
 
 # --- the benchmark for one (n, seed) -------------------------------------------------------------
 
+def budget(n: int, quick: bool = False) -> tuple[int, int]:
+    """``(SAE epochs, DL-FISTA rounds)`` of the grid at ``n`` latents (:data:`REDUCED`)."""
+    if quick:
+        return QUICK_EPOCHS, QUICK_DL_ROUNDS
+    return REDUCED.get(n, (EPOCHS, DL_ROUNDS))
+
+
 @dataclass(frozen=True)
 class Recovery:
     """Every method's metrics for one latent count and seed (see :func:`recovery`)."""
@@ -143,7 +157,8 @@ class Recovery:
     rounds: int
     chance: dict
     methods: dict  # method -> {"mcc_id", "mcc_ood", "auc_ood", ...}
-    dictionaries: dict  # "random", "dl", kind -> matched |cos| with A
+    dictionaries: dict  # "random", "DL-FISTA", kind -> mean matched |cos| with A
+    close: dict  # the same keys -> share of matched atoms with |cos| > 0.9
     gaps: dict  # kind -> (mean low, mean high, certified share)
 
     def __str__(self) -> str:
@@ -198,8 +213,8 @@ def _recovery(n: int, m: int, seed: int, epochs: int, rounds: int, kinds: tuple[
                                  infer(data.Y_ood, D_learned))
     random_D = rng.standard_normal(data.A.shape)
     random_D /= np.linalg.norm(random_D, axis=0)
-    dictionaries = {"random": matched_cosines(data.A, random_D).mean_cosine,
-                    "DL-FISTA": matched_cosines(data.A, D_learned).mean_cosine}
+    matches = {"random": matched_cosines(data.A, random_D),
+               "DL-FISTA": matched_cosines(data.A, D_learned)}
     gaps = {}
     gap_rows = data.Y_val[:GAP_SAMPLES]
     for kind in kinds:
@@ -216,13 +231,15 @@ def _recovery(n: int, m: int, seed: int, epochs: int, rounds: int, kinds: tuple[
         methods[f"warm {kind}"] = scores(
             infer(data.Y_val - offset, decoder, np.maximum(codes_val, 0)),
             infer(data.Y_ood - offset, decoder, np.maximum(codes_ood, 0)))
-        dictionaries[kind] = matched_cosines(data.A, decoder).mean_cosine
+        matches[kind] = matched_cosines(data.A, decoder)
         gap = amortisation_gap(gap_rows - offset, codes_val[:GAP_SAMPLES], decoder, LAM)
         gaps[kind] = (*gap.mean, gap.certified_share)
     noise = rng.standard_normal(data.Z_val.shape)
     chance = {"id": mcc(data.Z_val, noise), "ood": mcc(data.Z_ood, noise, "ood")}
+    dictionaries = {name: match.mean_cosine for name, match in matches.items()}
+    close = {name: float(np.mean(match.cosines > 0.9)) for name, match in matches.items()}
     return Recovery(n, data.A.shape[0], seed, epochs, rounds, chance, methods, dictionaries,
-                    gaps)
+                    close, gaps)
 
 
 # --- the proposition's small example -------------------------------------------------------------
@@ -345,8 +362,7 @@ class SAEAmortisation(Theorem):
             "formats": list(FORMAT_NAMES),
             "policies": ["hw", "strict"],
             "seeds": [0] if quick else [0, 1, 2],
-            "epochs": [QUICK_EPOCHS if quick else EPOCHS],
-            "rounds": [QUICK_DL_ROUNDS if quick else DL_ROUNDS],
+            "quick": [quick],
             "benchmark": [True],
             "precision": [not quick],
         }
@@ -370,28 +386,31 @@ class SAEAmortisation(Theorem):
         return self.run(self.plan(benchmark=benchmark, **kwargs), progress=progress)
 
     def cells(self, axes: dict[str, list]) -> list[Cell]:
-        """A frame cell and a rate cell per format and policy; a benchmark cell per size and
-        seed in fp32/hw; in the full grid, precision cells at :data:`PRECISION_SIZES`, seed 0,
-        every other format and policy."""
-        cells = []
+        """A benchmark cell per size and seed in fp32/hw (largest first, so the longest cells
+        start first on a pool); in the full grid, precision cells at :data:`PRECISION_SIZES`,
+        seed 0, every other format and policy; a frame and a rate cell per format and
+        policy."""
+        benchmark, precision, small = [], [], []
+        quick = axes["quick"][0]
         for backend in axes["backend"]:
             for fmt in axes["format"]:
                 for policy in axes["policy"]:
                     common = {"format": fmt, "policy": policy, "backend": backend, "seed": 0}
-                    cells.append(Cell.of(experiment="frame", n=3, **common))
-                    cells.append(Cell.of(experiment="rates", n=RATE_LATENTS, **common))
-            if not getattr(self, "_benchmark", True):
-                continue
-            if "fp32" in axes["format"] and "hw" in axes["policy"]:
-                cells += [Cell.of(experiment="benchmark", n=n, seed=s, epochs=axes["epochs"][0],
-                                  rounds=axes["rounds"][0], format="fp32", policy="hw",
-                                  backend=backend) for n in axes["n"] for s in axes["seed"]]
-            if axes["precision"][0]:
-                cells += [Cell.of(experiment="precision", n=n, seed=0, format=fmt, policy=policy,
-                                  backend=backend)
-                          for n in PRECISION_SIZES for fmt in axes["format"]
-                          for policy in axes["policy"] if (fmt, policy) != ("fp32", "hw")]
-        return cells
+                    small.append(Cell.of(experiment="frame", n=3, **common))
+                    small.append(Cell.of(experiment="rates", n=RATE_LATENTS, **common))
+                    if axes["precision"][0] and (fmt, policy) != ("fp32", "hw"):
+                        precision += [Cell.of(experiment="precision", n=n, **common)
+                                      for n in PRECISION_SIZES]
+            if getattr(self, "_benchmark", True) and "fp32" in axes["format"] \
+                    and "hw" in axes["policy"]:
+                for n in sorted(axes["n"], reverse=True):
+                    epochs, rounds = budget(n, quick)
+                    benchmark += [Cell.of(experiment="benchmark", n=n, seed=s, epochs=epochs,
+                                          rounds=rounds, format="fp32", policy="hw",
+                                          backend=backend) for s in axes["seed"]]
+        if not getattr(self, "_benchmark", True):
+            precision = []
+        return benchmark + precision + small
 
     @staticmethod
     def evaluate(params: dict) -> list[dict]:
@@ -521,6 +540,12 @@ def _rate_problem_of(seed: int, m: int):
 
 
 def _rates(params: dict) -> list[dict]:
+    """The rate rows (:func:`_rate_rows`) of one cell."""
+    with np.errstate(all="ignore"):  # a format's overflow is a row's finding, not a warning
+        return _rate_rows(params)
+
+
+def _rate_rows(params: dict) -> list[dict]:
     """FISTA's and ISTA's objective rates (Beck & Teboulle 2009, Thm 4.4 and 3.1) on every
     iterate, in the format: the worst ratio of the objective gap (against the dual's lower
     bound on the optimum, so the gap is never underestimated) to the rate's bound, per sample.
@@ -552,7 +577,7 @@ def _rates(params: dict) -> list[dict]:
             exact_ratio = (runs["exact"] - lower[None, :]) / bound
         worst = int(np.nanargmax(np.where(np.isfinite(ratio), ratio, np.inf)))
         step, sample = np.unravel_index(worst, ratio.shape)
-        floor = _objective_floor(X, D, z_star[sample], fmt, policy)
+        floor = float(_objective_floor(X[sample], D, z_star[sample], fmt, policy)[0])
         excess = float(runs["observed"][step, sample] - lower[sample] - bound[step, sample])
         rows.append({**base, **judge(
             quantity=f"{name} objective within its rate", observed=float(np.max(ratio)),
@@ -569,21 +594,21 @@ def _rates(params: dict) -> list[dict]:
     return rows
 
 
-def _objective_floor(X, D, z, fmt, policy) -> float:
-    """The objective excess that storing FISTA's iterate in the format can leave near the
-    optimum ``z`` of one sample, to first order: each entry of ``z`` is off by up to ``delta_j =
-    u (|z_j| + eta (|D|^T (|D| |z| + |x|))_j)`` (the stored iterate, and the update's gradient
-    rounded relatively; ``u`` is the format's unit roundoff, times ``m`` under ``strict`` whose
-    products accumulate in the format), and ``F(z + delta) - F(z) <= 2 lambda ||delta||_1 +
-    L ||delta||^2 / 2`` (the smooth part's gradient at the optimum is at most ``lambda`` per
-    entry, the penalty grows by at most ``lambda ||delta||_1``)."""
+def _objective_floor(X, D, Z, fmt, policy) -> np.ndarray:
+    """Per row, the objective excess that storing FISTA's iterate in the format can leave near
+    the optimum ``z`` (a row of ``Z``), to first order: each entry of ``z`` is off by up to
+    ``delta_j = u (|z_j| + (|D|^T (|D| |z| + |x|))_j / L)`` (the stored iterate, and the
+    update's gradient rounded relatively; ``u`` is the format's unit roundoff, times ``m`` under
+    ``strict`` whose products accumulate in the format), and ``F(z + delta) - F(z) <= 2 lambda
+    ||delta||_1 + L ||delta||^2 / 2`` (the smooth part's gradient at the optimum is at most
+    ``lambda`` per entry, and the penalty grows by at most ``lambda ||delta||_1``)."""
+    X, Z = np.atleast_2d(X), np.atleast_2d(Z)
     m = D.shape[0]
     u = fmt.unit_roundoff * (m if policy.accumulate == "format" else 1)
     L = lipschitz_constant(D)
-    x = X[0] if X.ndim == 2 else X
-    magnitude = np.abs(D).T @ (np.abs(D) @ np.abs(z) + np.abs(x))
-    delta = u * (np.abs(z) + magnitude / L)
-    return float(2 * LAM * np.sum(delta) + L * np.sum(delta * delta) / 2)
+    magnitude = (np.abs(Z) @ np.abs(D).T + np.abs(X)) @ np.abs(D)
+    delta = u * (np.abs(Z) + magnitude / L)
+    return 2 * LAM * np.sum(delta, axis=1) + L * np.sum(delta * delta, axis=1) / 2
 
 
 def _benchmark(params: dict) -> list[dict]:
@@ -627,52 +652,75 @@ def _benchmark(params: dict) -> list[dict]:
                 observed=oracle["mcc_ood"] - best_frozen, exact=None, bound=MARGIN,
                 relation=">=", format="fp32")})
         if n >= DICTIONARY_FROM:
-            rows.append({**facts, "random_cosine": result.dictionaries["random"], **judge(
-                quantity="SAE decoder no closer to A than random",
-                observed=result.dictionaries[kind], exact=None,
-                bound=result.dictionaries["random"], relation="<=", format="fp64")})
+            rows.append({**facts, "cosine": result.dictionaries[kind],
+                         "random_cosine": result.dictionaries["random"], **judge(
+                quantity="SAE decoder atoms close to A (|cos| > 0.9) <= 1/2",
+                observed=result.close[kind], exact=None, bound=CLOSE_SHARE, relation="<=",
+                format="fp64")})
     return rows
 
 
 def _precision(params: dict) -> list[dict]:
-    """Oracle FISTA (on :data:`PRECISION_SAMPLES` validation samples) and a short TopK SAE run
-    in the cell's format and policy, against fp64 (FISTA) and fp32/hw (the SAE)."""
+    """The precision rows (:func:`_precision_rows`) of one cell."""
+    with np.errstate(all="ignore"):  # a format's overflow is a row's finding, not a warning
+        return _precision_rows(params)
+
+
+def _precision_rows(params: dict) -> list[dict]:
+    """The oracle (FISTA with ``A``, on the first :data:`PRECISION_SAMPLES` validation and OOD
+    samples) in the cell's format and policy against fp64, and a short TopK SAE run against the
+    same run in fp32/hw. Evidence: the oracle's MCC from fp64 FISTA on the inputs as stored in
+    the format (``stored_exact``), the share of samples whose objective the last ten iterations
+    left bitwise unchanged while fp64's still fell (``frozen_share``), the share whose recovered
+    support differs from fp64's (``support_changed``), the mean objective above fp64's
+    (``floor_excess``) against the floor rounding the iterate predicts (``objective_floor``),
+    and Adam's ``eps`` as the optimiser stores it (``adam_eps_stored``)."""
     fmt, policy = get_format(params["format"]), get_policy(params["policy"])
     n = params["n"]
     data = make_data(n, K, SAMPLES, seed=params["seed"])
-    X, Z = data.Y_val[:PRECISION_SAMPLES], data.Z_val[:PRECISION_SAMPLES]
-    base = _base(params)
+    X, Z = data.Y_ood[:PRECISION_SAMPLES], data.Z_ood[:PRECISION_SAMPLES]
+    base = {**_base(params), "samples": PRECISION_SAMPLES}
+
+    def stored(value):
+        return np.asarray(to_numpy(policy.output(policy.load(value, fmt), fmt), np.float64))
+
     run = _fista(X, data.A, LAM, iterations=ITERATIONS, nonneg=True, fmt=fmt, policy=policy)
+    exact = _fista(X, data.A, LAM, iterations=ITERATIONS, nonneg=True, fmt="fp64")
+    on_stored = np.asarray(_fista(stored(X), stored(data.A), LAM, iterations=ITERATIONS,
+                                  nonneg=True, fmt="fp64", track=False).codes)
     codes = np.asarray(to_numpy(run.codes, np.float64))
-    exact = np.asarray(_fista(X, data.A, LAM, iterations=ITERATIONS, nonneg=True, fmt="fp64",
-                              track=False).codes)
-    stored = np.asarray(_fista(np.asarray(to_numpy(policy.output(policy.load(X, fmt), fmt),
-                                                   np.float64)),
-                               np.asarray(to_numpy(policy.output(policy.load(data.A, fmt), fmt),
-                                                   np.float64)),
-                               LAM, iterations=ITERATIONS, nonneg=True, fmt="fp64",
-                               track=False).codes)
+    exact_codes = np.asarray(exact.codes)
     finite = bool(np.all(np.isfinite(codes)))
-    support = float(np.mean(np.all((np.abs(codes) > 1e-4) == (Z != 0), axis=1))) \
-        if finite else math.nan
-    exact_support = float(np.mean(np.all((np.abs(exact) > 1e-4) == (Z != 0), axis=1)))
-    stored_support = float(np.mean(np.all((np.abs(stored) > 1e-4) == (Z != 0), axis=1)))
-    objective = np.asarray(to_numpy(run.objective, np.float64))
-    stalled = objective[-10:]
-    evidence = {"stored_exact": stored_support,
-                "frozen_share": float(np.mean(np.all(stalled == stalled[-1], axis=0)))
-                if finite else None}
-    rows = [{**base, **judge(quantity="oracle support recovered share >= 0.9",
-                             observed=support, exact=exact_support, bound=0.9, relation=">=",
-                             format=fmt.name, evidence=evidence)}]
+    tail = np.asarray(to_numpy(run.objective, np.float64))[-10:]
+    exact_tail = np.asarray(exact.objective)[-10:]
+    still = exact_tail[0] > exact_tail[-1]
+    evidence = {
+        "stored_exact": mcc(Z, on_stored, "ood"),
+        "frozen_share": float(np.mean(np.all(tail == tail[-1], axis=0) & still))
+        if finite else None,
+        "support_changed": float(np.mean(np.any((codes > 1e-4) != (exact_codes > 1e-4),
+                                                axis=1))) if finite else None,
+        # the mean objective above fp64's, against the floor the stored iterate predicts
+        "floor_excess": float(np.mean(lasso_objective(X, data.A, codes, LAM)
+                                      - lasso_objective(X, data.A, exact_codes, LAM)))
+        if finite else None,
+        "objective_floor": float(np.mean(_objective_floor(X, data.A, exact_codes, fmt, policy))),
+    }
+    rows = [{**base, **judge(quantity="oracle MCC_OOD >= 0.95 (precision)",
+                             observed=mcc(Z, codes, "ood") if finite else math.nan,
+                             exact=mcc(Z, exact_codes, "ood"), bound=ORACLE_FLOOR,
+                             relation=">=", format=fmt.name, evidence=evidence)}]
     fit = train_sae(data.Y_train, "topk", n, K, epochs=PRECISION_EPOCHS, seed=params["seed"],
                     fmt=fmt.name, policy=policy.name)
     reference = train_sae(data.Y_train, "topk", n, K, epochs=PRECISION_EPOCHS,
                           seed=params["seed"])
+    eps = float(to_numpy(fmt.round(np.float32(1e-8)), np.float64)) \
+        if policy.accumulate == "format" else 1e-8
     rows.append({**base, **judge(
         quantity="TopK SAE loss falls", observed=_fall(fit), exact=_fall(reference), bound=0.0,
         relation=">", format=fmt.name,
-        evidence={"frozen_share": fit.frozen_share, "diverged_at": fit.diverged_at})})
+        evidence={"frozen_share": fit.frozen_share, "diverged_at": fit.diverged_at,
+                  "adam_eps_stored": eps})})
     return rows
 
 
@@ -688,8 +736,8 @@ _EXPERIMENTS = {"frame": _frame, "rates": _rates, "benchmark": _benchmark,
 
 def _figure(out_dir: Path, *, quick: bool):
     sizes = QUICK_SIZES if quick else SIZES
-    epochs, rounds = (QUICK_EPOCHS, QUICK_DL_ROUNDS) if quick else (EPOCHS, DL_ROUNDS)
-    results = [recovery(n, 0, epochs=epochs, rounds=rounds) for n in sizes]
+    results = [recovery(n, 0, **dict(zip(("epochs", "rounds"), budget(n, quick), strict=True)))
+               for n in sizes]
     xs = tuple(float(n) for n in sizes)
     names = list(results[0].methods)
     styles = {"oracle": "line", "linear probe": "dotted", "DL-FISTA": "dashed"}

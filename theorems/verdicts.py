@@ -64,6 +64,12 @@ MECHANISMS: tuple[Mechanism, ...] = (
               ("bitwise_equal",),
               lambda r: r.get("bitwise_equal") is True and _finite(r["exact"])
               and r["exact"] != 0),
+    Mechanism("optimiser eps underflow",
+              "training diverged after a step whose Adam eps is stored as 0 in the format, so "
+              "a zero second moment divides 0 by 0 (adam_eps_stored, diverged_at)",
+              ("adam_eps_stored", "diverged_at"),
+              lambda r: r.get("adam_eps_stored") == 0 and _finite(r.get("diverged_at"))
+              and r["diverged_at"] >= 1 and not _finite(r["observed"])),
     Mechanism("overflow", "the observed value is infinite or NaN where the exact one is finite",
               (), lambda r: not _finite(r["observed"]) and _finite(r["exact"])),
     Mechanism("storage rounding",
