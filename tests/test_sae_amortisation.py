@@ -206,3 +206,55 @@ def test_negative_control_reads_a_real_gap():
     control = next(r for r in rows if r["quantity"] == "a 1/k^3 rate is broken")
     assert control["verdict"] == "holds" and control["observed"] > 1
     assert math.isfinite(control["observed"])
+
+
+def _plain_fista(X, D, lam=0.1, iterations=100):
+    """The reference's FISTA in plain float32 NumPy, in the Gram form it iterates."""
+    x, d = X.astype(np.float32), D.astype(np.float32)
+    L = np.float32(max(np.linalg.eigvalsh(D.T @ D)[-1], 1e-8))
+    gram, correlation = d.T @ d, x @ d
+    z = np.zeros((X.shape[0], D.shape[1]), np.float32)
+    y, t = z, 1.0
+    for _ in range(iterations):
+        z_next = np.maximum(y - (y @ gram - correlation) / L - lam / L, 0)
+        t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        y = z_next + np.float32((t - 1) / t_next) * (z_next - z)
+        z, t = z_next, t_next
+    return z
+
+
+def test_oracle_mcc_matches_a_plain_fista(data100):
+    ours = sae.fista(data100.Y_ood, data100.A).codes
+    plain = _plain_fista(data100.Y_ood, data100.A)
+    assert sae.mcc(data100.Z_ood, ours, "ood") == pytest.approx(
+        sae.mcc(data100.Z_ood, plain, "ood"), abs=1e-5)
+    assert sae.mcc(data100.Z_ood, plain, "ood") > 0.95
+
+
+def test_benchmark_cell_rows_on_a_short_run():
+    rows = sae._benchmark({"experiment": "benchmark", "n": 50, "seed": 0, "epochs": 2,
+                           "rounds": 2, "format": "fp32", "policy": "hw", "backend": "numpy"})
+    by = {(r["quantity"], r.get("kind")): r for r in rows}
+    oracle = by[("oracle MCC_OOD >= 0.95", None)]
+    assert oracle["verdict"] == "holds" and oracle["chance_ood"] < sae.CHANCE_LIMIT
+    for kind in ("relu", "topk", "jumprelu", "mp"):
+        gap = by[("amortisation gap > 0", kind)]
+        assert gap["verdict"] == "holds" and gap["gap_high"] >= gap["observed"] > 0
+    # n = 50 is below both statements' sizes: they are not judged there
+    assert not [r for r in rows if r["quantity"].startswith(("oracle - ", "SAE decoder"))]
+
+
+def test_budget_keeps_the_reference_training_up_to_n_1000():
+    assert sae.budget(1000) == (500, 100) and sae.budget(100, quick=True) == (30, 10)
+    assert sae.budget(10000) == sae.REDUCED[10000]
+
+
+def test_repl_functions_refuse_bad_input():
+    with pytest.raises(InvalidArgument):
+        sae.make_data(5, k=10)
+    with pytest.raises(InvalidArgument, match="kind"):
+        sae.train_sae(np.ones((4, 3)), "gelu")
+    with pytest.raises(InvalidArgument):
+        sae.recovery(10)
+    with pytest.raises(InvalidArgument):
+        sae.THEOREM.counterexample(k=3)

@@ -101,9 +101,12 @@ def make_data(n_latents: int, k: int = K, n_samples: int = SAMPLES, m: int | Non
     """The reference data process draw for draw (:func:`numerics.datasets.compositional_sparse`):
     train / val / OOD codes and activations, labels ``1[z_0 > 0.5]`` and the dictionary ``A``;
     ``m`` defaults to the experiments' ``ceil(2 k ln(n/k))``."""
+    n_latents = check_int(n_latents, "n_latents", min=2, max=10**6)
+    k = check_int(k, "k", min=1)
+    if k >= n_latents:
+        raise InvalidArgument(f"k={k} must be below n_latents={n_latents}")
     if m is None:
-        m = proof.compressed_sensing_dim(check_int(n_latents, "n_latents", min=2),
-                                         check_int(k, "k", min=1))
+        m = proof.compressed_sensing_dim(n_latents, k)
     return compositional_sparse(n_latents, k, n_samples, m=m, seed=seed)
 
 
@@ -739,20 +742,29 @@ def _figure(out_dir: Path, *, quick: bool):
     results = [recovery(n, 0, **dict(zip(("epochs", "rounds"), budget(n, quick), strict=True)))
                for n in sizes]
     xs = tuple(float(n) for n in sizes)
-    names = list(results[0].methods)
-    styles = {"oracle": "line", "linear probe": "dotted", "DL-FISTA": "dashed"}
-    mcc_series = tuple(
-        Series(name, xs, tuple(r.methods[name]["mcc_ood"] for r in results),
-               styles.get(name, "marks" if name.startswith(("frozen", "warm")) else "line"),
-               i % 8)
-        for i, name in enumerate(names) if not name.startswith("warm"))
-    chance = Series("chance", xs, tuple(r.chance["ood"] for r in results), "dotted", 7)
-    cos_series = tuple(
-        Series(name, xs, tuple(r.dictionaries[name] for r in results),
-               "dotted" if name == "random" else "line", i % 8)
-        for i, name in enumerate(results[0].dictionaries))
-    panels = [Panel("MCC$_\\mathrm{OOD}$ against latents", "latents $n$", "MCC (OOD)",
-                    (*mcc_series, chance), "log", "linear", legend="south west"),
-              Panel("dictionaries against $A$", "latents $n$", "matched $|\\cos|$", cos_series,
-                    "log", "linear", legend="south west")]
-    return write_figure(out_dir, THEOREM.name, panels, columns=2)
+
+    def series(label, values, style, colour):
+        return Series(label, xs, tuple(float(v) for v in values), style, colour)
+
+    kinds = [kind for kind in SAE_KINDS if f"SAE {kind}" in results[0].methods]
+    mcc_series = [series(name, [r.methods[name]["mcc_ood"] for r in results], style, colour)
+                  for colour, (name, style) in enumerate((("oracle", "line"),
+                                                          ("linear probe", "dashed"),
+                                                          ("DL-FISTA", "dashed")))]
+    mcc_series += [series(f"SAE {kind}", [r.methods[f"SAE {kind}"]["mcc_ood"] for r in results],
+                          "line", 3 + i) for i, kind in enumerate(kinds)]
+    mcc_series += [
+        series("FISTA on an SAE decoder (best)",
+               [max(r.methods[f"{way} {kind}"]["mcc_ood"] for kind in kinds
+                    for way in ("frozen", "warm")) for r in results], "marks", 2),
+        series("chance (random codes)", [r.chance["ood"] for r in results], "dotted", 7)]
+    cos_series = [series("random dictionary", [r.dictionaries["random"] for r in results],
+                         "dotted", 7),
+                  series("DL-FISTA", [r.dictionaries["DL-FISTA"] for r in results], "dashed", 2)]
+    cos_series += [series(f"SAE {kind}", [r.dictionaries[kind] for r in results], "line", 3 + i)
+                   for i, kind in enumerate(kinds)]
+    panels = [Panel("MCC on the OOD split (seed 0)", "latents $n$", "MCC (OOD)",
+                    tuple(mcc_series), "log", "linear", legend="outer north east"),
+              Panel("dictionaries against $A$", "latents $n$", "mean matched $|\\cos|$",
+                    tuple(cos_series), "log", "linear", legend="outer north east")]
+    return write_figure(out_dir, THEOREM.name, panels, columns=1)
