@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numerics._validate import check_int, check_real
+from numerics._validate import as_real_array, check_elements, check_int, check_real
 from numerics.backend import to_numpy
 from numerics.errors import InvalidArgument
 from numerics.solvers.fista import fista, lasso_dual_bound, lasso_objective
-from numerics.solvers.matching import hungarian
+from numerics.solvers.matching import hungarian, matched_cosines
 
 __all__ = ["ACTIVE", "PROBE_ALPHAS", "AucScores", "Gap", "SupportScores", "amortisation_gap",
            "auc_ood", "feature_auc", "linear_probe", "support_metrics"]
@@ -35,14 +35,30 @@ ACTIVE = 1e-4
 PROBE_ALPHAS = (1e-6, 1e-4, 1e-2, 1.0, 10.0)
 
 
+#: The largest magnitude accepted: squares and products of larger values overflow float64.
+MAX_MAGNITUDE = 1e150
+
+
 def _matrix(value, name: str) -> np.ndarray:
-    array = np.asarray(to_numpy(value, np.float64))
+    array = np.asarray(to_numpy(as_real_array(value, name), np.float64))
     if array.ndim != 2 or 0 in array.shape:
         raise InvalidArgument(f"{name} has shape {array.shape}; expected a non-empty "
                               f"(samples, features) matrix")
+    check_elements(array.size, name)
     if not np.isfinite(array).all():
         raise InvalidArgument(f"{name} holds NaN or infinity; pass finite values")
+    if np.max(np.abs(array)) > MAX_MAGNITUDE:
+        raise InvalidArgument(f"{name} holds a value of magnitude above {MAX_MAGNITUDE:g}, "
+                              f"whose square overflows float64; rescale it")
     return array
+
+
+def _unit_columns(M: np.ndarray) -> np.ndarray:
+    """Centre every column and scale it to unit length; a column of norm below 1e-8 is divided
+    by 1, as the reference does (so a constant column correlates 0)."""
+    M = M - M.mean(axis=0)
+    norms = np.linalg.norm(M, axis=0)
+    return M / np.where(norms < 1e-8, 1.0, norms)
 
 
 def _labels(value, rows: int, name: str) -> np.ndarray:
@@ -58,8 +74,9 @@ def _labels(value, rows: int, name: str) -> np.ndarray:
 
 def feature_auc(codes, labels) -> np.ndarray:
     """``max(AUC_j, 1 - AUC_j)`` for every column ``j`` of ``codes`` as a score for ``labels``
-    (ties share their rank, as in the Mann-Whitney statistic); 0.5 for every column when one
-    class is absent."""
+    (ties share their rank, as in the Mann-Whitney statistic); 0.5 for a column whose standard
+    deviation is below 1e-10 (as the reference), and for every column when one class is
+    absent."""
     from scipy.stats import rankdata
 
     codes = _matrix(codes, "codes")
@@ -69,7 +86,7 @@ def feature_auc(codes, labels) -> np.ndarray:
         return np.full(codes.shape[1], 0.5)
     ranks = rankdata(codes, axis=0)
     auc = (ranks[labels].sum(axis=0) - positives * (positives + 1) / 2) / (positives * negatives)
-    return np.maximum(auc, 1.0 - auc)
+    return np.where(codes.std(axis=0) < 1e-10, 0.5, np.maximum(auc, 1.0 - auc))
 
 
 @dataclass(frozen=True)
@@ -105,23 +122,29 @@ class SupportScores:
     l0: float
 
 
-def support_metrics(Z_true, codes) -> SupportScores:
-    """Match code columns to true latents by the Hungarian method on absolute correlation (a
-    constant column correlates 0), then compare supports sample by sample: true ``z_i != 0``,
-    predicted ``|code_{pi(i)}| > 1e-4``. A sample with no predicted (true) active entry has
-    precision (recall) 0; F1 is ``2 P R / (P + R)``, 0 where both are 0."""
+def support_metrics(Z_true, codes, A=None, D=None) -> SupportScores:
+    """Match code columns to true latents, then compare supports sample by sample: true
+    ``|z_i| > 1e-4``, predicted ``|code_{pi(i)}| > 1e-4``. With the dictionaries ``A`` (true)
+    and ``D`` (the codes'), the matching is the reference's: atoms by maximal total ``|cos|``
+    (:func:`numerics.solvers.matching.matched_cosines`); without them, code columns by maximal
+    total absolute correlation. A sample with no predicted (true) active entry has precision
+    (recall) 0; F1 is ``2 P R / (P + R)``, 0 where both are 0."""
     true, pred = _matrix(Z_true, "Z_true"), _matrix(codes, "codes")
     if true.shape[0] != pred.shape[0] or true.shape[0] < 2:
         raise InvalidArgument(f"Z_true has shape {true.shape} and codes {pred.shape}; expected "
                               f"the same number (>= 2) of rows")
-
-    def unit(M):
-        M = M - M.mean(axis=0)
-        norms = np.linalg.norm(M, axis=0)
-        return M / np.where(norms > 0, norms, np.inf)
-
-    rows, cols = hungarian(np.abs(unit(true).T @ unit(pred)))
-    true_active = true[:, rows] != 0
+    if (A is None) != (D is None):
+        raise InvalidArgument("pass both dictionaries A and D, or neither")
+    if A is not None:
+        A, D = _matrix(A, "A"), _matrix(D, "D")
+        if A.shape[1] != true.shape[1] or D.shape[1] != pred.shape[1]:
+            raise InvalidArgument(f"A has {A.shape[1]} atoms for {true.shape[1]} latents and D "
+                                  f"{D.shape[1]} for {pred.shape[1]} code columns")
+        match = matched_cosines(A, D)
+        rows, cols = match.rows, match.cols
+    else:
+        rows, cols = hungarian(np.abs(_unit_columns(true).T @ _unit_columns(pred)))
+    true_active = np.abs(true[:, rows]) > ACTIVE
     pred_active = np.abs(pred[:, cols]) > ACTIVE
     hits = np.sum(true_active & pred_active, axis=1)
     predicted, actual = pred_active.sum(axis=1), true_active.sum(axis=1)
@@ -201,6 +224,9 @@ def amortisation_gap(Y, codes, D, lam: float = 0.1, *, nonneg: bool = False,
     if Y.shape[1] != D.shape[0] or codes.shape != (Y.shape[0], D.shape[1]):
         raise InvalidArgument(f"Y, codes and D have shapes {Y.shape}, {codes.shape} and "
                               f"{D.shape}; expected (samples, m), (samples, n), (m, n)")
+    if nonneg and np.min(codes) < 0:
+        raise InvalidArgument("codes hold a negative entry, outside the nonnegative problem; "
+                              "pass nonneg=False for signed codes")
     encoder = lasso_objective(Y, D, codes, lam, nonneg=nonneg)
     z = np.maximum(codes, 0.0) if nonneg else codes
     done = 0

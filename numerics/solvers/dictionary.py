@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numerics._validate import check_int, check_real
+from numerics._validate import as_real_array, check_elements, check_int, check_real
 from numerics.backend import array_namespace
 from numerics.errors import InvalidArgument, InvalidType
 from numerics.formats import Format, get_format
@@ -71,7 +71,8 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
     so the same seed gives a different (equally distributed) start. FISTA runs in ``fmt`` under
     ``policy``; the dictionary update is solved in float64 (``Z^T Z`` in a narrow format would
     drown ``epsilon``), and FISTA stores the new ``D`` in ``fmt`` when it loads it. The loop stops
-    after round ``r`` when the relative change is below ``tol`` and ``r > min_rounds``, or after
+    after round ``r`` (counted from 0) when the relative change is below ``tol`` and
+    ``r > min_rounds``, as the reference's loop does, or after
     ``rounds`` rounds. ``record``, if given, is called as ``record(D)`` after every round.
     """
     fmt, policy = get_format(fmt), get_policy(policy)
@@ -87,11 +88,13 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
         raise InvalidType(f"expected a callable but got record={record!r} "
                           f"(type={type(record).__name__}); pass a function of D, or None")
     xp = array_namespace(X) if init is None else array_namespace(X, init)
-    X = xp.asarray(X)
+    X = as_real_array(X, "X")
     if X.ndim != 2:
         raise InvalidArgument(f"X has shape {tuple(X.shape)}; expected (samples, m)")
     load_finite(X, fmt, policy, "X")  # NaN, infinities and overflow are refused before any work
     m = X.shape[1]
+    check_elements(m * n_atoms + 2 * X.shape[0] * n_atoms + n_atoms * n_atoms,
+                   f"a dictionary of {n_atoms} atoms for {X.shape[0]} samples")
     if init is None:
         D = xp.asarray(np.random.default_rng(seed).standard_normal((m, n_atoms)))
     else:
@@ -110,12 +113,12 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
         z = xp.asarray(Z, dtype=np.float64)
         # (Z^T Z + eps I) D^T = Z^T X: a symmetric positive definite solve, not an inverse
         D_new = _unit_columns(xp.linalg.solve(z.T @ z + ridge, z.T @ x64).T, xp)
-        change = float(xp.linalg.norm(D_new - D) / xp.linalg.norm(D))
+        change = float(xp.linalg.norm(D_new - D) / max(float(xp.linalg.norm(D)), 1e-8))
         D = D_new
         changes.append(change)
         if record is not None:
             records.append(record(D))
-        if change < tol and round_ > min_rounds:
+        if change < tol and round_ - 1 > min_rounds:  # the reference's 0-based round index
             converged = True
             break
     return LearnedDictionary(D, Z, round_, tuple(changes), converged, tuple(records), fmt.name,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._validate import as_real_array
 from numerics.backend import array_namespace, to_numpy
 from numerics.errors import InvalidArgument
 
@@ -57,7 +58,10 @@ def matched_cosines(A, D) -> ColumnMatching:
     """Match the columns of ``A`` (``m x n_a``) to those of ``D`` (``m x n_d``) by maximal total
     ``|cos|``; zero columns count as having norm 1e-12 (cosine 0)."""
     xp = array_namespace(A, D)
-    a, d = xp.asarray(A, dtype=np.float64), xp.asarray(D, dtype=np.float64)
+    a, d = (xp.asarray(as_real_array(v, name), dtype=np.float64)
+            for v, name in ((A, "A"), (D, "D")))
+    if not (bool(xp.all(xp.isfinite(a))) and bool(xp.all(xp.isfinite(d)))):
+        raise InvalidArgument("A or D holds NaN or infinity; pass finite dictionaries")
     if a.ndim != 2 or d.ndim != 2 or a.shape[0] != d.shape[0]:
         raise InvalidArgument(f"A has shape {tuple(a.shape)} and D {tuple(d.shape)}; expected "
                               f"two dictionaries (m, n_a) and (m, n_d) with the same m")
@@ -90,7 +94,8 @@ def mcc(Z_true, Z_pred, split: str = "id") -> float:
     from numerics._validate import check_choice
 
     check_choice(split, MCC_SPLITS, "split")
-    true, pred = (np.asarray(to_numpy(v, np.float64)) for v in (Z_true, Z_pred))
+    true, pred = (np.asarray(to_numpy(as_real_array(v, name), np.float64))
+                  for v, name in ((Z_true, "Z_true"), (Z_pred, "Z_pred")))
     if true.ndim != 2 or pred.ndim != 2 or true.shape[0] != pred.shape[0] or true.shape[0] < 2:
         raise InvalidArgument(f"Z_true has shape {true.shape} and Z_pred {pred.shape}; expected "
                               f"two matrices with the same number (>= 2) of rows")
@@ -112,10 +117,10 @@ def mcc(Z_true, Z_pred, split: str = "id") -> float:
         else:
             true = np.concatenate([true, noise], axis=1)
 
-    def unit(M):
+    def unit(M):  # a column of norm below 1e-8 is divided by 1, as the reference does
         M = M - M.mean(axis=0)
         norms = np.linalg.norm(M, axis=0)
-        return M / np.where(norms > 0, norms, np.inf)
+        return M / np.where(norms < 1e-8, 1.0, norms)
 
     C = np.abs(unit(true).T @ unit(pred))
     rows, cols = hungarian(C)
