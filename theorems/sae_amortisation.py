@@ -447,6 +447,14 @@ class SAEAmortisation(Theorem):
                              + row["summary"])
         if lines:
             lines.insert(0, "MCC_OOD by method (fp32/hw; chance: the MCC of random codes):")
+        cosines = {}
+        for row in report.rows:
+            if row["quantity"].startswith("SAE decoder atoms close"):
+                cosines.setdefault((row["n"], row["seed"], row["random_cosine"]), []).append(
+                    f"{row['kind']} {row['cosine']:.3f}")
+        for (n, seed, random_cosine), values in cosines.items():
+            lines.append(f"  n={n} seed={seed}: mean matched |cos| with A: random dictionary "
+                         f"{random_cosine:.3f}, " + ", ".join(values))
         flagged = [r for r in report.rows if r.get("flagged")]
         for row in flagged:
             lines.append(f"  flagged n={row['n']} seed={row['seed']}: {row['flagged']}")
