@@ -237,6 +237,8 @@ def test_benchmark_cell_rows_on_a_short_run():
     by = {(r["quantity"], r.get("kind")): r for r in rows}
     oracle = by[("oracle MCC_OOD >= 0.95", None)]
     assert oracle["verdict"] == "holds" and oracle["chance_ood"] < sae.CHANCE_LIMIT
+    # the notes' coherence at n = 50 (seed 0), which certifies only k = 1
+    assert round(oracle["coherence"], 3) == 0.515 and oracle["coherence_certifies_k"] == 1
     for kind in ("relu", "topk", "jumprelu", "mp"):
         gap = by[("SAE gap > true codes' gap", kind)]
         assert gap["verdict"] == "holds" and gap["gap_high"] >= gap["observed"] > gap["bound"]

@@ -168,6 +168,7 @@ class Recovery:
     epochs: int
     rounds: int
     chance: dict
+    coherence: float  # mu(A) = max_{i != j} |a_i . a_j| (unit columns)
     methods: dict  # method -> {"mcc_id", "mcc_ood", "auc_ood", ...}
     dictionaries: dict  # "random", "DL-FISTA", kind -> mean matched |cos| with A
     close: dict  # the same keys -> share of matched atoms with |cos| > 0.9
@@ -257,8 +258,10 @@ def _recovery(n: int, m: int, seed: int, epochs: int, rounds: int, kinds: tuple[
     chance = {"id": mcc(data.Z_val, noise), "ood": mcc(data.Z_ood, noise, "ood")}
     dictionaries = {name: match.mean_cosine for name, match in matches.items()}
     close = {name: float(np.mean(match.cosines > 0.9)) for name, match in matches.items()}
-    return Recovery(n, data.A.shape[0], seed, epochs, rounds, chance, methods, dictionaries,
-                    close, gaps)
+    gram = np.abs(data.A.T @ data.A)
+    np.fill_diagonal(gram, 0.0)
+    return Recovery(n, data.A.shape[0], seed, epochs, rounds, chance, float(gram.max()), methods,
+                    dictionaries, close, gaps)
 
 
 # --- the proposition's small example -------------------------------------------------------------
@@ -445,8 +448,14 @@ class SAEAmortisation(Theorem):
                 lines.append(f"  n={row['n']:<6} m={row['m']:<4} seed={row['seed']} "
                              f"({row['epochs']} SAE epochs, {row['rounds']} DL rounds): "
                              + row["summary"])
+        coherence = [f"n={r['n']} mu={r['coherence']:.3f} certifies k <= "
+                     f"{r['coherence_certifies_k']}" for r in report.rows
+                     if r["quantity"] == "oracle MCC_OOD >= 0.95" and r["seed"] == 0]
         if lines:
             lines.insert(0, "MCC_OOD by method (fp32/hw; chance: the MCC of random codes):")
+        if coherence:
+            lines.append("mutual coherence of A (seed 0) and the sparsity it certifies, k < "
+                         "(1 + 1/mu)/2, against the k = 10 of the data: " + "; ".join(coherence))
         cosines = {}
         for row in report.rows:
             if row["quantity"].startswith("SAE decoder atoms close"):
@@ -690,7 +699,11 @@ def _benchmark(params: dict) -> list[dict]:
     base = {**_base(params), "m": result.m, "epochs": result.epochs, "rounds": result.rounds,
             "chance_id": result.chance["id"], "chance_ood": result.chance["ood"],
             "samples_per_latent": (SAMPLES // 2) / n,
-            "budget": "reduced: SAE rows not judged" if n in REDUCED else "reference"}
+            "budget": "reduced: SAE rows not judged" if n in REDUCED else "reference",
+            "coherence": result.coherence,
+            "coherence_certifies_k": max((k for k in range(1, K + 1)
+                                          if proof.coherence_certifies(k, result.coherence)),
+                                         default=0)}
     oracle = result.methods["oracle"]
     flagged = result.chance["ood"] > CHANCE_LIMIT
     summary = ", ".join(f"{name} {values['mcc_ood']:.3f}" for name, values in
