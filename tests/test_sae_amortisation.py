@@ -260,6 +260,15 @@ def test_repl_functions_refuse_bad_input():
         sae.recovery(10)
     with pytest.raises(InvalidArgument):
         sae.THEOREM.counterexample(k=3)
+    with pytest.raises(InvalidArgument, match="atoms"):
+        sae.pair_codes(1)
+    with pytest.raises(InvalidArgument, match="restarts"):
+        sae.best_encoder(sae.frame(), sae.pair_codes(3, 2), restarts=0)
+    with pytest.raises(InvalidArgument, match="finite"):
+        sae.basis_pursuit(sae.frame(), [[np.nan, 1.0]])
+    # two atoms on one line cannot reach a point off it: no code, said in one line
+    with pytest.raises(InvalidArgument, match="no nonnegative code"):
+        sae.basis_pursuit([[1.0, 2.0], [0.0, 0.0]], [[1.0, 1.0]])
 
 
 def test_the_gap_row_separates_an_optimal_encoder_from_the_true_codes(data100):

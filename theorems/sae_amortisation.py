@@ -274,7 +274,9 @@ def frame(degrees=(0.0, 120.0, 240.0)) -> np.ndarray:
 
 def pair_codes(atoms: int, per_pair: int = 64, seed: int = 0) -> np.ndarray:
     """``per_pair`` nonnegative codes on every pair of atoms, values ``U(0.1, 1)``."""
-    rng = np.random.default_rng([seed, 120])
+    atoms = check_int(atoms, "atoms", min=2, max=64)
+    per_pair = check_int(per_pair, "per_pair", min=1, max=10**5)
+    rng = np.random.default_rng([check_int(seed, "seed", min=0), 120])
     codes = []
     for i in range(atoms):
         for j in range(i + 1, atoms):
@@ -289,18 +291,30 @@ def basis_pursuit(D, X, *, nonneg: bool = True) -> np.ndarray:
     SciPy's HiGHS linear programme (float64)."""
     from scipy.optimize import linprog
 
-    D = np.asarray(D, dtype=np.float64)
+    D, X = _finite_matrix(D, "D"), _finite_matrix(X, "X")
+    if X.shape[1] != D.shape[0]:
+        raise InvalidArgument(f"X has {X.shape[1]} columns; D has {D.shape[0]} rows")
     n = D.shape[1]
     out = []
-    for x in np.asarray(X, dtype=np.float64):
+    for i, x in enumerate(X):
         if nonneg:
             result = linprog(np.ones(n), A_eq=D, b_eq=x, bounds=(0, None), method="highs")
-            out.append(result.x)
         else:
             result = linprog(np.ones(2 * n), A_eq=np.hstack([D, -D]), b_eq=x, bounds=(0, None),
                              method="highs")
-            out.append(result.x[:n] - result.x[n:])
+        if result.status != 0:
+            raise InvalidArgument(f"row {i} of X has no {'nonnegative ' if nonneg else ''}code "
+                                  f"with D z = x ({result.message})")
+        out.append(result.x if nonneg else result.x[:n] - result.x[n:])
     return np.asarray(out)
+
+
+def _finite_matrix(value, name: str) -> np.ndarray:
+    array = np.asarray(to_numpy(as_real_array(value, name), np.float64))
+    if array.ndim != 2 or 0 in array.shape or not np.all(np.isfinite(array)):
+        raise InvalidArgument(f"{name} must be a non-empty finite matrix; got shape "
+                              f"{array.shape}")
+    return array
 
 
 def best_encoder(D, codes, *, restarts: int = 8, seed: int = 0):
@@ -308,7 +322,10 @@ def best_encoder(D, codes, *, restarts: int = 8, seed: int = 0):
     L-BFGS finds from ``restarts`` random starts (float64); returns ``(W, b, error)``."""
     from scipy.optimize import minimize
 
-    D, S = np.asarray(D, dtype=np.float64), np.asarray(codes, dtype=np.float64)
+    D, S = _finite_matrix(D, "D"), _finite_matrix(codes, "codes")
+    if S.shape[1] != D.shape[1]:
+        raise InvalidArgument(f"codes have {S.shape[1]} columns; D has {D.shape[1]} atoms")
+    restarts = check_int(restarts, "restarts", min=1, max=64)
     X = S @ D.T
     n, m = S.shape[1], X.shape[1]
 
