@@ -27,7 +27,7 @@ from numerics.solvers.fista import fista, lasso_dual_bound, lasso_objective
 from numerics.solvers.matching import hungarian, matched_cosines
 
 __all__ = ["ACTIVE", "PROBE_ALPHAS", "AucScores", "Gap", "SupportScores", "amortisation_gap",
-           "auc_ood", "feature_auc", "linear_probe", "support_metrics"]
+           "auc_ood", "feature_auc", "finite_matrix", "linear_probe", "support_metrics"]
 
 #: A code entry counts as active above this magnitude.
 ACTIVE = 1e-4
@@ -39,7 +39,9 @@ PROBE_ALPHAS = (1e-6, 1e-4, 1e-2, 1.0, 10.0)
 MAX_MAGNITUDE = 1e150
 
 
-def _matrix(value, name: str) -> np.ndarray:
+def finite_matrix(value, name: str) -> np.ndarray:
+    """``value`` as a non-empty, finite float64 NumPy matrix of magnitude at most
+    :data:`MAX_MAGNITUDE`, or one :class:`InvalidArgument`/:class:`InvalidType` line."""
     array = np.asarray(to_numpy(as_real_array(value, name), np.float64))
     if array.ndim != 2 or 0 in array.shape:
         raise InvalidArgument(f"{name} has shape {array.shape}; expected a non-empty "
@@ -79,7 +81,7 @@ def feature_auc(codes, labels) -> np.ndarray:
     absent."""
     from scipy.stats import rankdata
 
-    codes = _matrix(codes, "codes")
+    codes = finite_matrix(codes, "codes")
     labels = _labels(labels, codes.shape[0], "labels")
     positives, negatives = int(labels.sum()), int((~labels).sum())
     if positives == 0 or negatives == 0:
@@ -103,7 +105,7 @@ def auc_ood(codes_id, labels_id, codes_ood, labels_ood) -> AucScores:
     that feature's score on ID and on OOD. No probe is trained."""
     scores_id = feature_auc(codes_id, labels_id)
     best = int(np.argmax(scores_id))
-    ood = _matrix(codes_ood, "codes_ood")
+    ood = finite_matrix(codes_ood, "codes_ood")
     if ood.shape[1] != scores_id.shape[0]:
         raise InvalidArgument(f"codes_ood has {ood.shape[1]} features; the ID codes have "
                               f"{scores_id.shape[0]}")
@@ -129,14 +131,14 @@ def support_metrics(Z_true, codes, A=None, D=None) -> SupportScores:
     (:func:`numerics.solvers.matching.matched_cosines`); without them, code columns by maximal
     total absolute correlation. A sample with no predicted (true) active entry has precision
     (recall) 0; F1 is ``2 P R / (P + R)``, 0 where both are 0."""
-    true, pred = _matrix(Z_true, "Z_true"), _matrix(codes, "codes")
+    true, pred = finite_matrix(Z_true, "Z_true"), finite_matrix(codes, "codes")
     if true.shape[0] != pred.shape[0] or true.shape[0] < 2:
         raise InvalidArgument(f"Z_true has shape {true.shape} and codes {pred.shape}; expected "
                               f"the same number (>= 2) of rows")
     if (A is None) != (D is None):
         raise InvalidArgument("pass both dictionaries A and D, or neither")
     if A is not None:
-        A, D = _matrix(A, "A"), _matrix(D, "D")
+        A, D = finite_matrix(A, "A"), finite_matrix(D, "D")
         if A.shape[1] != true.shape[1] or D.shape[1] != pred.shape[1]:
             raise InvalidArgument(f"A has {A.shape[1]} atoms for {true.shape[1]} latents and D "
                                   f"{D.shape[1]} for {pred.shape[1]} code columns")
@@ -163,10 +165,10 @@ def linear_probe(Y_train, Z_train, *Y_eval) -> tuple[np.ndarray, ...]:
     last)."""
     from sklearn.linear_model import RidgeCV
 
-    Y, Z = _matrix(Y_train, "Y_train"), _matrix(Z_train, "Z_train")
+    Y, Z = finite_matrix(Y_train, "Y_train"), finite_matrix(Z_train, "Z_train")
     if Y.shape[0] != Z.shape[0]:
         raise InvalidArgument(f"Y_train has {Y.shape[0]} rows and Z_train {Z.shape[0]}")
-    evaluations = [_matrix(v, f"Y_eval[{i}]") for i, v in enumerate(Y_eval)]
+    evaluations = [finite_matrix(v, f"Y_eval[{i}]") for i, v in enumerate(Y_eval)]
     for i, v in enumerate(evaluations):
         if v.shape[1] != Y.shape[1]:
             raise InvalidArgument(f"Y_eval[{i}] has {v.shape[1]} columns; Y_train has "
@@ -217,7 +219,7 @@ def amortisation_gap(Y, codes, D, lam: float = 0.1, *, nonneg: bool = False,
     saw it) against the dictionary ``D`` (``m x n``). FISTA runs in float64 from the encoder's
     codes (projected to ``z >= 0`` when ``nonneg``), in rounds of 100 iterations, until the
     mean duality gap is below ``tol`` times the mean objective or ``iterations`` are spent."""
-    Y, codes, D = _matrix(Y, "Y"), _matrix(codes, "codes"), _matrix(D, "D")
+    Y, codes, D = finite_matrix(Y, "Y"), finite_matrix(codes, "codes"), finite_matrix(D, "D")
     lam = check_real(lam, "lam", min=0.0, strict_min=True)
     iterations = check_int(iterations, "iterations", min=1, max=10**6)
     tol = check_real(tol, "tol", min=0.0)

@@ -47,6 +47,7 @@ from numerics.models.sae import SAE_KINDS, random_sae, sae_forward
 from numerics.sae_amortisation import (
     amortisation_gap,
     auc_ood,
+    finite_matrix,
     linear_probe,
     support_metrics,
 )
@@ -291,7 +292,7 @@ def basis_pursuit(D, X, *, nonneg: bool = True) -> np.ndarray:
     SciPy's HiGHS linear programme (float64)."""
     from scipy.optimize import linprog
 
-    D, X = _finite_matrix(D, "D"), _finite_matrix(X, "X")
+    D, X = finite_matrix(D, "D"), finite_matrix(X, "X")
     if X.shape[1] != D.shape[0]:
         raise InvalidArgument(f"X has {X.shape[1]} columns; D has {D.shape[0]} rows")
     n = D.shape[1]
@@ -309,20 +310,12 @@ def basis_pursuit(D, X, *, nonneg: bool = True) -> np.ndarray:
     return np.asarray(out)
 
 
-def _finite_matrix(value, name: str) -> np.ndarray:
-    array = np.asarray(to_numpy(as_real_array(value, name), np.float64))
-    if array.ndim != 2 or 0 in array.shape or not np.all(np.isfinite(array)):
-        raise InvalidArgument(f"{name} must be a non-empty finite matrix; got shape "
-                              f"{array.shape}")
-    return array
-
-
 def best_encoder(D, codes, *, restarts: int = 8, seed: int = 0):
     """The ``ReLU(W x + b)`` encoder of least mean squared code error on ``x = D s`` that
     L-BFGS finds from ``restarts`` random starts (float64); returns ``(W, b, error)``."""
     from scipy.optimize import minimize
 
-    D, S = _finite_matrix(D, "D"), _finite_matrix(codes, "codes")
+    D, S = finite_matrix(D, "D"), finite_matrix(codes, "codes")
     if S.shape[1] != D.shape[1]:
         raise InvalidArgument(f"codes have {S.shape[1]} columns; D has {D.shape[1]} atoms")
     restarts = check_int(restarts, "restarts", min=1, max=64)
@@ -560,8 +553,7 @@ def _frame(params: dict) -> list[dict]:
     # w = max(u, u_acc) <= 1/8 (the second form, because the first rounds to 0 in float64).
     # The inactive outputs are -c/2 + O(u) < 0, which ReLU maps to exactly 0.
     u = fmt.unit_roundoff
-    u_acc = u if policy.accumulate == "format" else (2.0**-53 if fmt.name == "fp64"
-                                                     else 2.0**-24)
+    u_acc = _accumulation_roundoff(fmt, policy)
     bound = (3 * u + 2 * u_acc) * (1 + 4 * max(u, u_acc))
     rows = [{**base, **judge(
         quantity="K=1 frame encoder exact", observed=relative, exact=0.0, bound=bound,
@@ -678,6 +670,14 @@ def _product_error_ulps(Z, D, fmt, policy) -> float | None:
     return float(np.max(np.abs(got - exact) / np.asarray(fmt.ulp(exact))))
 
 
+def _accumulation_roundoff(fmt, policy) -> float:
+    """The unit roundoff a product accumulates with: the format's under ``strict``, the
+    container's (float64 for fp64, else float32) under ``hw``."""
+    if policy.accumulate == "format":
+        return fmt.unit_roundoff
+    return 2.0**-53 if fmt.name == "fp64" else 2.0**-24
+
+
 def _objective_floor(X, D, Z, fmt, policy) -> np.ndarray:
     """Per row, the objective excess that storing FISTA's iterate in the format can leave near
     the optimum ``z`` (a row of ``Z``), to first order: each entry of ``z`` is off by up to
@@ -695,8 +695,7 @@ def _objective_floor(X, D, Z, fmt, policy) -> np.ndarray:
     # the two products accumulate m and n terms: gamma_j = j u_acc / (1 - j u_acc), with u_acc
     # the format's unit roundoff under strict and the container's under hw (each product is
     # then rounded to the format once, u)
-    u_acc = u if policy.accumulate == "format" else (2.0**-53 if fmt.name == "fp64"
-                                                     else 2.0**-24)
+    u_acc = _accumulation_roundoff(fmt, policy)
     terms = max(m, n) * u_acc
     if terms >= 1:
         return np.full(X.shape[0], np.inf)
