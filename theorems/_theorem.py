@@ -150,15 +150,29 @@ class Theorem(ABC):
         dask: int | None = None,
         scheduler: str | None = None,
         quick: bool = False,
+        **axes,
     ) -> Sweep:
         """Validate sweep arguments and return the :class:`numerics.Sweep`; no work is done here
         (``out`` is checked to be a writable directory).
+
+        Every other grid axis of the theorem is a keyword too (``spread=[0, 4]``,
+        ``pe=["rope"]``, ``train=False``; :meth:`parameters` lists them): its values replace the
+        default grid's, validated by :meth:`axis_values`.
 
         With ``out``, the sweep's store is ``<out>/<name>.cells.jsonl``. Cells run in-process,
         on ``workers`` local processes, on a local Dask cluster of ``dask`` workers, or on the
         Dask cluster at ``scheduler``.
         """
+        given = axes
         axes = dict(self.axes(bool(quick)))
+        settable = self.parameters()
+        for name, values in given.items():
+            if name not in settable:
+                known = ", ".join(settable) or "none"
+                raise InvalidArgument(f"{self.name} has no axis {name!r}; its axes besides "
+                                      f"sizes, formats, policies and seeds: {known}")
+            axes[name] = self.axis_values(name, values)
+        self.check_axes(axes)
         if sizes is not None:
             axes["sizes"] = [check_int(n, "n", min=1, max=self.max_size)
                              for n in check_nonempty(sizes, "sizes")]
@@ -210,16 +224,49 @@ class Theorem(ABC):
         scheduler: str | None = None,
         quick: bool = False,
         progress: bool = False,
+        **axes,
     ) -> Report:
         """Sweep sizes x formats x policies x seeds (x theorem axes) and return the :class:`Report`.
 
+        The theorem's other axes are keywords too (:meth:`parameters`; ``spread=[0, 4]``).
         With ``out``, finished cells are stored in ``<out>/<name>.cells.jsonl`` as they finish
         (a rerun skips them) and the rows are written to ``<out>/<name>.csv``.
         """
         sweep = self.plan(sizes=sizes, formats=formats, policies=policies, seeds=seeds,
                           backend=backend, out=out, workers=workers, dask=dask,
-                          scheduler=scheduler, quick=quick)
+                          scheduler=scheduler, quick=quick, **axes)
         return self.run(sweep, progress=progress)
+
+    #: Axes of :meth:`axes` set by the grid itself (``quick``), not by a caller.
+    internal_axes: tuple[str, ...] = ("quick",)
+
+    def parameters(self) -> dict[str, list]:
+        """The grid axes a caller may set besides sizes, formats, policies and seeds, each with
+        its values in the quick and the full grid (so ``check(spread=[0, 4])``, or
+        ``--axis spread=0,4`` on the command line)."""
+        quick, full = self.axes(True), self.axes(False)
+        fixed = {"sizes", "formats", "policies", "seeds", *self.internal_axes}
+        return {name: list(dict.fromkeys([*quick.get(name, []), *full[name]]))
+                for name in full if name not in fixed}
+
+    def axis_values(self, name: str, values) -> list:
+        """Validate a caller's values for axis ``name`` against the kind of its defaults:
+        choices for names (``pe``), positive integers for counts (``d``), finite numbers for
+        reals (``spread``, positive where every default is), booleans for switches; an axis
+        whose default is one tuple (a set run inside one cell) takes the values as that set."""
+        defaults = self.parameters()[name]
+        grouped = all(isinstance(d, tuple) for d in defaults)
+        if isinstance(values, str | bool | int | float) or values is None:
+            values = [values]
+        values = check_nonempty(values, name)
+        members = [v for d in defaults for v in d] if grouped else defaults
+        checked = [_axis_value(name, value, members) for value in values]
+        return [tuple(dict.fromkeys(checked))] if grouped else checked
+
+    def check_axes(self, axes: dict[str, list]) -> None:
+        """Refuse, before any work starts, axis values that are valid one by one but not
+        together (none by default)."""
+        return None
 
     def code_version(self) -> str:
         """A hash of the code that computes this theorem's rows: every project module in the
@@ -285,6 +332,37 @@ def import_closure(module: str) -> list[tuple[str, Path]]:
                     base = ".".join(anchor + ([base] if base else []))
                 todo += [(base, True), *((f"{base}.{alias.name}", True) for alias in node.names)]
     return sorted(found.items())
+
+
+def _axis_value(name: str, value, defaults: list):
+    """One caller's value for axis ``name``, of the same kind as the axis's defaults (a string
+    from the command line is read as that kind)."""
+    kinds = {type(d) for d in defaults}
+    if kinds == {bool}:
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"{name}={value!r} must be true or false")
+        return value
+    if kinds == {str}:
+        return check_choice(value, list(dict.fromkeys(defaults)), name)
+    if kinds == {int}:
+        return check_int(int(value) if isinstance(value, str) and value.strip().isdigit()
+                         else value, name, min=1, max=2**31)
+    if kinds <= {int, float}:
+        try:
+            number = float(value) if isinstance(value, str | int | float) \
+                and not isinstance(value, bool) else math.nan
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise InvalidArgument(f"{name}={value!r} must be a finite number")
+        if min(defaults) > 0 and number <= 0:
+            raise InvalidArgument(f"{name}={value!r} must be positive")
+        if number < 0:
+            raise InvalidArgument(f"{name}={value!r} must not be negative")
+        return number
+    raise InvalidArgument(f"axis {name!r} cannot be set")
 
 
 def parse_sizes(text: str) -> list[int]:

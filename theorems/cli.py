@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--scheduler", help="run on the Dask cluster at this address "
                                            "(tcp://host:8786)")
     check.add_argument("--quick", action="store_true", help="the small grid")
+    check.add_argument("--axis", action="append", metavar="NAME=V1,V2",
+                       help="set one of the theorem's other grid axes (repeatable), e.g. "
+                            "--axis spread=1,8 --axis pe=rope; the grid line a check prints "
+                            "first names them")
     audit = verbs.add_parser("audit", help="mutate every paper quantity and bound; report "
                                            "which step or rows catch each")
     audit.add_argument("name")
@@ -152,8 +156,23 @@ def _prepare(args):
         out=args.out,
         quick=args.quick,
         **_engine(args),
+        **_axes(args.axis),
     )
     return lambda: _check(theorem, sweep)
+
+
+def _axes(options: list[str] | None) -> dict[str, list[str]]:
+    """``["spread=1,8", "pe=rope"]`` -> ``{"spread": ["1", "8"], "pe": ["rope"]}``; the
+    theorem reads each value as its axis's kind."""
+    axes: dict[str, list[str]] = {}
+    for option in options or []:
+        name, sep, values = option.partition("=")
+        if not sep or not name.strip() or not values.strip():
+            raise InvalidArgument(f"--axis {option!r}: expected NAME=V1,V2 (e.g. spread=1,8)")
+        if name.strip() in axes:
+            raise InvalidArgument(f"--axis {name.strip()} is given twice; list its values once")
+        axes[name.strip()] = [v for v in values.replace(",", " ").split()]
+    return axes
 
 
 def _int(text: str, name: str) -> int:
@@ -195,12 +214,41 @@ def _audit(theorem) -> int:
 
 
 def _check(theorem, sweep) -> int:
+    print(describe_grid(theorem, sweep.cells), file=sys.stderr, flush=True)
     report = theorem.run(sweep, progress=sys.stderr.isatty())
     print(report)
     findings = theorem.findings(report)
     if findings:
         print(findings)
     return 0 if report.ok else 1
+
+
+def describe_grid(theorem, cells) -> str:
+    """One line: how many cells, and the values each grid axis takes in them (the axes a
+    caller can set named, so that no axis is swept without saying so)."""
+    values: dict[str, list] = {}
+    for cell in cells:
+        for key, value in cell.params:
+            if key != "backend":
+                seen = values.setdefault(key, [])
+                if value not in seen:
+                    seen.append(value)
+    parts = []
+    for key, seen in values.items():
+        shown = [_value(v) for v in seen]
+        parts.append(f"{key} {', '.join(shown)}" if len(shown) <= 6
+                     else f"{key} {len(shown)} values, {shown[0]} ... {shown[-1]}")
+    settable = ", ".join(theorem.parameters())
+    return (f"grid: {len(cells)} cells; " + "; ".join(parts)
+            + (f" (set with --axis NAME=...: {settable})" if settable else ""))
+
+
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "[" + " ".join(_value(v) for v in value) + "]"
+    return str(value)
 
 
 def _figure(theorem, out: Path, quick: bool) -> int:

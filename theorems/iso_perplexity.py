@@ -67,6 +67,8 @@ COPY_WEIGHT = 4.0
 CONFIDENT_WEIGHT = 16.0
 #: Up to this length the copy cells also run the model's full forward pass (O(N^2)).
 FORWARD_CHECK_MAX = 1024
+#: The finest surface a caller's grid may ask for (``resolution=``: points per side).
+MAX_RESOLUTION = 512
 _LOOSE = ("{} is a worst-case bound, loose by nature on this model ({}); the statement stays "
           "true 1% tighter, and the sharp rows {} carry the 1% test")
 
@@ -326,6 +328,14 @@ class IsoPerplexity(Theorem):
             "seeds": [0] if quick else [0, 1, 2],
             "resolution": [24] if quick else [48],
         }
+
+    def check_axes(self, axes: dict[str, list]) -> None:
+        """The surface's resolution (grid points per side of the (a, c) square) stays between
+        2 and :data:`MAX_RESOLUTION`."""
+        for resolution in axes["resolution"]:
+            if not 2 <= resolution <= MAX_RESOLUTION:
+                raise InvalidArgument(f"resolution={resolution} must lie in [2, "
+                                      f"{MAX_RESOLUTION}]")
 
     def cells(self, axes: dict[str, list]) -> list[Cell]:
         """One surface cell per format and policy; sequence and copy cells per size and seed."""

@@ -349,7 +349,8 @@ class RankDeficit(Theorem):
         """Sizes are the circle's class counts: ``3, 10, 100`` (quick) or ``3, 10, 100, 1000``
         (``--sizes`` sets them); every format and
         policy; seeds 0 (quick) or 0-2; temperatures {1, 100} (quick) or {1, 3, 10, 30, 100};
-        digits and adam (quick), or both data sets and both optimisers."""
+        digits and adam (quick), or both data sets and both optimisers; ``train=False`` leaves
+        out the training cells."""
         return {
             "sizes": [3, 10, 100] if quick else [3, 10, 100, 1000],
             "formats": list(FORMAT_NAMES),
@@ -359,6 +360,7 @@ class RankDeficit(Theorem):
             "datasets": [("digits",) if quick else DATASETS],
             "optimizers": [("adam",) if quick else TRAIN_OPTIMISERS],
             "precision": [not quick],
+            "train": [True],
         }
 
     def audit_grid(self) -> dict:
@@ -367,18 +369,6 @@ class RankDeficit(Theorem):
         cells' rows depend on no paper number but Prop. 3.1's, which the circle pins down."""
         return {"quick": True, "workers": 1, "formats": ["fp64"], "policies": ["hw"],
                 "sizes": [3, 10], "train": False}
-
-    def plan(self, *, train: bool = True, **kwargs):
-        """As :meth:`Theorem.plan`; ``train=False`` leaves out the training cells."""
-        self._train = train
-        try:
-            return super().plan(**kwargs)
-        finally:
-            self._train = True
-
-    def check(self, *, train: bool = True, progress: bool = False, **kwargs):
-        """As :meth:`Theorem.check`; ``train=False`` leaves out the training cells."""
-        return self.run(self.plan(train=train, **kwargs), progress=progress)
 
     def cells(self, axes: dict[str, list]) -> list[Cell]:
         """Circle cells per class count, format and policy; curve cells per format, policy and
@@ -396,7 +386,7 @@ class RankDeficit(Theorem):
                               for n in axes["n"]]
                     cells += [Cell.of(experiment="curve", n=CURVE_SAMPLES, seed=s, **common)
                               for s in axes["seed"]]
-            if not getattr(self, "_train", True):
+            if not axes["train"][0]:
                 continue
             if "fp32" in axes["format"] and "hw" in axes["policy"]:
                 for dataset in axes["datasets"][0]:

@@ -388,7 +388,8 @@ class SAEAmortisation(Theorem):
     def axes(self, quick: bool) -> dict[str, list]:
         """Sizes are the benchmark's latent counts: 50, 100 (quick) or 50 ... 10000; every
         format and policy for the frame and rate cells; seed 0 (quick) or 0-2; the precision
-        sub-grid in the full grid only."""
+        sub-grid in the full grid only; ``benchmark=False`` leaves out the benchmark and
+        precision cells."""
         return {
             "sizes": list(QUICK_SIZES if quick else SIZES),
             "formats": list(FORMAT_NAMES),
@@ -404,18 +405,6 @@ class SAEAmortisation(Theorem):
         no paper constant but the rates and the dimension rule, which those cells pin down."""
         return {"quick": True, "workers": 1, "formats": ["fp64"], "policies": ["hw"],
                 "benchmark": False}
-
-    def plan(self, *, benchmark: bool = True, **kwargs):
-        """As :meth:`Theorem.plan`; ``benchmark=False`` leaves out the benchmark cells."""
-        self._benchmark = benchmark
-        try:
-            return super().plan(**kwargs)
-        finally:
-            self._benchmark = True
-
-    def check(self, *, benchmark: bool = True, progress: bool = False, **kwargs):
-        """As :meth:`Theorem.check`; ``benchmark=False`` leaves out the benchmark cells."""
-        return self.run(self.plan(benchmark=benchmark, **kwargs), progress=progress)
 
     def cells(self, axes: dict[str, list]) -> list[Cell]:
         """A benchmark cell per size and seed in fp32/hw (largest first, so the longest cells
@@ -433,7 +422,7 @@ class SAEAmortisation(Theorem):
                     if axes["precision"][0] and (fmt, policy) != ("fp32", "hw"):
                         precision += [Cell.of(experiment="precision", n=n, **common)
                                       for n in PRECISION_SIZES]
-            if getattr(self, "_benchmark", True) and "fp32" in axes["format"] \
+            if axes["benchmark"][0] and "fp32" in axes["format"] \
                     and "hw" in axes["policy"]:
                 for n in sorted(axes["n"], reverse=True):
                     epochs, rounds = budget(n, quick)
@@ -441,7 +430,7 @@ class SAEAmortisation(Theorem):
                     benchmark += [Cell.of(experiment="benchmark", n=n, seed=s, epochs=epochs,
                                           rounds=rounds, format="fp32", policy="hw",
                                           backend=backend) for s in seeds]
-        if not getattr(self, "_benchmark", True):
+        if not axes["benchmark"][0]:
             precision = []
         return benchmark + precision + small
 

@@ -97,6 +97,8 @@ FIGURE_DEPTHS = (1, 2, 4, 8, 16)
 #: The audit grid: every experiment in fp64 at the quick size N = 256, where every extremal
 #: instance is within 1% of its bound (the closest, Thm B.3's chain, at 0.65%).
 AUDIT_SIZE = 256
+#: The widest model and the deepest stack a caller's grid may ask for (``d=``, ``layers=``).
+MAX_WIDTH, MAX_LAYERS = 4096, 64
 
 
 def alternating_tv(n):
@@ -325,6 +327,20 @@ class RepresentationalCollapse(Theorem):
         sizes, formats, policies and seeds, the extremal instances (exact, fp64) over sizes, and
         the over-squashing check (exact, fp64) over seeds, depths and encodings."""
         return _cells(axes)
+
+    def check_axes(self, axes: dict[str, list]) -> None:
+        """RoPE rotates pairs of coordinates and the sinusoidal encoding fills them in pairs:
+        both need an even width; widths and depths stay at what a sweep can hold."""
+        for d in axes["d"]:
+            if d > MAX_WIDTH:
+                raise InvalidArgument(f"d={d} is above {MAX_WIDTH}; the sweep builds an N x d "
+                                      f"state per layer and format")
+            for pe in axes["pe"]:
+                if pe in ("rope", "sinusoidal") and d % 2:
+                    raise InvalidArgument(f"pe={pe!r} needs an even d but got d={d}")
+        for layers in axes["layers"]:
+            if layers > MAX_LAYERS:
+                raise InvalidArgument(f"layers={layers} is above {MAX_LAYERS}")
 
     def audit_grid(self) -> dict:
         """Every experiment in fp64 at ``N = 256``, in-process: the quick axes otherwise. Every
