@@ -231,10 +231,11 @@ def test_report_counts_and_verdict():
     assert not violated.ok and len(violated.violations) == 1
     assert report.summary_rows() == [
         {"format": "bf16", "policy": "hw", "rows": 1, "holds": 1, "precision-effect": 0,
-         "violated": 0, "mechanisms": "", "min margin_ulps": 0.5, "min margin_rel": 0.25},
+         "violated": 0, "mechanisms": "", "min margin_ulps": 0.5, "min margin_rel": 0.25,
+         "within tolerance": 0},
         {"format": "bf16", "policy": "strict", "rows": 2, "holds": 1, "precision-effect": 1,
          "violated": 0, "mechanisms": "underflow", "min margin_ulps": 2.0,
-         "min margin_rel": 0.5},
+         "min margin_rel": 0.5, "within tolerance": 0},
     ]
 
 
@@ -263,13 +264,19 @@ def test_report_prints_a_table():
     assert str(Report("t", list(REPORT_ROWS))) == (
         "t: 3 rows; 2 holds, 0 violated, 1 precision-effect\n"
         "format  policy  rows  holds  precision-effect  violated  min margin_ulps  min margin_rel"
-        "  mechanisms\n"
-        "bf16    hw      1     1      0                 0         0.5              0.25\n"
+        "  within tolerance  mechanisms\n"
+        "bf16    hw      1     1      0                 0         0.5              0.25"
+        "            0\n"
         "bf16    strict  2     1      1                 0         2                0.5"
-        "             underflow\n"
-        "key: min margin_ulps = smallest distance from the bound among rows that hold, in ulps of "
-        "the format at the bound; min margin_rel = the same over |bound|; underflow = the observed "
-        "value is exactly zero where the exact one is not"
+        "             0                 underflow\n"
+        "key:\n"
+        "  min margin_ulps   the smallest distance from the bound among rows that hold, in ulps "
+        "of the format at the bound; positive on the side where the claim holds, negative where "
+        "a row holds within its rounding tolerance (the observed value passes the bound by less "
+        "than the row's tolerance_ulps; the exact value meets it)\n"
+        "  min margin_rel    the same distance over |bound|\n"
+        "  within tolerance  how many rows hold that way (negative margin)\n"
+        "  underflow         the observed value is exactly zero where the exact one is not"
     )
     assert repr(Report("t", list(REPORT_ROWS))) == (
         "<Report t: 2 holds, 0 violated, 1 precision-effect>")

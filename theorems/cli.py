@@ -243,6 +243,12 @@ def describe_grid(theorem, cells) -> str:
             + (f" (set with --axis NAME=...: {settable})" if settable else ""))
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 box``, ``3 boxes``."""
+    plural = noun + ("es" if noun.endswith(("s", "x")) else "s")
+    return f"{number} {noun if number == 1 else plural}"
+
+
 def _value(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -274,7 +280,7 @@ def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
         report = theorem.run(sweep, progress=True)
         figure = theorem.figure(target / "figure", quick=quick)  # its CSV beside the rows
         print(derivation.summary())
-        print(f"certificate {certificate.status} ({certificate.boxes} boxes)"
+        print(f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"
               if certificate is not None else "certificate none")
         print(report, flush=True)
         findings = theorem.findings(report)
@@ -289,7 +295,8 @@ def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
             + (", goal" if derivation.goal_step else ", NO GOAL"),
             "/".join(str(errata.get(s, 0)) for s in ("refuted", "inconsistent",
                                                      "unconfirmed source")),
-            f"{certificate.status} ({certificate.boxes})" if certificate is not None
+            f"{certificate.status} ({_count(certificate.boxes, 'box')})"
+            if certificate is not None
             else "none",
             f"{counts['holds']}/{counts['precision-effect']}/{counts['violated']}",
             figure.tex.name,

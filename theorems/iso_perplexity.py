@@ -369,11 +369,16 @@ class IsoPerplexity(Theorem):
             rows = [r for r in report.rows if (r["format"], r["policy"]) == key
                     and r["quantity"] == "A preferred"]
             observed = min(r["n"] for r in rows if r["verdict"] == "precision-effect")
+            before = [r["n"] for r in rows if r["n"] < observed]
             predicted = rows[0]["predicted_n"]
             mechanism = rows[0]["mechanism"] or next(r["mechanism"] for r in rows
                                                      if r["mechanism"])
-            lines.append(f"  {key[0]:<9} {key[1]:<7} {mechanism:<24} first flip observed at "
-                         f"N={observed}, predicted N={predicted or '-'}")
+            lines.append(
+                f"  {key[0]:<9} {key[1]:<7} seeds {_seeds(rows)} {mechanism:<24} last N without "
+                f"a flip {max(before) if before else 'none (flips at the smallest N)'}, first "
+                f"N with one {observed}; the stagnation model predicts "
+                + (f"N={predicted}" if predicted else "no flip (it models in-format "
+                   "accumulation only)"))
         return "\n".join(lines)
 
     def figure(self, out_dir, *, quick: bool = True):
@@ -655,6 +660,10 @@ def _eq10_of_stored(accuracy, gamma: float, fmt, policy) -> float:
     with mpmath.workdps(30):
         return float(-right_sign * accuracy * mpmath.mpf(stored[0])
                      - wrong_sign * (error_share - accuracy) * mpmath.mpf(stored[1]))
+
+
+def _seeds(rows: list[dict]) -> str:
+    return ",".join(str(seed) for seed in sorted({r["seed"] for r in rows}))
 
 
 def _predicted_flip(level_b: float, wrong_share: float, fmt, policy) -> int | None:

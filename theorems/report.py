@@ -99,12 +99,14 @@ class Report:
                 "violated": tally["violated"], "mechanisms": ", ".join(mechanisms),
                 "min margin_ulps": min(ulps) if ulps else None,
                 "min margin_rel": min(rel) if rel else None,
+                "within tolerance": sum(1 for row in held
+                                        if (row.get("margin_ulps") or 0) < 0),
             })
         return table
 
     def __str__(self) -> str:
         header = ["format", "policy", "rows", "holds", "precision-effect", "violated",
-                  "min margin_ulps", "min margin_rel", "mechanisms"]
+                  "min margin_ulps", "min margin_rel", "within tolerance", "mechanisms"]
         body = [[_cell(row[h]) for h in header] for row in self.summary_rows()]
         widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
         lines = [f"{self.theorem}: {len(self.rows)} rows; "
@@ -118,14 +120,23 @@ class Report:
         return "\n".join(line.rstrip() for line in lines)
 
     def key(self) -> str:
-        """What the summary's columns and this report's mechanisms mean."""
+        """What the summary's columns and this report's mechanisms mean: one line each."""
         seen = {row.get("mechanism") for row in self.rows}
-        mechanisms = [f"{m.name} = {m.meaning}" for m in MECHANISMS if m.name in seen]
+        entries = [
+            ("min margin_ulps", "the smallest distance from the bound among rows that hold, in "
+             "ulps of the format at the bound; positive on the side where the claim holds, "
+             "negative where a row holds within its rounding tolerance (the observed value "
+             "passes the bound by less than the row's tolerance_ulps; the exact value meets "
+             "it)"),
+            ("min margin_rel", "the same distance over |bound|"),
+            ("within tolerance", "how many rows hold that way (negative margin)"),
+            *((m.name, m.meaning) for m in MECHANISMS if m.name in seen),
+        ]
         if UNEXPLAINED in seen:
-            mechanisms.append(f"{UNEXPLAINED} = no mechanism's predicate holds (fails the run)")
-        text = ("key: min margin_ulps = smallest distance from the bound among rows that hold, "
-                "in ulps of the format at the bound; min margin_rel = the same over |bound|")
-        return text + ("; " + "; ".join(mechanisms) if mechanisms else "")
+            entries.append((UNEXPLAINED, "no mechanism's predicate holds (fails the run)"))
+        width = max(len(name) for name, _ in entries)
+        return "\n".join(["key:", *(f"  {name.ljust(width)}  {meaning}"
+                                    for name, meaning in entries)])
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in self.counts.items())
