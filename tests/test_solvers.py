@@ -297,6 +297,31 @@ def test_mcc_is_the_best_matched_correlation_with_the_references_padding(extra):
     assert mcc(true, pred) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("split", ["id", "ood"])
+def test_mcc_of_sparse_codes_is_scipys_pearson_matching(split):
+    # two of 200 latents active per sample (the sparse product path), a few never active (the
+    # noise-padded path), codes that are a noisy, rescaled permutation
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(11)
+    samples, latents = 400, 200
+    true = np.zeros((samples, latents))
+    for row in true:
+        row[rng.choice(latents - 5, 2, replace=False)] = rng.uniform(0.5, 1.5, 2)
+    assert np.count_nonzero(true) < 0.05 * true.size
+    pred = np.abs(true[:, ::-1] * 2.0 + 0.05 * rng.standard_normal(true.shape))
+    if split == "id":
+        kept = true[:, true.var(axis=0) > 1e-8]
+        noise = np.random.RandomState(42).normal(0, 1, (samples, latents - kept.shape[1]))
+        kept, chosen = np.concatenate([kept, noise], axis=1), pred
+    else:
+        kept = true[:, np.any(true != 0, axis=0)]
+        chosen = pred[:, np.sort(np.argsort(-pred.var(axis=0), kind="stable")[:kept.shape[1]])]
+    r = np.abs(np.corrcoef(kept.T, chosen.T)[: kept.shape[1], kept.shape[1]:])
+    rows, cols = linear_sum_assignment(r, maximize=True)
+    assert mcc(true, pred, split) == pytest.approx(float(np.mean(r[rows, cols])), rel=1e-12)
+
+
 def test_mcc_of_a_permuted_rescaled_copy_is_one_and_ood_keeps_the_active_latents():
     rng = np.random.default_rng(1)
     true = np.where(rng.random((200, 6)) < 0.5, rng.random((200, 6)), 0.0)
