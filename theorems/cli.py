@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="worker processes")
     verify.add_argument("--dask", help="start a local Dask cluster of N workers")
     verify.add_argument("--scheduler", help="run on the Dask cluster at this address")
+    report = verbs.add_parser("report", help="write a LaTeX verification report (and its PDF "
+                                             "where pdflatex exists) for a paper's appendix")
+    report.add_argument("names", nargs="*", help="theorems to include (default: every one)")
+    report.add_argument("--out", required=True, help="output directory")
+    report.add_argument("--quick", action="store_true", help="the small grids")
+    report.add_argument("--no-audit", action="store_true",
+                        help="leave out the mutation audit unless one is stored for this code")
+    report.add_argument("--workers", default="1", help="worker processes")
     return parser
 
 
@@ -137,6 +145,12 @@ def _prepare(args):
         sweeps = [t.plan(quick=args.quick, out=Path(args.out) / t.name, **engine)
                   for t in theorems]
         return lambda: _verify(theorems, sweeps, Path(args.out), args.quick)
+    if args.verb == "report":
+        chosen = [get(name) for name in dict.fromkeys(args.names or names())]
+        engine = {"workers": _int(args.workers, "workers")}
+        plans = {t.name: t.plan(quick=args.quick, out=Path(args.out) / t.name, **engine)
+                 for t in chosen}
+        return lambda: _report(chosen, plans, Path(args.out), args.quick, not args.no_audit)
     theorem = get(args.name)
     if args.verb == "derive":
         return lambda: _derive(theorem, args.latex)
@@ -221,6 +235,20 @@ def _check(theorem, sweep) -> int:
     if findings:
         print(findings)
     return 0 if report.ok else 1
+
+
+def _report(theorems, plans, out: Path, quick: bool, audit: bool) -> int:
+    from theorems.appendix import write_appendix
+
+    files = write_appendix(theorems, out, quick=quick, audit=audit, plans=plans,
+                           progress=sys.stderr.isatty())
+    print(files.tex)
+    if files.pdf is not None:
+        print(files.pdf)
+    else:
+        print("pdflatex is not installed: compile the .tex with a TeX distribution that has "
+              "pgfplots", file=sys.stderr)
+    return 0
 
 
 def describe_grid(theorem, cells) -> str:
