@@ -297,6 +297,25 @@ def test_mcc_is_the_best_matched_correlation_with_the_references_padding(extra):
     assert mcc(true, pred) == pytest.approx(expected, rel=1e-12)
 
 
+def test_dictionary_learning_infers_ood_codes_every_round_warm_started():
+    # the reference infers the OOD codes each round with that round's dictionary (before its
+    # update), warm-started from the last round's: replay that chain by hand
+    rng = np.random.default_rng(4)
+    X, X_ood = rng.standard_normal((60, 6)), rng.standard_normal((40, 6))
+    start = rng.standard_normal((6, 9))
+    learned = dictionary_learning(X, 9, rounds=4, min_rounds=10, init=start, X_ood=X_ood,
+                                  fmt="fp64", record=lambda D: np.array(D))
+    codes = None
+    for D in [start / np.linalg.norm(start, axis=0), *learned.records[:-1]]:
+        codes = fista(X_ood, D, 0.1, iterations=100, nonneg=True, init=codes, fmt="fp64",
+                      track=False).codes
+    assert learned.rounds == 4
+    np.testing.assert_array_equal(learned.Z_ood, codes)
+    assert dictionary_learning(X, 9, rounds=2, init=start).Z_ood is None
+    with pytest.raises(InvalidArgument, match="X_ood has shape"):
+        dictionary_learning(X, 9, rounds=2, X_ood=X_ood[:, :5])
+
+
 @pytest.mark.parametrize("split", ["id", "ood"])
 def test_mcc_of_sparse_codes_is_scipys_pearson_matching(split):
     # two of 200 latents active per sample (the sparse product path), a few never active (the

@@ -43,13 +43,15 @@ class LearnedDictionary:
     ``D`` (``m x n``, float64, unit columns) is the dictionary after the last update; ``Z``
     (``samples x n``, the format's storage dtype) are the codes of the last round, which FISTA
     inferred with the dictionary *before* that update (as the reference's loop leaves them);
-    ``changes[r]`` is ``||D_r - D_{r-1}||_F / ||D_{r-1}||_F`` of round ``r + 1``; ``records``
-    holds ``record(D)`` after every round when a ``record`` was given. Codes of other data (an
-    OOD split, or ``X`` itself under the final ``D``) are ``fista(X_other, D, lam, nonneg=True)``.
+    ``Z_ood`` the codes of ``X_ood`` inferred the same way every round (warm-started from the
+    previous round's, with the same dictionary as ``Z``), or ``None``; ``changes[r]`` is
+    ``||D_r - D_{r-1}||_F / ||D_{r-1}||_F`` of round ``r + 1``; ``records`` holds ``record(D)``
+    after every round when a ``record`` was given.
     """
 
     D: object
     Z: object
+    Z_ood: object
     rounds: int
     changes: tuple[float, ...]
     converged: bool
@@ -61,7 +63,7 @@ class LearnedDictionary:
 def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000,
                         fista_iterations: int = 100, tol: float = 1e-5, min_rounds: int = 10,
                         seed: int = 0, init=None, fmt: Format | str = "fp32",
-                        policy: Policy | str = "hw",
+                        policy: Policy | str = "hw", X_ood=None,
                         record: Callable | None = None) -> LearnedDictionary:
     """Learn ``n_atoms`` unit atoms for the rows of ``X`` by DL-FISTA (the module docstring).
 
@@ -74,6 +76,9 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
     after round ``r`` (counted from 0) when the relative change is below ``tol`` and
     ``r > min_rounds``, as the reference's loop does, or after
     ``rounds`` rounds. ``record``, if given, is called as ``record(D)`` after every round.
+    ``X_ood`` (rows of the same width), if given, has its codes inferred every round as the
+    reference infers its OOD codes: FISTA with the round's dictionary, warm-started from the
+    previous round's codes.
     """
     fmt, policy = get_format(fmt), get_policy(policy)
     n_atoms = check_int(n_atoms, "n_atoms", min=1)
@@ -93,6 +98,12 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
         raise InvalidArgument(f"X has shape {tuple(X.shape)}; expected (samples, m)")
     load_finite(X, fmt, policy, "X")  # NaN, infinities and overflow are refused before any work
     m = X.shape[1]
+    if X_ood is not None:
+        X_ood = as_real_array(X_ood, "X_ood")
+        if X_ood.ndim != 2 or X_ood.shape[1] != m:
+            raise InvalidArgument(f"X_ood has shape {tuple(X_ood.shape)}; expected (samples, "
+                                  f"{m}) like X")
+        load_finite(X_ood, fmt, policy, "X_ood")
     check_elements(m * n_atoms + 2 * X.shape[0] * n_atoms + n_atoms * n_atoms,
                    f"a dictionary of {n_atoms} atoms for {X.shape[0]} samples")
     if init is None:
@@ -106,10 +117,13 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
     D = _unit_columns(D, xp)
     x64 = xp.asarray(X, dtype=np.float64)
     ridge = RIDGE * xp.eye(n_atoms, dtype=np.float64)
-    Z, changes, records, converged = None, [], [], False
+    Z, Z_ood, changes, records, converged = None, None, [], [], False
     for round_ in range(1, rounds + 1):
         Z = fista(X, D, lam, iterations=fista_iterations, nonneg=True, init=Z, fmt=fmt,
                   policy=policy, track=False).codes
+        if X_ood is not None:
+            Z_ood = fista(X_ood, D, lam, iterations=fista_iterations, nonneg=True, init=Z_ood,
+                          fmt=fmt, policy=policy, track=False).codes
         z = xp.asarray(Z, dtype=np.float64)
         # (Z^T Z + eps I) D^T = Z^T X: a symmetric positive definite solve, not an inverse
         D_new = _unit_columns(xp.linalg.solve(z.T @ z + ridge, z.T @ x64).T, xp)
@@ -121,8 +135,8 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
         if change < tol and round_ - 1 > min_rounds:  # the reference's 0-based round index
             converged = True
             break
-    return LearnedDictionary(D, Z, round_, tuple(changes), converged, tuple(records), fmt.name,
-                             policy.name)
+    return LearnedDictionary(D, Z, Z_ood, round_, tuple(changes), converged, tuple(records),
+                             fmt.name, policy.name)
 
 
 def _unit_columns(D, xp):
