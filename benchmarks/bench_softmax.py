@@ -1,10 +1,17 @@
-"""Benchmark: the hw-policy bf16 softmax against a plain float32 softmax on the same data.
+"""Benchmark: the softmax kernel in every format, ``hw`` and ``strict``, against a plain float32
+NumPy softmax on the same data, on one vector of n = 2^24 logits and on a 4096 x 4096 batch
+(rows of 4096).
 
-Prints median times over repeats, the ratios measured in the same run, and peak memory
-(tracemalloc on NumPy; the CuPy memory pool on a GPU). Compares with PyTorch's bf16 softmax when
-torch is installed. Usage::
+Cases are timed in alternation (A B C ... A B C ...) after one untimed warm-up run each, so that a
+busy machine slows all of them alike. Each case's input is the data stored in its format (the
+plain softmax reads the same values in float32). Prints each case's best and median time and its
+ratio to the baseline two ways: best over best, and the median of the per-round ratios; and
+``strict`` over ``hw`` per format. Compares with PyTorch's bf16 softmax when torch is installed,
+and with ``--memory`` measures peak memory in one more run (tracemalloc on NumPy; the CuPy pool
+on a GPU). Usage::
 
-    python benchmarks/bench_softmax.py [--log2n 24] [--repeats 5] [--backend numpy|cupy]
+    python benchmarks/bench_softmax.py [--log2n 24] [--rounds 3] [--shapes vector,batch]
+        [--formats fp16,bf16] [--policies hw,strict] [--backend numpy|cupy] [--memory]
 """
 
 from __future__ import annotations
@@ -14,89 +21,131 @@ import statistics
 import time
 import tracemalloc
 
-import ml_dtypes
 import numpy as np
 
-from numerics import get_backend, softmax
+from numerics import FORMAT_NAMES, POLICY_NAMES, get_backend, get_format, softmax
+
+BASELINE = "float32 plain NumPy softmax"
 
 
 def plain_softmax(x, xp):
-    e = xp.exp(x - x.max())
-    return e / e.sum()
+    e = xp.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
-def measure(fn, repeats, xp):
-    synchronize = (lambda: xp.cuda.Stream.null.synchronize()) if xp is not np else (lambda: None)
-    fn()  # warm up (kernel compilation, page faults)
-    synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize()
-        times.append(time.perf_counter() - start)
+def synchronizer(xp):
+    return (lambda: xp.cuda.Stream.null.synchronize()) if xp is not np else (lambda: None)
+
+
+def peak_memory(fn, xp) -> int:
     if xp is np:
         tracemalloc.start()
         fn()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    else:
-        pool = xp.get_default_memory_pool()
-        pool.free_all_blocks()
-        before = pool.used_bytes()
+        return peak
+    pool = xp.get_default_memory_pool()
+    pool.free_all_blocks()
+    before = pool.used_bytes()
+    fn()
+    synchronizer(xp)()
+    return pool.total_bytes() - before
+
+
+def cases_for(shape, formats, policies, xp) -> dict:
+    host = np.random.default_rng(0).uniform(-4, 4, shape).astype(np.float32)
+    cases = {BASELINE: (lambda x: lambda: plain_softmax(x, xp))(xp.asarray(host))}
+    for name in formats:
+        fmt = get_format(name)
+        stored = fmt.store(xp.asarray(host))
+        for policy in policies:
+            cases[f"{name} {policy}"] = (
+                lambda x, f, p: lambda: softmax(x, f, p, axis=-1))(stored, name, policy)
+    try:
+        import torch
+
+        device = "cuda" if xp is not np else "cpu"
+        t_bf16 = torch.from_numpy(host).to(device).to(torch.bfloat16)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+        def torch_softmax():
+            torch.softmax(t_bf16, dim=-1)
+            sync()
+
+        cases[f"torch {device} bf16 softmax"] = torch_softmax
+    except ImportError:
+        pass
+    return cases
+
+
+def alternate(cases: dict, rounds: int, xp) -> dict:
+    """Times per case, one per round, the cases run in turn within each round."""
+    synchronize = synchronizer(xp)
+    for fn in cases.values():  # warm up: compilation, page faults
         fn()
-        synchronize()
-        peak = pool.total_bytes() - before
-    return statistics.median(times), peak
+    synchronize()
+    times = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            synchronize()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def report(label: str, times: dict, peaks: dict | None) -> None:
+    base = times[BASELINE]
+    print(label)
+    print(f"  {'case':<30} {'best s':>9} {'median s':>9} {'best/best':>10} {'median ratio':>13}"
+          + (f" {'peak MiB':>9}" if peaks else ""))
+    for name, values in times.items():
+        ratio = statistics.median(t / b for t, b in zip(values, base, strict=True))
+        line = (f"  {name:<30} {min(values):9.4f} {statistics.median(values):9.4f} "
+                f"{min(values) / min(base):9.2f}x {ratio:12.2f}x")
+        if peaks:
+            # torch allocates outside the Python allocator, so tracemalloc cannot see its memory
+            shown = "untraced" if name.startswith("torch") else f"{peaks[name] / 2**20:.1f}"
+            line += f" {shown:>9}"
+        print(line)
+    for name in times:
+        fmt, _, policy = name.partition(" ")
+        if policy == "strict" and f"{fmt} hw" in times:
+            hw = times[f"{fmt} hw"]
+            ratio = statistics.median(t / h for t, h in zip(times[name], hw, strict=True))
+            print(f"  {fmt} strict / hw: {min(times[name]) / min(hw):.2f}x best, "
+                  f"{ratio:.2f}x median")
+    torch_name = next((name for name in times if name.startswith("torch")), None)
+    if torch_name and "bf16 hw" in times:
+        ratio = statistics.median(t / b for t, b in zip(times["bf16 hw"], times[torch_name],
+                                                        strict=True))
+        print(f"  bf16 hw / {torch_name}: {min(times['bf16 hw']) / min(times[torch_name]):.2f}x "
+              f"best, {ratio:.2f}x median")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log2n", type=int, default=24)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shapes", default="vector,batch")
+    parser.add_argument("--formats", default=",".join(FORMAT_NAMES))
+    parser.add_argument("--policies", default=",".join(POLICY_NAMES))
     parser.add_argument("--backend", default="numpy")
+    parser.add_argument("--memory", action="store_true")
     args = parser.parse_args()
     xp = get_backend(args.backend)
     n = 2**args.log2n
-    host = np.random.default_rng(0).uniform(-4, 4, n).astype(np.float32)
-    data_bf16 = host.astype(ml_dtypes.bfloat16)
-    data_f32 = data_bf16.astype(np.float32)  # the same values, held in float32
-    x_f32 = xp.asarray(data_f32)
-    x_bf16 = xp.asarray(data_bf16) if xp is np else xp.asarray(data_f32)
-
-    cases = {
-        "float32 plain softmax (baseline)": lambda: plain_softmax(x_f32, xp),
-        "bf16 hw": lambda: softmax(x_bf16, "bf16", "hw"),
-        "bf16 strict": lambda: softmax(x_bf16, "bf16", "strict"),
-        "fp32 hw": lambda: softmax(x_f32, "fp32", "hw"),
-    }
-    try:
-        import torch
-
-        device = "cuda" if xp is not np else "cpu"
-        t_bf16 = torch.from_numpy(data_f32).to(device).to(torch.bfloat16)
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-        def torch_softmax():
-            torch.softmax(t_bf16, dim=0)
-            sync()
-
-        cases[f"torch {device} bf16 softmax"] = torch_softmax
-    except ImportError:
-        print("torch not installed: no peer comparison")
-
-    print(f"n = 2^{args.log2n} = {n}, backend = {args.backend}, repeats = {args.repeats}")
-    results = {name: measure(fn, args.repeats, xp) for name, fn in cases.items()}
-    base_time = results["float32 plain softmax (baseline)"][0]
-    print(f"{'case':<34} {'median s':>10} {'vs baseline':>12} {'peak MiB':>10}")
-    for name, (seconds, peak) in results.items():
-        # torch allocates outside the Python allocator, so tracemalloc cannot see its memory
-        shown = "untraced" if name.startswith("torch") and xp is np else f"{peak / 2**20:.1f}"
-        print(f"{name:<34} {seconds:>10.4f} {seconds / base_time:>11.2f}x {shown:>10}")
-    torch_name = next((name for name in results if name.startswith("torch")), None)
-    if torch_name:
-        ratio = results["bf16 hw"][0] / results[torch_name][0]
-        print(f"bf16 hw / {torch_name}: {ratio:.2f}x")
+    side = 2 ** (args.log2n // 2)
+    shapes = {"vector": ((n,), f"one vector, n = 2^{args.log2n}"),
+              "batch": ((side, n // side), f"a {side} x {n // side} batch, softmax over rows")}
+    formats, policies = args.formats.split(","), args.policies.split(",")
+    print(f"backend = {args.backend}, {args.rounds} alternating rounds")
+    for key in args.shapes.split(","):
+        shape, label = shapes[key]
+        cases = cases_for(shape, formats, policies, xp)
+        times = alternate(cases, args.rounds, xp)
+        peaks = {name: peak_memory(fn, xp) for name, fn in cases.items()} if args.memory else None
+        report(label, times, peaks)
 
 
 if __name__ == "__main__":

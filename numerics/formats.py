@@ -7,7 +7,8 @@ constant is derived. One row of :data:`FORMATS` per format.
 Rounding (:func:`round_to`) is round-to-nearest-even, with gradual underflow, and overflow to
 infinity (IEEE formats) or to NaN (the ``fn`` formats, which have no infinity). It works on NumPy
 and CuPy arrays alike, so formats that CuPy cannot store natively (bf16, fp8) are emulated there
-bit-exactly in a float32 container.
+bit-exactly in a float32 container. Large NumPy arrays are rounded and stored by one compiled
+pass (:mod:`numerics._compiled`) that gives the same bits as the array operations.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import numpy as np
 from numerics._validate import as_real_array, check_choice
 from numerics.backend import array_namespace, is_numpy_namespace
 from numerics.errors import InvalidType
+
+#: NumPy arrays with at least this many elements are rounded (and stored) by one compiled pass;
+#: smaller ones by array operations, which need no compiler and give the same bits.
+COMPILED_MIN_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,12 @@ class Format:
         xp = array_namespace(x)
         if is_numpy_namespace(xp):
             x = xp.asarray(x)
+            # one compiled pass, except float32 -> bf16 (ml_dtypes' cast is as fast) and
+            # float64 -> fp16 (NumPy's cast rounds once)
+            if x.size >= COMPILED_MIN_SIZE and self.dtype != self.container and (
+                    (x.dtype == np.float32 and self.name != "bf16")
+                    or (x.dtype == np.float64 and self.name != "fp16")):
+                return _compiled().store(x, self)
             if x.dtype == np.float32 and self.dtype == np.float16:
                 x = _round_float32_by_bits(x, self)  # exact values cast fast
             elif x.dtype != np.float32:
@@ -164,6 +175,9 @@ def round_to(x, fmt: Format):
     to any format, and from float64 to NumPy's own float16/float32. ``ml_dtypes`` casts float64
     through float32 (a double rounding: 1 + 2^-8 + 2^-30 becomes 1 in bf16, not 1 + 2^-7), so
     float64 input to bf16 and fp8, and every CuPy array, goes through :func:`round_by_quantum`.
+    Arrays of at least :data:`COMPILED_MIN_SIZE` elements take one compiled pass instead, with
+    the same bits; for float64 to bf16 and fp8 that pass rounds to odd in float32 first, which
+    makes the second rounding exact (:func:`numerics._compiled.round_float64`).
     """
     fmt = get_format(fmt)
     xp = array_namespace(x)
@@ -172,6 +186,11 @@ def round_to(x, fmt: Format):
         return x
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float32 if x.dtype.kind in "fV" and x.dtype.itemsize < 4 else np.float64)
+    if (is_numpy_namespace(xp) and x.size >= COMPILED_MIN_SIZE
+            and (x.dtype == np.float32 or fmt.dtype not in (np.float16, np.float32))):
+        compiled = _compiled()
+        return (compiled.round_float32(x, fmt) if x.dtype == np.float32
+                else compiled.round_float64(x, fmt))
     if is_numpy_namespace(xp) and x.dtype == np.float32 and fmt.dtype == np.float16:
         # NumPy's own float32 -> float16 cast takes ~80 ns per inexact subnormal
         return _round_float32_by_bits(x, fmt)
@@ -232,6 +251,12 @@ def _round_float32_by_bits(x: np.ndarray, fmt: Format) -> np.ndarray:
         y = np.where(np.abs(x) < np.float32(fmt.smallest_normal), small, rounded)
         y = np.where(np.abs(y) > np.float32(fmt.max), np.copysign(np.float32(np.inf), x), y)
     return np.where(np.isnan(x), x, y)
+
+
+def _compiled():
+    from numerics import _compiled  # imports numba: only for arrays large enough to need it
+
+    return _compiled
 
 
 _CUDA_KERNELS: dict[str, object] = {}

@@ -34,6 +34,14 @@ def softmax(
     entries get weight exactly 0 (causal attention); every row needs one unmasked entry.
     """
     fmt, policy = get_format(fmt), get_policy(policy)
+    return policy.output(softmax_in_container(logits, fmt, policy, temperature=temperature,
+                                              axis=axis, mask=mask), fmt)
+
+
+def softmax_in_container(logits, fmt: Format, policy: Policy, *, temperature: float = 1.0,
+                         axis: int = -1, mask=None):
+    """:func:`softmax` before its output is stored: the quotients in the compute container
+    (``fmt.container``), not yet rounded to ``fmt``, in an array of their own."""
     temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
     xp = array_namespace(logits)
     x = load_finite(logits, fmt, policy, "logits")
@@ -45,22 +53,25 @@ def softmax(
             raise InvalidArgument(f"logits / temperature overflow {fmt.name} (max {fmt.max:g}) at "
                                   f"temperature={temperature!r}; use a larger temperature or a "
                                   f"wider format")
+    # work in place on a copy we own: at n = 2^24 every fresh array costs page faults
+    own = x is not logits
     if mask is None:
         top = xp.max(x, axis=axis, keepdims=True)
-        # work in place on a copy we own: at n = 2^24 every fresh array costs page faults
-        z = xp.subtract(x, top, out=x) if x is not logits else x - top
+        z = xp.subtract(x, top, out=x) if own else x - top
         z = policy.step(z, fmt)
         e = policy.step(xp.exp(z, out=z), fmt)
     else:
         mask = _check_mask(mask, x.shape, axis, xp)
-        zero = xp.zeros((), dtype=x.dtype)
         top = xp.max(xp.where(mask, x, xp.asarray(-np.inf, dtype=x.dtype)), axis=axis,
                      keepdims=True)
-        z = policy.step(xp.where(mask, x - top, zero), fmt)  # masked entries never meet -inf
-        e = xp.where(mask, policy.step(xp.exp(z), fmt), zero)
+        # masked entries are computed too (and may overflow) but replaced by exactly 0 at the
+        # end, so no masked value reaches a kept one
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = policy.step(xp.subtract(x, top, out=x) if own else x - top, fmt)
+            e = policy.step(xp.exp(z, out=z), fmt)
+        e = xp.where(mask, e, xp.zeros((), dtype=x.dtype))
     total = policy.sum(e, fmt, axis=axis, keepdims=True)
-    e = xp.divide(e, total, out=e)
-    return policy.output(e, fmt)
+    return xp.divide(e, total, out=e)
 
 
 def entropy(p, fmt: Format | str = "fp64", policy: Policy | str = "hw", *, axis: int = -1):

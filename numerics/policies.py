@@ -7,8 +7,11 @@
   format itself: the worst case, and what a plain ``ml_dtypes`` reduction does.
 
 Kernels call the methods below (``load``, ``step``, ``sum``, ``matmul``, ``output``) and never
-branch on a policy's name. On CuPy, the sequential in-format accumulation of ``strict`` is done on
-the host, because a GPU reduction is never sequential; the numbers are identical.
+branch on a policy's name. The sequential in-format accumulation of ``strict`` runs in compiled
+loops (:mod:`numerics._compiled`, numba) that give the same bits as the array references
+``_reference_sequential_sum`` and ``_reference_matmul`` below. On CuPy the ``strict`` sum is done on
+the host, because a GPU reduction is never sequential, and the ``strict`` product runs the
+reference on the device; the numbers are identical.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from numerics._validate import as_real_array, check_choice
 from numerics.backend import array_namespace, to_numpy
-from numerics.formats import Format, get_format
+from numerics.formats import COMPILED_MIN_SIZE, Format, get_format
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Policy:
         fmt = get_format(fmt)
         x = as_real_array(x, "x")
         if x.dtype == fmt.dtype:  # already stored in the format: widening is exact
+            if (fmt.dtype != fmt.container and array_namespace(x) is np
+                    and x.size >= COMPILED_MIN_SIZE):
+                return _compiled().widen(x, fmt)  # one pass, the library cast's bits
             return x.astype(fmt.container)
         if x.dtype not in (np.float32, np.float64):
             # narrow floats (float16, bf16, fp8) are exact in float32; integers go via float64
@@ -58,7 +64,11 @@ class Policy:
         xp = array_namespace(x)
         if self.accumulate != "format":
             return xp.sum(x, axis=axis, keepdims=keepdims, dtype=fmt.container)
-        total = _sequential_sum(to_numpy(x), fmt, axis)
+        host = to_numpy(x)
+        if not -host.ndim <= axis < host.ndim or host.shape[axis] == 0:
+            total = _reference_sequential_sum(host, fmt, axis)
+        else:
+            total = _compiled().sequential_sum(host, fmt, axis)
         if keepdims:
             total = np.expand_dims(total, axis)
         return xp.asarray(total)
@@ -75,10 +85,10 @@ class Policy:
             return xp.matmul(a, b)
         a = xp.asarray(a, dtype=fmt.container)
         b = xp.asarray(b, dtype=fmt.container)
-        acc = fmt.round(a[..., :, :1] * b[..., :1, :])
-        for k in range(1, a.shape[-1]):
-            acc = fmt.round(acc + fmt.round(a[..., :, k : k + 1] * b[..., k : k + 1, :]))
-        return acc
+        if (xp is np and a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] > 0
+                and a.shape[-1] == b.shape[-2]):
+            return _compiled().sequential_matmul(a, b, fmt)
+        return _reference_matmul(a, b, fmt)
 
     def output(self, y, fmt: Format | str):
         """Round a kernel's result to ``fmt`` and return it in the format's storage dtype."""
@@ -106,7 +116,22 @@ def get_policy(policy: str | Policy) -> Policy:
     return POLICIES[check_choice(policy, POLICY_NAMES, "policy")]
 
 
-def _sequential_sum(x: np.ndarray, fmt: Format, axis: int) -> np.ndarray:
+def _compiled():
+    from numerics import _compiled  # imports numba: only when a strict sum or product runs
+
+    return _compiled
+
+
+def _reference_matmul(a, b, fmt: Format):
+    """The ``strict`` product with array operations (NumPy or CuPy): one rounded outer product
+    and one rounded addition per step of the inner dimension."""
+    acc = fmt.round(a[..., :, :1] * b[..., :1, :])
+    for k in range(1, a.shape[-1]):
+        acc = fmt.round(acc + fmt.round(a[..., :, k : k + 1] * b[..., k : k + 1, :]))
+    return acc
+
+
+def _reference_sequential_sum(x: np.ndarray, fmt: Format, axis: int) -> np.ndarray:
     # np.cumsum runs left to right and rounds each partial sum in the array's dtype; for the
     # ml_dtypes types and float16 that dtype is the format itself (np.sum would be pairwise).
     stored = x.astype(fmt.dtype) if x.dtype != fmt.dtype else x

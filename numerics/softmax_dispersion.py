@@ -52,7 +52,10 @@ def coefficient_extremes(
     logits, fmt: Format, policy: Policy, *, temperature: float = 1.0
 ) -> dict[str, float]:
     """Return the largest and smallest coefficient and their total, computed in ``fmt``/``policy``,
-    together with the spread ``d = (max e - min e) / theta`` of the logits as stored in ``fmt``."""
+    together with the spread ``d = (max e - min e) / theta`` of the logits as stored in ``fmt``.
+
+    Pass logits stored once (``fmt.store(logits)``) when several of these functions read the same
+    vector: loading a stored array only widens it."""
     xp = array_namespace(logits)
     stored = policy.load(logits, fmt)
     alpha = softmax(logits, fmt, policy, temperature=temperature)
@@ -69,9 +72,11 @@ def reference_extremes(logits, fmt: Format, *, temperature: float = 1.0) -> dict
     """Return the exact largest and smallest coefficient of the logits as stored in ``fmt``.
 
     Computed on the host in float64 (relative error near 1e-15, far below every tolerance).
+    Logits already stored in ``fmt`` (its storage dtype, as :meth:`Format.store` returns them)
+    are not rounded again.
     """
-    stored = to_numpy(logits).astype(np.float64)
-    stored = fmt.round(stored) if fmt.bits < 64 else stored
+    stored = to_numpy(logits)
+    stored = (fmt.round(stored) if fmt.bits < 64 else stored).astype(np.float64)
     z = (stored - stored.max()) / temperature
     total = math.fsum(np.exp(np.sort(z)).tolist()) if z.size <= 4096 else float(np.exp(z).sum())
     return {"alpha_max": 1.0 / total, "alpha_min": float(np.exp(z.min())) / total}

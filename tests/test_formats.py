@@ -16,6 +16,7 @@ from numerics.formats import (
     FORMAT_NAMES,
     FORMATS,
     Format,
+    _round_float32_by_bits,
     get_format,
     round_by_quantum,
     round_to,
@@ -231,6 +232,98 @@ def test_rounding_values_stored_in_another_format(source, target):
         expected = x.astype(np.float32).astype(DTYPES[target]).astype(np.float64)
         got = np.asarray(round_to(x, FORMATS[target])).astype(np.float64)
     assert_same_bits(got, expected)
+
+
+def float32_patterns(count: int, seed: int) -> np.ndarray:
+    """Uniformly random float32 bit patterns (NaNs with every payload, subnormals, both zeros)."""
+    bits = np.random.default_rng(seed).integers(0, 2**32, count, dtype=np.uint64)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def float64_hard_cases(name: str, seed: int) -> np.ndarray:
+    """Float64 inputs for the compiled rounding: the probes above, values 2^-40 off every
+    midpoint of the format (where rounding to nearest float32 first would make a tie),
+    random values from below the subnormals to beyond the largest value, float64 numbers beyond
+    float32's range, and random float64 bit patterns (NaN payloads, infinities)."""
+    rng = np.random.default_rng(seed)
+    values = np.unique(np.abs(finite_values(name)))
+    mid = (values[:-1] + values[1:]) / 2
+    off = np.concatenate([mid * (1 + 2.0**-40), mid * (1 - 2.0**-40)])
+    spread = rng.uniform(1, 2, 50_000) * 2.0 ** rng.integers(-170, 140, 50_000)
+    huge = np.array([3.5e38, 1e300, 2.0**-160, 2.0**-150, 1.5 * 2.0**-149, 2.0**-1074])
+    random_bits = rng.integers(0, 2**64, 20_000, dtype=np.uint64).view(np.float64)
+    x = np.concatenate([np.array(float64_probes(name, count=1500, seed=seed)), off, spread,
+                        huge, random_bits])
+    return np.concatenate([x, -x])
+
+
+@pytest.mark.parametrize("name", NARROW)
+def test_compiled_float32_rounding_gives_the_same_bits_as_the_array_code(name):
+    # NaNs included: the compiled pass treats them as the array code it replaces does
+    from numerics import _compiled
+
+    fmt = FORMATS[name]
+    x = np.concatenate([float32_probes(name), float32_patterns(2**18, seed=5)])
+    with np.errstate(over="ignore", invalid="ignore"):
+        before = (_round_float32_by_bits(x, fmt) if name == "fp16"
+                  else x.astype(fmt.dtype).astype(np.float32))
+        stored = x.astype(fmt.dtype)
+    view = UINT[fmt.bits]
+    assert np.array_equal(_compiled.round_float32(x, fmt).view(np.uint32), before.view(np.uint32))
+    got = _compiled.store(x, fmt)
+    assert got.dtype == fmt.dtype
+    assert np.array_equal(got.view(view), stored.view(view))
+
+
+@pytest.mark.parametrize("name", ("bf16", "fp8-e4m3", "fp8-e5m2"))
+def test_float64_rounding_through_round_to_odd_equals_round_by_quantum(name):
+    from numerics import _compiled
+
+    fmt = FORMATS[name]
+    x = float64_hard_cases(name, seed=6)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = round_by_quantum(x, fmt)
+        got = _compiled.round_float64(x, fmt)
+        # ml_dtypes' own float64 cast is correct for these, or the double rounding of old
+        stored = _compiled.store(x, fmt)
+    assert np.array_equal(got.view(np.uint64), expected.view(np.uint64))  # NaN bits too
+    assert stored.dtype == fmt.dtype
+    assert_same_bits(stored.astype(np.float64), expected)
+    assert round_to(x, fmt).tobytes() == expected.tobytes()  # large arrays take the compiled pass
+
+
+@pytest.mark.parametrize("name", ("bf16", "fp8-e4m3", "fp8-e5m2"))
+def test_round_to_odd_rounds_once_against_exact_rationals(name):
+    # an independent check of the round-to-odd argument: exact rational rounding of a sample
+    from numerics import _compiled
+
+    x = float64_hard_cases(name, seed=7)
+    x = x[np.isfinite(x)][:: max(1, x.size // 3000)]
+    expected = np.array([exact_round(value, name) for value in x.tolist()])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert_same_bits(_compiled.round_float64(x, FORMATS[name]), expected)
+
+
+def test_round_to_odd_keeps_the_double_rounding_case_apart():
+    x = np.full(5000, BF16_DOUBLE_ROUNDING)  # large enough for the compiled pass
+    assert (FORMATS["bf16"].round(x) == 1 + 2**-7).all()
+    assert (FORMATS["bf16"].store(-x).astype(np.float64) == -(1 + 2**-7)).all()
+
+
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_small_and_large_arrays_round_alike(name):
+    # below COMPILED_MIN_SIZE the array code rounds, above it the compiled pass
+    from numerics.formats import COMPILED_MIN_SIZE
+
+    fmt = FORMATS[name]
+    rng = np.random.default_rng(8)
+    for x in (rng.normal(0, 50, 3 * COMPILED_MIN_SIZE),
+              rng.normal(0, 50, 3 * COMPILED_MIN_SIZE).astype(np.float32)):
+        small = np.concatenate([fmt.round(part) for part in np.split(x, 12)])
+        stored = np.concatenate([fmt.store(part) for part in np.split(x, 12)])
+        with np.errstate(over="ignore"):
+            assert fmt.round(x).tobytes() == small.tobytes()
+            assert fmt.store(x).tobytes() == stored.tobytes()
 
 
 def test_rounding_keeps_the_container_dtype_and_shape():

@@ -14,13 +14,18 @@ import numpy as np
 
 from numerics.backend import array_namespace, to_numpy
 from numerics.formats import Format, get_format
-from numerics.kernels import softmax
+from numerics.kernels import softmax_in_container
 from numerics.policies import Policy, get_policy
 
 
 def layer_norm(x, gain, bias, fmt: Format | str, policy: Policy | str, *, eps: float = 1e-5):
     """``gain * (x - mean(x)) / sqrt(var(x) + eps) + bias`` over the last axis, as one kernel."""
     fmt, policy = get_format(fmt), get_policy(policy)
+    return policy.output(_layer_norm(x, gain, bias, fmt, policy, eps=eps), fmt)
+
+
+def _layer_norm(x, gain, bias, fmt: Format, policy: Policy, *, eps: float):
+    """:func:`layer_norm` before its output is stored (in the compute container)."""
     xp = array_namespace(x)
     x = policy.load(x, fmt)
     scale = policy.constant(1.0 / x.shape[-1], x, fmt)
@@ -34,7 +39,7 @@ def layer_norm(x, gain, bias, fmt: Format | str, policy: Policy | str, *, eps: f
         y = policy.step(y * policy.load(xp.asarray(gain), fmt), fmt)
     if bias is not None:
         y = policy.step(y + policy.load(xp.asarray(bias), fmt), fmt)
-    return policy.output(y, fmt)
+    return y
 
 
 def layer_norm_jacobian(x, gain=None, *, eps: float = 1e-5) -> np.ndarray:
@@ -83,8 +88,12 @@ class LayerOps:
         return self._weights[key]
 
     def out(self, y):
-        """End of a kernel: round the result to the format (kept in the compute container)."""
-        return self.policy.load(self.policy.output(y, self.fmt), self.fmt)
+        """End of a kernel: round the result to the format (kept in the compute container).
+
+        The values of storing ``y`` in the format and widening it back, in one rounding; ``y`` is
+        a kernel's own temporary, returned itself where it already holds values of the format.
+        """
+        return self.fmt.round(y).astype(self.fmt.container, copy=False)
 
     def step(self, y):
         """Inside a kernel: round ``y`` when the policy rounds after every operation."""
@@ -106,8 +115,8 @@ class LayerOps:
         """``norm(x)`` as one kernel (LayerNorm, or the identity for ``norm="none"``)."""
         if self.model.norm == "none":
             return x
-        return self.policy.load(layer_norm(x, gain, bias, self.fmt, self.policy,
-                                           eps=self.model.norm_eps), self.fmt)
+        return self.out(_layer_norm(x, gain, bias, self.fmt, self.policy,
+                                    eps=self.model.norm_eps))
 
     def final_norm(self, v):
         """``y = norm_3(v^(L))``."""
@@ -156,8 +165,8 @@ class LayerOps:
 
     def scores(self, q, k, query_positions, key_positions):
         """``q k^T / sqrt(d_head)`` (+ ALiBi) for every query row against every key."""
-        s = self.matmul(q, self.xp.swapaxes(k, -1, -2))
-        s = self.step(s * self.constant(1.0 / math.sqrt(q.shape[-1]), s))
+        s = self.matmul(q, self.xp.swapaxes(k, -1, -2))  # a fresh array: scaled in place
+        s = self.step(self.xp.multiply(s, self.constant(1.0 / math.sqrt(q.shape[-1]), s), out=s))
         extra = self.bias(query_positions[:, None], key_positions[None, :])
         if extra is not None:
             s = self.step(s + extra)
@@ -175,7 +184,7 @@ class LayerOps:
     def softmax(self, scores, mask):
         """Attention weights: :func:`numerics.kernels.softmax` over the last axis, ``mask``
         choosing the keys."""
-        return self.policy.load(softmax(scores, self.fmt, self.policy, mask=mask), self.fmt)
+        return self.out(softmax_in_container(scores, self.fmt, self.policy, mask=mask))
 
     def mix(self, weights, values):
         """``weights @ values`` as the policy accumulates (zeros when there are no keys)."""
