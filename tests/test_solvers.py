@@ -522,6 +522,20 @@ def test_dictionary_update_is_the_ridge_least_squares_solution_and_warm_starts()
     np.testing.assert_allclose(np.linalg.norm(learned.D, axis=0), 1.0, rtol=1e-14)
 
 
+def test_dictionary_update_with_more_atoms_than_samples_is_the_same_ridge_solution():
+    # more atoms than samples: the update solves the samples x samples system instead
+    rng = np.random.default_rng(15)
+    X, D0 = rng.standard_normal((8, 5)), rng.standard_normal((5, 20))
+    learned = dictionary_learning(X, 20, rounds=1, init=D0, lam=0.01, fmt="fp64")
+    codes = fista(X, _unit(D0), 0.01, iterations=100, nonneg=True, fmt="fp64",
+                  track=False).codes
+    assert np.count_nonzero(codes) > 8
+    stacked = np.vstack([codes, np.sqrt(1e-6) * np.eye(20)])
+    target = np.vstack([X, np.zeros((20, 5))])
+    D = _unit(np.linalg.lstsq(stacked, target, rcond=None)[0].T)
+    np.testing.assert_allclose(learned.D, D, rtol=1e-7, atol=1e-9)
+
+
 def test_dictionary_learning_recovers_atoms_better_than_a_random_dictionary():
     data = compositional_sparse(50, 3, 2000, seed=0)
     A = data.A

@@ -116,7 +116,6 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
                                   f"{(m, n_atoms)}")
     D = _unit_columns(D, xp)
     x64 = xp.asarray(X, dtype=np.float64)
-    ridge = RIDGE * xp.eye(n_atoms, dtype=np.float64)
     Z, Z_ood, changes, records, converged = None, None, [], [], False
     for round_ in range(1, rounds + 1):
         Z = fista(X, D, lam, iterations=fista_iterations, nonneg=True, init=Z, fmt=fmt,
@@ -125,8 +124,7 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
             Z_ood = fista(X_ood, D, lam, iterations=fista_iterations, nonneg=True, init=Z_ood,
                           fmt=fmt, policy=policy, track=False).codes
         z = xp.asarray(Z, dtype=np.float64)
-        # (Z^T Z + eps I) D^T = Z^T X: a symmetric positive definite solve, not an inverse
-        D_new = _unit_columns(xp.linalg.solve(z.T @ z + ridge, z.T @ x64).T, xp)
+        D_new = _unit_columns(_ridge_update(z, x64, xp), xp)
         change = float(xp.linalg.norm(D_new - D) / max(float(xp.linalg.norm(D)), 1e-8))
         D = D_new
         changes.append(change)
@@ -137,6 +135,20 @@ def dictionary_learning(X, n_atoms: int, *, lam: float = 0.1, rounds: int = 1000
             break
     return LearnedDictionary(D, Z, Z_ood, round_, tuple(changes), converged, tuple(records),
                              fmt.name, policy.name)
+
+
+def _ridge_update(z, x, xp):
+    """``D = X^T Z (Z^T Z + eps I)^{-1}`` by a symmetric positive definite solve, not an
+    inverse: ``(Z^T Z + eps I) D^T = Z^T X`` with ``n x n`` normal equations when there are
+    fewer atoms than samples, and otherwise through the push-through identity
+    ``(Z^T Z + eps I)^{-1} Z^T = Z^T (Z Z^T + eps I)^{-1}``, whose system is ``samples x
+    samples`` (at 10000 atoms and 2500 samples, a tenth of the work)."""
+    samples, atoms = z.shape
+    if atoms <= samples:
+        gram = z.T @ z + RIDGE * xp.eye(atoms, dtype=np.float64)
+        return xp.linalg.solve(gram, z.T @ x).T
+    gram = z @ z.T + RIDGE * xp.eye(samples, dtype=np.float64)
+    return (z.T @ xp.linalg.solve(gram, x)).T
 
 
 def _unit_columns(D, xp):
