@@ -77,3 +77,17 @@ def to_numpy(x, dtype=None) -> np.ndarray:
     array of that dtype."""
     host = x.get() if _is_cupy_array(x) else np.asarray(x)
     return host if dtype is None else host.astype(dtype)
+
+
+def to_python(x):
+    """Return a NumPy or CuPy scalar, or a 0-d array, as the Python ``float``, ``int`` or
+    ``bool`` it holds (a ``bfloat16`` as ``float``); anything else unchanged. REPL functions
+    return through it, so ``f(0.5)`` prints ``0.62``, not ``np.float64(0.62)``."""
+    if _is_cupy_array(x) and x.ndim == 0:
+        x = x.get()
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x[()]
+    if isinstance(x, np.generic):
+        value = x.item()
+        return float(value) if not isinstance(value, bool | int | float | complex) else value
+    return x

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 import sympy as sp
 from flint import arb
 
+from proofs import notation
 from proofs._validate import check_box
 from proofs.intervals import Interval, Undecided, Unsupported, evaluate
+
+__all__ = ["STATUSES", "Certificate", "certify", "conjunction"]
 
 STATUSES = ("proved", "refuted", "unknown")
 
@@ -40,7 +43,7 @@ class Certificate:
 
     def __str__(self) -> str:
         region = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in self.box.items())
-        text = f"{self.status}: {self.claim}  over  {region}  ({self.boxes} boxes)"
+        text = f"{self.status}: {notation.text(self.claim)}  over  {region}  ({self.boxes} boxes)"
         if self.witness is not None:
             point = ", ".join(f"{k}={v:.6g}" for k, v in self.witness.items())
             text += f"; witness {point} gives {self.value_at_witness:.6g}"
@@ -51,7 +54,31 @@ class Certificate:
         return text
 
     def __repr__(self) -> str:
-        return f"<Certificate {self.status}: {self.claim} ({self.boxes} boxes)>"
+        return f"<Certificate {self.status}: {notation.text(self.claim)} ({self.boxes} boxes)>"
+
+    def _region_latex(self) -> str:
+        return r",\ ".join(rf"{notation.latex(sp.Symbol(k))} \in [{lo:g}, {hi:g}]"
+                           for k, (lo, hi) in self.box.items())
+
+    def _repr_latex_(self) -> str:
+        return (f"$${notation.latex(self.claim)} \\quad \\text{{for }} {self._region_latex()}"
+                f" \\qquad \\text{{{self.status} ({self.boxes} boxes)}}$$")
+
+    def _repr_html_(self) -> str:
+        esc = notation.html_escape
+        rows = [("claim", f"${esc(notation.latex(self.claim))}$"),
+                ("over", f"${esc(self._region_latex())}$"),
+                ("status", f"<b>{esc(self.status)}</b> after {self.boxes} boxes")]
+        if self.witness is not None:
+            point = ", ".join(f"{k} = {v:.6g}" for k, v in self.witness.items())
+            rows.append(("witness", esc(f"{point}, where lhs - rhs = "
+                                        f"{self.value_at_witness:.6g}")))
+        if self.status == "unknown":
+            rows.append(("open", esc(f"{len(self.open_boxes)} boxes" + (f": {self.detail}"
+                                                                        if self.detail else ""))))
+        body = "".join(f"<tr><td style='text-align:left'>{name}</td>"
+                       f"<td style='text-align:left'>{value}</td></tr>" for name, value in rows)
+        return f"<table>{body}</table>"
 
 
 def certify(

@@ -7,19 +7,26 @@ and not when a hypothesis states it already). A step certified by interval arith
 its box only, so a step that names it is not checked. Paper steps and algebra helpers (generic
 facts, true whatever the paper says) print apart. The paper's statements *as printed* sit next to
 the corrected ones, each with the status a failed check gives it (``refuted``, ``inconsistent``,
-``unconfirmed source``). Printing follows a sequent plus a script: hypotheses, ``|- goal``, then
-one line per step with its method, citation, premises and status.
+``unconfirmed source``). Printing follows a sequent plus a script: hypotheses, ``⊢ goal``, then
+one line per step with its method, citation, premises and status, and the step's note under
+it; a legend of the letters comes first. Claims print in conventional notation
+(:mod:`proofs.notation`); :meth:`Derivation.to_latex` typesets them for a paper.
 """
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import sympy as sp
 
+from proofs import notation, typeset
 from proofs.steps import Context, Step, StepResult, _same, check_step
+
+__all__ = ["Derivation"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,10 @@ class Derivation:
     printed: tuple[StepResult, ...] = ()
     goal_step: str | None = None
     unused: tuple[str, ...] = ()
+    #: What each letter means: (symbol, name or glob pattern of names, meaning) pairs.
+    symbols: tuple[tuple[object, str], ...] = ()
+    #: A note on a hypothesis: (hypothesis label, note) pairs.
+    notes: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def check(
@@ -51,11 +62,18 @@ class Derivation:
         steps: Iterable[Step],
         bound: sp.Basic | None = None,
         as_printed: Iterable[Step] = (),
+        symbols: Mapping[object, str] | None = None,
+        notes: Mapping[str, str] | None = None,
     ) -> Derivation:
         """Check every step in order and return the checked derivation.
 
+        ``symbols`` says what each letter means (a key is a symbol, a name, or a glob pattern of
+        names such as ``"S[0-9][0-9]"``); ``notes`` maps a hypothesis label to a note. Both
+        print with the derivation.
+
         Raises ``ValueError`` for a duplicate hypothesis or step label, a step that ``uses`` a
-        label not defined before it, or a goal or hypothesis that is not a relation.
+        label not defined before it, a note on no hypothesis, or a goal or hypothesis that is
+        not a relation.
         """
         pairs = list(hypotheses.items() if isinstance(hypotheses, Mapping) else hypotheses)
         claims: dict[str, sp.Basic] = {}
@@ -80,8 +98,14 @@ class Derivation:
             if r.status == "checked":
                 unused += [f"({r.label}) names {label} but does not need it"
                            for label in r.step.uses if label not in r.consumed]
+        notes = dict(notes or {})
+        strays = [label for label in notes if label not in dict(pairs)]
+        if strays:
+            raise ValueError(f"notes name {', '.join(map(repr, strays))}, which is not a "
+                             f"hypothesis; expected one of {', '.join(dict(pairs))}")
         return cls(name, source, tuple(pairs), goal, tuple(results), bound, tuple(printed),
-                   goal_step, tuple(unused))
+                   goal_step, tuple(unused), tuple((symbols or {}).items()),
+                   tuple(notes.items()))
 
     @staticmethod
     def _check_one(step: Step, claims: dict, statuses: dict, printed: bool = False) -> StepResult:
@@ -163,59 +187,214 @@ class Derivation:
             text += "; printed statements: " + ", ".join(parts)
         return text
 
+    def legend(self) -> list[tuple[tuple, str]]:
+        """Every letter the claims use, with its meaning (``""`` where none is given), in order
+        of first appearance; letters matched by one pattern share an entry."""
+        claims = [claim for _, claim in self.hypotheses] + [self.goal]
+        claims += [r.claim for r in self.steps + self.printed]
+        return notation.legend(notation.symbols_of(claims), dict(self.symbols))
+
+    @property
+    def undescribed(self) -> list[str]:
+        """The letters the claims use that no entry of ``symbols`` describes."""
+        return [notation.letter_text((letter,)) for letters, meaning in self.legend()
+                if not meaning for letter in letters]
+
+    def _sections(self):
+        return [(title, results, kind) for title, results, kind in (
+            ("paper steps", self.paper_steps, ""),
+            ("algebra helpers (true whatever the paper says)", self.algebra_steps, ""),
+            ("as printed in the paper", self.printed, "printed")) if results]
+
     def __str__(self) -> str:
         lines = [f"{self.name}  ({self.source})"]
-        lines += [f"  {label}: {claim}" for label, claim in self.hypotheses]
-        lines.append(f"  |- {self.goal}")
-        sections = [("paper steps", self.paper_steps, ""),
-                    ("algebra helpers (true whatever the paper says)", self.algebra_steps, ""),
-                    ("as printed in the paper", self.printed, "printed")]
+        legend = [(notation.letter_text(letters), meaning) for letters, meaning in self.legend()]
+        if legend:
+            lines.append("  symbols:")
+            column = min(max(len(shown) for shown, _ in legend), 18)
+            lines += [f"    {shown:<{column}}  {meaning}".rstrip() for shown, meaning in legend]
+        notes = dict(self.notes)
+        lines.append("  hypotheses:")
+        for label, claim in self.hypotheses:
+            lines += _wrapped(notation.text(claim), 6 + len(label), f"    {label}: ")
+            lines += _wrapped(notes.get(label, ""), 6 + len(label))
+        lines += _wrapped(notation.text(self.goal), 6, "  ⊢ ")
         every = self.steps + self.printed
-        width = min(max((len(str(r.step)) for r in every), default=0), 72)
+        shown = {r.label: _claim_text(r) for r in every}
+        width = min(max((len(text) for text in shown.values()), default=0), _CLAIM_COLUMN)
         label_width = max((len(r.label) + 2 for r in every), default=0)
-        for title, results, kind in sections:
-            if not results:
-                continue
+        for title, results, kind in self._sections():
             lines.append(f"  {title}:")
             for r in results:
                 label = f"({r.label})"
                 cite = f"[{r.step.cite}]" if r.step.cite else ""
                 uses = f"from {', '.join(r.step.uses)}" if r.step.uses else ""
-                status = _status_text(r, kind)
-                parts = [f"  {label:<{label_width}} {str(r.step):<{width}}", f"by {r.by:<8}",
-                         cite, uses, status]
+                parts = [f"by {r.by:<8}", cite, uses, _status_text(r, kind)]
                 if r.detail and (r.status != "checked" or kind):
                     parts.append(r.detail)
-                lines.append("  ".join(part for part in parts if part).rstrip())
+                how = "  ".join(part for part in parts if part).rstrip()
+                claim = shown[r.label]
+                if len(claim) <= width:
+                    lines.append(f"  {label:<{label_width}} {claim:<{width}}  {how}")
+                else:
+                    lines += _wrapped(claim, label_width + 5, f"  {label:<{label_width}} ")
+                    lines.append(f"  {'':<{label_width}} {'':<{min(width, 8)}}  {how}")
+                lines += _wrapped(r.step.note, label_width + 3)
         lines += [f"  unused: {item}" for item in self.unused]
         lines.append(f"  {self.summary()}")
-        return "\n".join(lines)
+        return "\n".join(line.rstrip() for line in lines)
 
     def __repr__(self) -> str:
         return f"<Derivation {self.name}: {self.checked}/{len(self.steps)} checked>"
 
-    def to_latex(self) -> str:
-        """Return the derivation as a LaTeX ``enumerate`` list, one item per step."""
-        items = []
-        for result in self.steps + self.printed:
-            printed = r"\textit{as printed:} " if result in self.printed else ""
-            helper = r"\textit{algebra:} " if result.step.role == "algebra" else ""
-            cite = f" [{result.step.cite}]" if result.step.cite else ""
-            claim = (f"\\texttt{{{_escape(result.step.show)}}}" if result.step.show
-                     else f"${sp.latex(result.claim)}$")
-            status = _status_text(result, "printed" if printed else "")
-            items.append(f"  \\item[({_escape(result.label)})] {printed}{helper}{claim} "
-                         f"\\hfill by {result.by}{cite}: \\textbf{{{status}}}")
-        goal = sp.latex(self.goal)
-        return ("\\paragraph{" + self.name + f"}} Goal: ${goal}$.\n\\begin{{enumerate}}\n"
-                + "\n".join(items) + "\n\\end{enumerate}\n")
+    def to_latex(self, *, width: float = 28.0) -> str:
+        """Return the derivation as a LaTeX fragment for a paper (needs ``amsmath``): the
+        letters and their meanings, the hypotheses, the goal, and every step typeset as maths
+        with how it was checked, its citation, status and note. Claims are broken into rows of
+        at most ``width`` em (28 fits the text width of a one-column ``article``; a column of a
+        two-column paper needs about 20)."""
+        out = ["% " + f"The derivation of {self.name}, every step checked by SymPy "
+               "(needs \\usepackage{amsmath}).",
+               "\\begingroup\\allowdisplaybreaks",
+               "\\setlength{\\abovedisplayskip}{3pt}\\setlength{\\belowdisplayskip}{3pt}"
+               "\\sloppy",
+               f"\\par\\medskip\\noindent\\textbf{{Derivation of {_tex(self.name)}}} "
+               f"({_tex(self.source)}).\\par"]
+        legend = self.legend()
+        if legend:
+            out.append("\\smallskip\\noindent\\textit{Symbols.}\n\\begin{list}{}{"
+                       "\\setlength{\\leftmargin}{7em}\\setlength{\\labelwidth}{6.5em}"
+                       "\\setlength{\\itemsep}{0pt}\\setlength{\\parsep}{0pt}"
+                       "\\renewcommand{\\makelabel}[1]{#1\\hfil}}")
+            out += [f"\\item[${notation.letter_latex(letters)}$] {_prose(meaning)}"
+                    for letters, meaning in legend]
+            out.append("\\end{list}")
+        notes = dict(self.notes)
+        # (title, [(label in the row, text above the row, claim), ...])
+        blocks = [("Hypotheses", [(label, _prose(notes[label]) if label in notes else "", claim)
+                                  for label, claim in self.hypotheses]),
+                  ("Goal", [("", "", self.goal)])]
+        for title, results, kind in self._sections():
+            blocks.append((title[0].upper() + title[1:],
+                           [("", _latex_heading(r, kind), r.claim) for r in results]))
+        for title, entries in blocks:
+            out.append(f"\\smallskip\\noindent\\textit{{{_tex(title)}.}}")
+            rows = []
+            for label, heading, claim in entries:
+                if heading:
+                    rows.append(f"\\intertext{{{heading}}}")
+                tag = f"\\text{{({_tex(label)})}}\\quad " if label else ""
+                claim_rows = typeset.latex_rows(claim, width - 0.6 * len(label) - 2 * bool(label))
+                claim_rows[0] = "&" + tag + claim_rows[0][1:]
+                rows += [row + " \\\\" for row in claim_rows]
+            body = "\n".join(rows)
+            out.append("\\begin{align*}\n" + body.removesuffix(" \\\\") + "\n\\end{align*}")
+        out += [f"\\noindent Unused: {_tex(item)}.\\par" for item in self.unused]
+        out.append(f"\\noindent {_tex(self.summary())}.\\par")
+        out.append("\\endgroup")
+        return "\n".join(out) + "\n"
 
     def _repr_latex_(self) -> str:
-        rows = " \\\\ ".join(
-            f"\\text{{({_escape(r.label)})}} & {sp.latex(r.claim)} & \\text{{{r.status}}}"
-            for r in self.steps + self.printed
-        )
-        return f"$\\begin{{array}}{{lll}} {rows} \\end{{array}}$"
+        rows = [f"&\\textbf{{{_mathjax_text(self.name)}}} && \\vdash {notation.latex(self.goal)}"]
+        for title, results, kind in self._sections():
+            rows.append(f"&\\textit{{{_mathjax_text(title)}}} &&")
+            for r in results:
+                how = f"[{r.step.cite}] " if r.step.cite else ""
+                how += f"by {r.by}: {_status_text(r, kind)}."
+                how += f" {r.step.note}" if r.step.note else ""
+                rows.append(f"\\text{{({_mathjax_text(r.label)})}} & {notation.latex(r.claim)}"
+                            f" && \\text{{{_mathjax_text(how)}}}")
+        rows.append(f"& && \\text{{{_mathjax_text(self.summary())}}}")
+        body = " \\\\\n".join(rows)
+        return f"$$\\begin{{aligned}}\n{body}\n\\end{{aligned}}$$"
+
+    def _repr_html_(self) -> str:
+        esc = notation.html_escape
+        legend = "".join(f"<tr><td>${esc(notation.letter_latex(letters))}$</td>"
+                         f"<td style='text-align:left'>{esc(meaning)}</td></tr>"
+                         for letters, meaning in self.legend())
+        notes = dict(self.notes)
+        hypotheses = "".join(
+            f"<tr><td>{esc(label)}</td><td style='text-align:left'>"
+            f"${esc(notation.latex(claim))}$</td><td colspan='3'></td>"
+            f"<td style='text-align:left'>{esc(notes.get(label, ''))}</td></tr>"
+            for label, claim in self.hypotheses)
+        steps = ""
+        for title, results, kind in self._sections():
+            steps += f"<tr><th colspan='6' style='text-align:left'>{esc(title)}</th></tr>"
+            for r in results:
+                status = _status_text(r, kind)
+                if r.detail and (r.status != "checked" or kind):
+                    status += ": " + r.detail
+                uses = " from " + ", ".join(r.step.uses) if r.step.uses else ""
+                steps += (f"<tr><td>({esc(r.label)})</td><td style='text-align:left'>"
+                          f"${esc(notation.latex(r.claim))}$</td><td>{esc(r.by + uses)}</td>"
+                          f"<td>{esc(r.step.cite)}</td><td>{esc(status)}</td>"
+                          f"<td style='text-align:left'>{esc(r.step.note)}</td></tr>")
+        return (f"<div><p><b>{esc(self.name)}</b> ({esc(self.source)})</p>"
+                f"<details><summary>symbols</summary><table>{legend}</table></details>"
+                f"<table><tr><th>step</th><th>claim</th><th>by</th><th>cite</th>"
+                f"<th>status</th><th>note</th></tr>"
+                f"<tr><th colspan='6' style='text-align:left'>hypotheses</th></tr>{hypotheses}"
+                f"<tr><td>goal</td><td style='text-align:left'>"
+                f"$\\vdash {esc(notation.latex(self.goal))}$</td></tr>{steps}</table>"
+                f"<p>{esc(self.summary())}</p></div>")
+
+
+#: Claims longer than this print on their own line, with the method and status under them.
+_CLAIM_COLUMN = 56
+#: Text wider than this wraps.
+_TEXT_WIDTH = 100
+
+
+def _claim_text(result: StepResult) -> str:
+    """A claim as text; a step's short form where the claim is too long to read on a line."""
+    shown = notation.text(result.claim)
+    if result.step.show and len(shown) > _TEXT_WIDTH - 20:
+        return result.step.show
+    return shown
+
+
+def _wrapped(text: str, indent: int, first: str = "") -> list[str]:
+    """``text`` wrapped at spaces into lines of :data:`_TEXT_WIDTH`, the first starting with
+    ``first`` (else the indent), the others indented by ``indent``."""
+    if not text:
+        return []
+    return textwrap.wrap(text, _TEXT_WIDTH, initial_indent=first or " " * indent,
+                         subsequent_indent=" " * indent, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def _latex_heading(result: StepResult, kind: str) -> str:
+    status = _status_text(result, kind)
+    status = f"\\textbf{{{_tex(status)}}}" if status != "checked" else status
+    parts = [f"\\textbf{{({_tex(result.label)})}}"]
+    if kind == "printed":
+        parts.append("as printed")
+    if result.step.cite:
+        parts.append(f"[{_tex(result.step.cite)}]")
+    how = f"by {result.by}"
+    if result.step.uses:
+        how += " from " + ", ".join(f"({_tex(label)})" for label in result.step.uses)
+    parts.append(how + ": " + status + ".")
+    if result.detail and (result.status != "checked" or kind):
+        parts.append(_prose(result.detail) + ".")
+    if result.step.note:
+        parts.append(_prose(result.step.note) + ".")
+    return " ".join(parts).replace("..", ".")
+
+
+def _tex(text: str) -> str:
+    return notation.latex_text(text)
+
+
+def _prose(text: str) -> str:
+    return notation.latex_prose(text)
+
+
+def _mathjax_text(text: str) -> str:
+    """Text for ``\\text{...}`` in MathJax, which reads braces, backslashes and dollars."""
+    return re.sub(r"[{}\\$%&#]", " ", text)
 
 
 def _status_text(result: StepResult, kind: str) -> str:
@@ -243,9 +422,3 @@ def _check_relation(claim: sp.Basic, what: str) -> None:
     if not parts or not all(isinstance(p, relational) for p in parts):
         raise ValueError(f"{what} must be a relation or a conjunction of relations, "
                          f"not {claim!r}")
-
-
-def _escape(text: str) -> str:
-    special = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\^{}",
-               "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$", "~": r"\~{}"}
-    return "".join(special.get(char, char) for char in text)

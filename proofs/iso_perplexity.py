@@ -111,6 +111,51 @@ P_alpha, P_beta = sp.symbols("P_alpha P_beta", positive=True)
 grad, K_jac, e_off, u = sp.symbols("grad K_j e u", nonnegative=True)
 E = sp.IndexedBase("E", nonnegative=True)
 floor = sp.Symbol("floor", positive=True)
+
+#: What each letter of the derivation means: the legend printed with it. A symbol as a key is
+#: matched with its assumptions (the same name plays two roles in places), a string by name.
+SYMBOLS = {
+    "a": "the accuracy: the share of right answers",
+    "gamma": "the probability on the wrong class; the confidence is 1 - gamma (Eq. 10)",
+    "Delta": "the confidence shift, gamma' = gamma - Delta",
+    "gamma_p": "gamma' = gamma - Delta: the shifted gamma",
+    "a_p": "a': the critical accuracy at gamma' (Eq. 11)",
+    "r": "an accuracy step away from a'",
+    "K": "the number of right answers out of M",
+    "M": "the number of answers",
+    "s": "the relative confidence shift, gamma' = gamma (1 - s)",
+    "t": "a nonnegative number (log(1 + t) <= t)",
+    "theta": "the sampling temperature (Remark 3.4)",
+    "rho": "1 - gamma: the probability of the right class (Remark 3.4)",
+    "k": "a copy step; the index of a sum over steps",
+    "N": "the length of the sequence copied",
+    "T": "T[k]: the probability of alpha_k at copy step k after the prompt alpha_N|",
+    "U": "U[k]: the probability of alpha_k at copy step k after the prompt beta_N|",
+    P_copy: "the probability of the whole copy alpha_N after alpha_N| (Remark 3.5)",
+    Q_copy: "the probability of the whole copy alpha_N after beta_N| (Prop. 3.6)",
+    "eps": "the continuity tolerance of Prop. 3.6",
+    "margin": "the margin of Eq. 5",
+    "eta": "the continuity tolerance (Lemma 3.1)",
+    "xi": "the target log-perplexity gap (Lemma 3.1)",
+    "ell": "-log(floor): the probability floor's negative log",
+    "floor": "the least probability the model gives any token",
+    "G": "the gap |log-perplexity(alpha_N) - log-perplexity(beta_N)| (Lemma 3.1)",
+    "q": "at a copy step k != j, the smaller of the two probabilities of alpha_k",
+    "d": "at a copy step k != j, the larger probability of alpha_k minus the smaller, q",
+    "Q": "Q[k]: at copy step k != j, the smaller of the two probabilities of alpha_k",
+    "D": "D[k]: at copy step k != j, the larger probability of alpha_k minus Q[k]",
+    "p_j": "the probability of alpha_j at the flipped position j",
+    "q_j": "the probability of beta_j at the flipped position j",
+    "P_alpha": "the log-perplexity of alpha_N",
+    "P_beta": "the log-perplexity of beta_N",
+    "grad": "the gradient norm of the loss L(beta_N) (Cor. 3.7)",
+    "K_j": "the bound on the Jacobian's norm, sup ||J|| <= K_j (App. B)",
+    "e": "the largest error 1 - T(x_<i)(x_i) off the position j (Cor. 3.7)",
+    "u": "the probability of beta_j (Cor. 3.7)",
+    "E": "E[k]: the error ||p_k - y_k|| at step k (Eq. 21)",
+    "x": "the variable of a monotone map",
+    "y": "the variable of a monotone map",
+}
 # backwards-compatible names
 a_new, N_len = a_p, N
 
@@ -177,15 +222,15 @@ def _selection_steps() -> list[Step]:
     return [
         Step("10", eq(log_perplexity(K_right / M_total, gamma),
                       _dataset_nll(K_right, M_total, gamma)), cite="Eq. 10",
-             show="Eq(pplx(K/M, gamma), mean NLL of M answers, K right)",
+             show="pplx(K/M, gamma) = the mean NLL of M answers, K of them right",
              note="Eq. 10 is the mean NLL of the homogeneous-confidence model at accuracy K/M"),
         Step("11", eq(at_critical, old), uses=("eq11",), cite="Eq. 11",
-             show="Eq(pplx(a', gamma'), pplx(a, gamma)) with a' from Eq. 11",
+             show="pplx(a', gamma') = pplx(a, gamma), a' from Eq. 11",
              note="Eq. 11 solves the iso-perplexity condition"),
         Step("11a", eq(critical_accuracy_of(a, gamma, gamma), a), cite="Sec. 4.1",
-             show="Eq(a' at Delta = 0, a)", note="no shift, no change"),
+             show="a' = a at Delta = 0", note="no shift, no change"),
         Step("11b", eq(sp.Limit(critical_accuracy_expr(), s, 1, "-"), PAPER["sec41.limit"]),
-             by="limit", cite="Sec. 4.1", show="Eq(Limit(a', Delta -> gamma), 1)",
+             by="limit", cite="Sec. 4.1", show="lim_{Delta -> gamma} a' = 1",
              note="a perfectly confident model must be perfectly accurate"),
         Step("s1", lt(1 - half, 1 - gamma_p), by="apply", uses=("h_gamma",), at={y: 1 - y},
              role="algebra"),
@@ -195,7 +240,7 @@ def _selection_steps() -> list[Step]:
         Step("s3", lt(sp.log(gamma_p), sp.log(1 - gamma_p)), by="apply", uses=("s2",),
              at={x: sp.log(x)}, role="algebra"),
         Step("s4", lt(slope, 0), by="apply", uses=("s3",), at={y: y - sp.log(1 - gamma_p)},
-             cite="Sec. 4", show="Derivative(pplx(a, gamma'), a) < 0",
+             cite="Sec. 4", show="d pplx(a, gamma')/da < 0",
              note="d pplx/d a = log(gamma'/(1 - gamma')) < 0: accuracy lowers perplexity"),
         Step("s7", lt(at_critical + r * slope, at_critical), by="apply", uses=("s4",),
              at={y: at_critical + r * y}, cite="selection rule",
@@ -207,21 +252,21 @@ def _selection_steps() -> list[Step]:
              note="= pplx(a' - r, gamma'), as pplx is linear in a"),
         Step("lunch", lt(shift_slope.subs(gamma, PAPER["sec41.free_lunch_gamma"]), 0),
              by="interval", box={a: (0.61, 0.99)}, cite="Sec. 4.1",
-             show="Derivative(a', Delta) at Delta = 0, gamma = 0.4 < 0 for a in [0.61, 0.99]",
+             show="da'/dDelta < 0 at Delta = 0, gamma = 0.4, for a in [0.61, 0.99]",
              note="free lunch: a' < a for small shifts where a > 1 - gamma (slope of Eq. 11)"),
         Step("lunch'", eq(shift_slope, (a + gamma - 1)
                           / (gamma * (1 - gamma) * (sp.log(gamma) - sp.log(1 - gamma)))),
-             cite="Sec. 4.1 (derived)", show="Eq(Derivative(a', Delta) at 0, (a + gamma - 1)/"
-                                             "(gamma (1 - gamma) log(gamma/(1 - gamma))))",
+             cite="Sec. 4.1 (derived)", show="da'/dDelta at 0 = (a + gamma - 1)/"
+                                             "(gamma (1 - gamma) log(gamma/(1 - gamma)))",
              note="the curve starts downwards iff a > 1 - gamma (under-confident model)"),
         Step("calib", eq(sp.diff(log_perplexity(a, gamma), gamma),
                          (gamma - (1 - a)) / (gamma * (1 - gamma))), cite="Sec. 4.2 (derived)",
-             show="Eq(Derivative(pplx, gamma), (gamma - (1 - a))/(gamma (1 - gamma)))",
+             show="d pplx/d gamma = (gamma - (1 - a))/(gamma (1 - gamma))",
              note="zero only at gamma = 1 - a (calibration); on an iso-curve the least accepted "
                   "a' is where gamma' = 1 - a', i.e. H_b(a') = pplx_{a,gamma}"),
         Step("calib'", gt(sp.diff(log_perplexity(a, gamma), gamma, 2), 0), by="interval",
              box={a: (0, 1), gamma: (0.001, 0.5)}, cite="Sec. 4.2 (derived)",
-             show="Derivative(pplx, (gamma, 2)) > 0", note="convex in gamma: a minimum"),
+             show="d^2 pplx/d gamma^2 > 0", note="convex in gamma: a minimum"),
     ]
 
 
@@ -232,8 +277,8 @@ def _temperature_and_boole_steps() -> list[Step]:
     sampling_bound = PAPER["p36.coefficient"] * N * (1 - rho + eps)
     return [
         Step("7", eq(temperature_wrong(), softmax), cite="Remark 3.4, Eq. 7",
-             show="Eq(gamma^(1/theta)/((1 - gamma)^(1/theta) + gamma^(1/theta)), "
-                  "softmax(log p / theta)[wrong])",
+             show="gamma^(1/theta)/((1 - gamma)^(1/theta) + gamma^(1/theta)) = "
+                  "softmax(log p / theta)[wrong]",
              note="temperature theta maps gamma to gamma' (rho = 1 - gamma): folded into gamma "
                   "w.l.o.g."),
         Step("b1", le(1 - T[k], 1 - rho), by="apply", uses=("eq6",), at={x: 1 - x},
@@ -276,7 +321,7 @@ def _lemma_steps() -> list[Step]:
         Step("13", gt(q, half), by="chain", uses=("e1", "e2", "e3"), cite="App. A, Eq. 13",
              note="T(beta | alpha_<k)(alpha_k) > 1/2: greedy decoding copies beta as alpha"),
         Step("17", eq(printed_lemma_bound(printed_oversmoothing()), xi), cite="Eq. 17",
-             show="Eq(App. A bound at n = Eq. 17 size, xi)",
+             show="the App. A bound at Eq. 17's size n = xi",
              note="Eq. 17's oversmoothing size is where the printed bound equals xi: the two "
                   "printed forms agree"),
         # k != j: |log p - log q| <= eta / min(p, q) < 2 eta
@@ -540,4 +585,6 @@ def derivation() -> Derivation:
                *_confidence_steps(), *_theorem_steps()],
         bound=corrected_lemma_bound(),
         as_printed=_printed_steps(),
+        symbols=SYMBOLS,
+        notes=_HYPOTHESIS_NOTES,
     )

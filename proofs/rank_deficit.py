@@ -85,6 +85,41 @@ phi, psi = sp.symbols("phi psi", real=True)
 s1, s2 = sp.symbols("s1 s2", nonnegative=True)
 h1, h2 = sp.symbols("h1 h2", real=True)
 
+#: What each letter of the derivation means: the legend printed with it (a string key is a name
+#: or a glob pattern of names).
+SYMBOLS = {
+    "T": "the softmax temperature",
+    "z[1-3]": "the logits of the three classes (C = 3)",
+    "q[1-3]": "q = softmax_T(z), the probabilities of the logits z (Eq. (1))",
+    "p[1-3]": "a probability vector over the three classes (C = 3)",
+    "p": "a probability",
+    "x": "1/T, the variable of the small-norm expansion",
+    "lambda": "an eigenvalue of the softmax Jacobian",
+    "S[0-9][0-9]": "S_ij: the entries of a 3 x 4 softmaxed matrix S with columns s_j",
+    "sigma1": "the largest singular value of S",
+    "tail": "sum_{k>=2} sigma_k^2: the spectrum of S below its top singular value",
+    "alpha": "the scale of the circle's logits, z_ic = alpha cos(theta_c - theta_{y_i}) (Prop. "
+             "3.2)",
+    "C": "the number of classes",
+    "k": "a class other than the true one; the index of a sum over classes",
+    "cosine": "cosine[k]: the cosine of the angle from the true class to class k on the circle",
+    "E": "the sum over the C - 1 other classes of exp(-alpha (1 - cosine[k]))",
+    "CE": "the cross-entropy of a sample of the circle",
+    "u": "1/C",
+    "theta_y": "the angle of a sample's true class on the circle",
+    "theta_c": "the angle of class c on the circle",
+    "f": "f: the loss applied to each entry of the layer's output, L = sum f(Y_ij)",
+    "t": "the argument of f",
+    "A[0-9][0-9]": "A_ij: the entries of the layer's 2 x 2 input A",
+    "W[0-9][0-9]": "W_ij: the entries of the layer's 2 x 2 weight W, Y = A W^T",
+    "d[0-9][0-9]": "d_ij = f'(Y_ij): the entries of Delta = dL/dY",
+    "h[12]": "the entries of a feature vector h",
+    "s[12]": "the singular values of a 2 x 2 weight W",
+    "phi": "the angle of W's left singular vectors",
+    "psi": "the angle of W's right singular vectors",
+    "y": "a real number",
+}
+
 
 def softmax_expr(logits, i):
     """Eq. (1): ``exp(z_i T^e) / sum_k exp(z_k T^e)`` with the paper's exponent ``e = -1``."""
@@ -330,4 +365,6 @@ def derivation() -> Derivation:
                          "rank-2 logits drive the loss to its bound")],
         bound=circle_loss_bound(),
         as_printed=_printed_steps(),
+        symbols=SYMBOLS,
+        notes=_HYPOTHESIS_NOTES,
     )

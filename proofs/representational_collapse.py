@@ -80,6 +80,115 @@ _s = sp.Symbol("s", real=True)
 _sp = sp.Symbol("s", positive=True)
 _sn = sp.Symbol("s", nonnegative=True)
 
+#: What each letter of the derivation means: the legend printed with it. A symbol as a key is
+#: matched with its assumptions (the same name plays two roles in places), a string by name or
+#: as a glob pattern.
+SYMBOLS = {
+    "norm": "the norm of the statements: |.| on numbers, ||.||_1 on vectors, the operator norm "
+            "on Jacobians",
+    "p": "a vector (the norm's axioms)",
+    "q": "a vector (the norm's axioms)",
+    _c: "a number (the norm's axioms); in Lemma B.1 and Thm B.3 the last logit of x*, the "
+        "query's logit on the copy",
+    sp.Symbol("c", positive=True, integer=True): "the number of copies of a in a block (Thm "
+                                                 "B.3, varied tokens)",
+    _d: "a number (the norm's axioms)",
+    sp.Symbol("d", nonnegative=True, integer=True): "j - i: how far position j lies after "
+                                                    "position i (Thm 5.1/B.5)",
+    "w": "w(k): a sequence of vectors (the triangle inequality for sums)",
+    _lo: "the first index of a sum (the triangle inequality for sums)",
+    "hi": "the last index of a sum (the triangle inequality for sums)",
+    "lo": "lo[k] = min(x(k), x_star(k)) (Lemma B.2)",
+    "n": "the length of the shorter sequence",
+    "i": "a position",
+    "j": "a position; the index of a sum over positions",
+    "k": "a position; the index of a sum over positions",
+    "x": "x(k): the logits of the shorter sequence",
+    "x_star": "x_star(k): the logits of the longer sequence (Lemma B.2)",
+    sp.Symbol("m", real=True): "the smallest logit (Lemma B.1)",
+    "M": "the largest logit (Lemma B.1)",
+    sp.Symbol("m"): "the shorter sequence's attention output, sum_k E[k] u[k]/Z (Thm B.3)",
+    "alpha_star": "softmax(x*)_{n+1} = e^c/(Z + e^c): the weight on the last entry of x* "
+                  "(Lemma B.1), on the copy (Thm B.3)",
+    "Z": "the softmax sum of the shorter sequence, sum_k E[k]",
+    "Z_star": "the softmax sum of the longer sequence, sum_k E_star[k] (Lemma B.2)",
+    sp.Symbol("delta", nonnegative=True): "the spread of the logits, M - m (Lemma B.1)",
+    B: "a bound on every logit, |x(k)| <= B",
+    "B": "B[k, j]: the entries of a row-stochastic matrix (Lemma B.7)",
+    "E": "E[k] = e^{x(k)}: the exponentiated logits",
+    "E_star": "E_star[k] = e^{x_star(k)} (Lemma B.2)",
+    "D": "sum_k |E[k] - E_star[k]| (Lemma B.2)",
+    "Sigma": "sum_k t[k]: the total change of the logits (Lemma B.2)",
+    "t": "t[k] = |x_star(k) - x(k)|: the change of logit k (Lemma B.2)",
+    "u": "u[k]: the values the attention mixes (Thm B.3)",
+    "V": "a bound on the values' norms, ||u[k]|| <= V (Thm B.3)",
+    "z_n": "the output at the last position of the shorter sequence (Thm B.3)",
+    "v_a": "the residual: the repeated token a's own value (Thm B.3)",
+    "z*_{n+1}": "the output at the last position of the longer sequence (Thm B.3)",
+    "dz": "z*_{n+1} - z_n (Thm B.3)",
+    "Delta_n": "the gap ||z*_{n+1} - z_n|| between the two last states (Thm B.3)",
+    "g_rep": "the gap for a prompt followed by r copies of a (Thm B.3)",
+    "E_a": "e^{x_a}: the exponentiated logit of the token a",
+    "S_P": "the prompt's softmax sum",
+    "r": "the number of copies of a, or of blocks (Thm B.3); a row of the attention (Lemma "
+         "B.6, Prop. B.8)",
+    "M_P": "the prompt's weighted value sum, sum over the prompt of e^{x_i} u_i",
+    "u_a": "the value of the token a",
+    "W": "S_P u_a - M_P = sum over the prompt of e^{x_i} (u_a - u_i)",
+    "g_sep": "the gap for r blocks of c copies of a and one separator (Thm B.3)",
+    "Z_sep": "the softmax sum of the r blocks",
+    "M_sep": "the weighted value sum of the r blocks",
+    "E_s": "e^{x_s}: the exponentiated logit of the separator",
+    "u_s": "the value of the separator",
+    "Z_alt": "the softmax sum of x = (1, 0, 1, 0, ...) (Prop. B.4)",
+    "Z*_alt": "the softmax sum of x* = (0, 1, 0, 1, ...) (Prop. B.4)",
+    "h": "half the length, n = 2h (Prop. B.4)",
+    "TV_alt": "the total variation between softmax(x) and softmax(x*) (Prop. B.4)",
+    "J": "J[l, j, i] = dv_j^(l+1)/dv_i^(l): a layer's Jacobian (Thm 5.1/B.5)",
+    "l": "a layer",
+    "I": "the identity",
+    "J_norm1": "J_norm1(l, i): the Jacobian of layer l's first normalisation at position i",
+    "J_norm2": "J_norm2(l, j): the Jacobian of layer l's second normalisation at position j",
+    "J_norm3": "the Jacobian of the final normalisation",
+    "J_psi": "J_psi(l, j): the Jacobian of layer l's MLP psi at position j",
+    "delta": "delta[j, i]: the Kronecker delta",
+    "alpha": "alpha[l, j, i]: the attention of position j on position i at layer l, held fixed",
+    alpha: "an attention weight alpha_{j,i} (Thm 5.1 as printed)",
+    "beta1": "the constant of the first normalisation: its Jacobian's norm is at most 1/beta1",
+    "beta2": "the constant of the second normalisation: its Jacobian's norm is at most 1/beta2",
+    "beta3": "the constant of the final normalisation: its Jacobian's norm is at most 1/beta3",
+    "sigma": "sigma_psi: the Lipschitz constant of the MLPs",
+    "Abar": "Abar[l, j, i] = alpha[l, j, i]/beta1 + delta[j, i] (Thm B.5)",
+    "J_ni": "||dy_n/dv_i^(0)|| at depth two: how much the last output moves with input i",
+    "P_ni": "(Abar^(1) Abar^(0))_{n,i}: the sum over the causal paths from i to n",
+    "Lambda": "Lambda(r, j): the causal attention of row r on column j (Prop. B.8)",
+    "R": "R(r) = sum_{j<r} Lambda(r, j): row r's weight off the diagonal (Lemma B.6)",
+    "A": "A[r, k]: the entries of a row-stochastic matrix (Lemma B.7)",
+    "f_short": "a readout of the shorter sequence's last state (Cor. B.10)",
+    "f_long": "the same readout of the longer sequence's last state (Cor. B.10)",
+    "K_r": "the readout's Lipschitz constant (Cor. B.10)",
+    "K": "the constant of a gap K/n^p (threshold model)",
+    "x_mag": "|x|: the magnitude of the state (threshold model)",
+    "S": "sum_{k<n} e^{x_k}: the part of the softmax sums both sequences share (Lemma B.1)",
+    sp.Symbol("b", real=True): "the entry x* adds (Lemma B.1)",
+    sp.Function("a"): "a(r, k): the entries of a lower-triangular matrix (the index identity)",
+    sp.Function("b"): "b(k, j): the entries of a lower-triangular matrix (the index identity)",
+    "kk": "the index of a sum (the index identity)",
+    "lambda": "an eigenvalue (Lemma B.6)",
+    "a_[0-9][0-9]": "the entries of a lower-triangular matrix (the eigenvalue identity)",
+    "L": "the depth (Prop. B.8's limit)",
+    "n_0": "the number of zeros (Prop. 6.1/B.9)",
+    "n_1": "the number of ones (Prop. 6.1/B.9)",
+    "v_one": "the value of a one (Prop. 6.1/B.9)",
+    "v_zero": "the value of a zero (Prop. 6.1/B.9)",
+    "s_[01][01]": "s_ab: the attention score of a query a on a key b, a and b in {0, 1} (Prop. "
+                  "6.1/B.9)",
+    "delta_ji": "the Kronecker delta delta[j, i] (Thm 5.1 as printed)",
+    "psi": "the MLP's output (Thm B.3 as printed)",
+    "z_l": "the attention output z^(l) (Thm B.3 as printed)",
+    "v_l": "the layer's input v^(l) (Thm B.3 as printed)",
+}
+
 #: Every number the derivation (and, through plain values, the numeric checker) takes from the
 #: paper or from the notes' quantitative forms of its limits. Read by reference, never retyped.
 PAPER = Quantities("representational-collapse", [
@@ -455,7 +564,7 @@ def _families() -> tuple[list, list[Step]]:
              note="the r copies of a drop out of u_a - m"),
         Step("B3.rep_order", eq(sp.Limit(r ** PAPER["gap.order"] * g_rep, r, sp.oo), W / E_a),
              by="limit", uses=("B3.rep",), cite="Thm B.3, repeated token",
-             show="r**gap.order * gap -> W/e^{x_a}, nonzero: the gap is Theta(1/n^2)"),
+             show="r^gap.order * gap -> W/e^{x_a}, nonzero: the gap is Theta(1/n^2)"),
         Step("B3.sep", eq(g_var, E_a * E_s * r * (u_a - u_s)
                           / ((r * (c * E_a + E_s) + E_a) * r * (c * E_a + E_s))),
              uses=("h_sep", "h_sep_Z", "h_sep_M"), cite="Thm B.3, varied tokens",
@@ -463,7 +572,7 @@ def _families() -> tuple[list, list[Step]]:
         Step("B3.sep_order", eq(sp.Limit(r ** PAPER["gap.order_varied"] * g_var, r, sp.oo),
                                 E_a * E_s * (u_a - u_s) / (c * E_a + E_s) ** 2),
              by="limit", uses=("B3.sep",), cite="Thm B.3, varied tokens",
-             show="r**gap.order_varied * gap -> a nonzero constant: Theta(1/n)"),
+             show="r^gap.order_varied * gap -> a nonzero constant: Theta(1/n)"),
     ]
     return hypotheses, steps
 
@@ -624,13 +733,13 @@ def _theorem_b5() -> tuple[list, list[Step]]:
              note="each path contributes the product of its layers' factors"),
         Step("B5.path_terms", le(sp.Sum(norm(path), (k, i, top)), sp.Sum(a1 * a0, (k, i, top))),
              by="sum", at={k: (i, top)}, uses=("B5.path",), cite=cite,
-             show="sum_k ||J1[n,k] J0[k,i]|| <= sum_k (sigma/beta2 + 1)**2 Abar1[n,k] Abar0[k,i]"),
+             show="sum_k ||J1[n,k] J0[k,i]|| <= sum_k (sigma/beta2 + 1)^2 Abar1[n,k] Abar0[k,i]"),
         Step("B5.all_paths", le(norm(paths), sp.Sum(a1 * a0, (k, i, top))), by="chain",
              uses=("B5.path_terms", "B5.path_sum"), cite=cite,
-             show="||sum_paths|| <= sum_k (sigma/beta2 + 1)**2 Abar1[n,k] Abar0[k,i]"),
+             show="||sum_paths|| <= sum_k (sigma/beta2 + 1)^2 Abar1[n,k] Abar0[k,i]"),
         Step("B5.all_paths3", le(norm(paths) / beta3, sp.Sum(a1 * a0, (k, i, top)) / beta3),
              by="apply", at={_s: _s / beta3}, uses=("B5.all_paths",), cite=cite,
-             show="||sum_paths||/beta3 <= (1/beta3) sum_k (sigma/beta2 + 1)**2 Abar1 Abar0"),
+             show="||sum_paths||/beta3 <= (1/beta3) sum_k (sigma/beta2 + 1)^2 Abar1 Abar0"),
         Step("B5.constant", eq(sp.Sum(a1 * a0, (k, i, top)) / beta3,
                                oversquashing_constant(2) * P_ni), uses=("h_B5_P",), cite=cite,
              show="(1/beta3) sum_paths prod_l (sigma/beta2 + 1) Abar = C P_ni, "
@@ -721,7 +830,7 @@ def _proposition_b8() -> tuple[list, list[Step]]:
              cite="Lemma B.7", show="(A B)_rj >= 0, every n"),
         Step("B8.limit", eq(sp.Limit(_uniform_distance(), _depth, sp.oo), 0), by="limit",
              cite="Prop. B.8",
-             show="Eq(Limit(sum_{n=2..5} ||((Lambda + I)/2)**L - 1 e_1^T||_F**2, L, oo), 0), "
+             show="lim_{L -> oo} sum_{n=2..5} ||((Lambda + I)/2)^L - 1 e_1^T||_F^2 = 0, "
                   "uniform causal Lambda",
              note="the bound becomes sensitive to the first token only"),
     ]
@@ -832,10 +941,10 @@ def _threshold() -> tuple[list, list[Step]]:
              cite="threshold model", note="the gap shrinks with n: below u|x| from n* on"),
         Step("P.varied", eq(length(PAPER["gap.order_varied"]), 256),
              uses=("h_P_K", "h_P_x"), cite="threshold model", budget_s=20,
-             show="n* = K/(u |x|) = 256 for a K/n gap, K = |x| = 1, u = 2**-8"),
+             show="n* = K/(u |x|) = 256 for a K/n gap, K = |x| = 1, u = 2^-8"),
         Step("P.repeated", eq(length(PAPER["gap.order"]), 16),
              uses=("h_P_K", "h_P_x"), cite="threshold model", budget_s=20,
-             show="n* = sqrt(K/(u |x|)) = 16 for a K/n**2 gap"),
+             show="n* = sqrt(K/(u |x|)) = 16 for a K/n^2 gap"),
     ]
     return hypotheses, steps
 
@@ -853,16 +962,16 @@ def _as_printed() -> list[Step]:
     return [
         Step("T5.1'", eq(alpha / beta2 + kd, abar(alpha, beta1, kd)), cite="Thm 5.1, main text",
              box=box, erratum="inconsistent",
-             show="Eq(alpha/beta2 + delta_ji, alpha/beta1 + delta_ji)",
+             show="alpha/beta2 + delta_ji = alpha/beta1 + delta_ji",
              note="the main text normalises by beta2, the proof by beta1; the main text's "
                   "'some constant C' can absorb the ratio"),
         Step("B5'", eq((alpha + kd) / beta1, abar(alpha, beta1, kd)), cite="Thm B.5 statement",
              box={**box, kd: (1, 1)}, erratum="inconsistent",
-             show="Eq((alpha + delta_ji)/beta, alpha/beta1 + delta_ji)",
+             show="(alpha + delta_ji)/beta = alpha/beta1 + delta_ji",
              note="B.5 divides delta_ji by beta too; a constant can absorb it"),
         Step("B5.sigma'", le(sp.diff(y_wit, v_n), sigma * (alpha + kd).subs(kd, 1)),
              cite="Thm B.5 statement", box=box, erratum="refuted",
-             show="dy_n/dv_n = (sigma + 1)(alpha + 1) <= sigma**L (alpha + delta)/beta, L = 1, "
+             show="dy_n/dv_n = (sigma + 1)(alpha + 1) <= sigma^L (alpha + delta)/beta, L = 1, "
                   "psi(x) = sigma x, beta = 1",
              note="a sigma-Lipschitz psi and norms equal to their constants satisfy the "
                   "hypotheses; the residual path keeps the Jacobian above sigma^L"),
@@ -873,7 +982,7 @@ def _as_printed() -> list[Step]:
              note="the printed intermediate denominator (ne + 1)/2 (Z = n(e + 1)/2 by (B4.Z)); "
                   "the final value 2(e - 1)/(e + 1) is right"),
         Step("B3'", eq(psi + v_l, psi + z_l), cite="Thm B.3 proof", erratum="inconsistent",
-             show="Eq(psi(norm_2(z)) + v^(l), psi(norm_2(z)) + z^(l))",
+             show="psi(norm_2(z)) + v^(l) = psi(norm_2(z)) + z^(l)",
              note="the proof's layer update adds v^(l); Section 2 defines it with z^(l)"),
     ]
 
@@ -902,4 +1011,5 @@ def derivation() -> Derivation:
         steps=steps,
         bound=b1_bound(n, B),
         as_printed=_as_printed(),
+        symbols=SYMBOLS,
     )

@@ -141,6 +141,59 @@ _x = sp.Symbol("x", real=True)
 _y = sp.Symbol("y", nonnegative=True)
 _q = sp.Symbol("q", positive=True)
 
+#: What each letter of the derivation means: the legend printed with it. A symbol as a key is
+#: matched with its assumptions, a string by name or as a glob pattern of names.
+SYMBOLS = {
+    "D[0-9][0-9]": "D_ij: the entries of the dictionary D (2 x 3: N = 3 atoms in M = 2 "
+                   "dimensions)",
+    "W[0-9][0-9]": "W_ij: the entries of the encoder W (3 x 2)",
+    "g[0-9][0-9]": "g_ij: the entries of G = W D",
+    "b[0-9]": "b_i: the entries of the encoder's bias b",
+    "s[0-9]": "s_i: a point of a support's open box (the code's entries)",
+    "Delta": "det G",
+    "P[0-9][0-9]": "P_ij: the entries of a linear probe P (3 x 2)",
+    "u[0-9]": "u_i: the entries of the probe's offset",
+    "h[0-9][0-9]": "h_ij: the entries of H = P D",
+    "DeltaP": "det H",
+    "phi": "the angle between consecutive atoms of the 120-degree frame",
+    "psi": "the angle between consecutive atoms of the half-plane frame (0, 50, 100 degrees)",
+    "a": "a nonnegative code entry",
+    "b": "a nonnegative code entry",
+    "t": "the momentum term t_k of FISTA; in the frames, a nonnegative code entry",
+    "c[0-9]": "c_i: code magnitudes",
+    "L": "the Lipschitz constant of the gradient of the smooth part",
+    "eta": "the step size",
+    "lambda": "the weight of the l1 penalty",
+    "tau": "the threshold, eta lambda",
+    "v": "the point the prox is taken at",
+    w: "v - tau, where v is above the threshold",
+    w0: "tau - v, where v is at or below the threshold",
+    "z": "a candidate code entry of the prox",
+    "k": "the iteration",
+    "j": "an iteration; the index of a sum over iterations",
+    "tp": "the momentum term t_{k-1}",
+    "t1": "the momentum term t_1",
+    "F": "F(j): the objective at the j-th ISTA iterate",
+    "Fa": "Fa(k): the objective at the k-th FISTA iterate",
+    "Fs": "F*: the minimum of the objective",
+    "r": "r(j) = ||z_j - z*||^2: the squared distance of the j-th iterate from a minimiser",
+    "d2": "||z_0 - z*||^2: the squared distance of the start from a minimiser",
+    "n": "the number of atoms (latents)",
+    "m": "the number of dimensions (measurements)",
+    "K": "the sparsity: the number of nonzero entries of a code",
+    "mu": "the mutual coherence of the dictionary",
+    "spark": "the spark of the dictionary: its fewest linearly dependent columns",
+    "p": "the index of an off-diagonal Gram entry",
+    c: "c(p): the n (n - 1) off-diagonal entries of the Gram matrix D^T D",
+    csc: "the constant of the rule m = ceil(c K ln(n/K))",
+    "Soff": "the sum of squares of the off-diagonal Gram entries",
+    "F2": "||D^T D||_F^2",
+    "trG": "the trace of the Gram matrix D^T D",
+    "x": "a real number",
+    "y": "a nonnegative number",
+    "q": "a positive number",
+}
+
 
 # --- plain helpers for the numeric checker (each reads PAPER, so a mutation reaches it) --------
 
@@ -675,4 +728,6 @@ def derivation() -> Derivation:
                          "FISTA reaches 2 L ||z_0 - z*||^2 / (k + 1)^2")],
         bound=_fista_bound(),
         as_printed=_printed_steps(),
+        symbols=SYMBOLS,
+        notes=_HYPOTHESIS_NOTES,
     )

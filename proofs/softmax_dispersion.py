@@ -103,6 +103,43 @@ _y = sp.Symbol("y", nonnegative=True)
 _s = sp.Symbol("s", positive=True)
 _t = sp.Symbol("t", nonnegative=True)
 
+#: What each letter of the derivation means: the legend printed with it.
+SYMBOLS = {
+    "n": "number of items (logits) the softmax normalises over",
+    "e": "the logits, e(1), ..., e(n)",
+    "i": "the item whose coefficient is bounded",
+    "j": "an item; the index of a sum over items",
+    "m": "the smallest logit",
+    "M": "the largest logit",
+    "theta": "the temperature, theta > 0 (eq. (1))",
+    "d": "the spread in units of the temperature, (M - m)/theta",
+    "alpha": "the softmax coefficients, alpha(i) = softmax_theta(e)_i (eq. (1))",
+    "S": "the sum over the n - 1 other items of exp((e(j) - e(i))/theta); alpha(i) = 1/(1 + S)",
+    "S_top": "S when e(i) = M and every other logit is m",
+    "alpha_top": "alpha(i) when e(i) = M and every other logit is m",
+    "S_bottom": "S when e(i) = m and every other logit is M",
+    "alpha_bottom": "alpha(i) when e(i) = m and every other logit is M",
+    "c": "ln n - d, a lower bound on -ln alpha(i)",
+    "H": "the entropy of the coefficients, in nats",
+    "epsilon": "the sharpness target: alpha_max >= 1 - epsilon",
+    "t": "H - 10: beta(10 + t) has only negative coefficients (step A4)",
+    "l": "a layer (Thm 2.2)",
+    "X": "X(l): the largest feature norm over the n tokens at layer l",
+    "Y": "Y(l): the largest attention-output norm over the n tokens at layer l",
+    "R": "R(l): the bound on X(l), free of n, that the induction carries",
+    "Xe": "the largest token-embedding norm among the n tokens",
+    "Xp": "the largest positional-encoding norm among the n tokens",
+    "Emax": "the largest token-embedding norm over the (finite) vocabulary",
+    "P": "a bound on the norms of the positional encodings",
+    "sQ": "the largest singular value of the query map",
+    "sK": "the largest singular value of the key map",
+    "sV": "the largest singular value of the value map",
+    "b": "the offset of the MLP's bound |f(u)| <= b + L |u|",
+    "L": "the Lipschitz constant of the MLP, |f(u)| <= b + L |u|",
+    "a": "the item with the largest logit of a head at layer l, e(a)",
+    "bb": "the item with the smallest logit of a head at layer l, e(bb)",
+}
+
 #: Where beta(H) = 1 (roots 0.848581996... and 5.944520827...), bracketed 1e-6 either side;
 #: derived here, the notes (sec. 3) give 0.84858 and 5.94452.
 BETA_ONE = ((sp.Rational(848581, 10**6), sp.Rational(848583, 10**6)),
@@ -280,11 +317,11 @@ def _sharp_steps() -> list[Step]:
                               "minimum"),
         _step("12a", eq(sp.Limit(n * tight_upper(n, d), n, sp.oo), n * paper_upper(n, d)),
               by="limit", cite="Lemma 2.1, Theta(1/n)", budget_s=20,
-              show="Eq(Limit(n*(1/(1 + (n-1)e^-d)), n, oo), n*(e^d/n))",
+              show="lim_{n -> oo} n/(1 + (n-1)e^-d) = n (e^d/n)",
               note="e^{d}/n is the attained maximum's asymptote: the paper's constant is sharp"),
         _step("12b", eq(sp.Limit(n * tight_lower(n, d), n, sp.oo), n * paper_lower(n, d)),
               by="limit", cite="Lemma 2.1, Theta(1/n)", budget_s=20,
-              show="Eq(Limit(n*(1/(1 + (n-1)e^d)), n, oo), n*(e^-d/n))"),
+              show="lim_{n -> oo} n/(1 + (n-1)e^d) = n (e^-d/n)"),
         _step("12c", eq(tight_upper(n, sp.log((n - 1) * (1 - eps) / eps)), 1 - eps),
               box={n: (2, 1000), eps: (sp.Rational(1, 100), sp.Rational(1, 2))}, budget_s=20,
               cite="sharpness [D]",
@@ -355,7 +392,7 @@ def _layer_steps() -> list[Step]:
         _step("17d", le(A - e(bb), PAPER["prop31.factor"] * A), by="apply", at={_x: A - _x},
              uses=("17b",), cite=prop),
         _step("17", le(spread, PAPER["prop31.factor"] * A), by="chain", uses=("17c", "17d"),
-             cite=prop, show="delta_l <= 2 sQ sK R(l)**2",
+             cite=prop, show="delta_l <= 2 sQ sK R(l)^2",
              note="delta <= 2 smax(Q) smax(K) |y| max|x_i| with |y|, |x_i| <= R(l)"),
         _step("18a", le(alpha(i), tight_upper(n, spread / theta)), by="instance",
              at={d: spread / theta}, uses=("9",), cite=cite,
@@ -365,11 +402,11 @@ def _layer_steps() -> list[Step]:
         _step("18c", le(tight_upper(n, spread / theta), tight_upper(n, D)), by="apply",
              at={_y: 1 / (1 + (n + PAPER["lemma.others"]) * _y)}, uses=("18b",), cite=cite),
         _step("18", le(alpha(i), tight_upper(n, D)), by="chain", uses=("18a", "18c"), cite=cite,
-             show="alpha_i <= 1/(1 + (n-1)exp(-2 sQ sK R(l)**2/theta))",
+             show="alpha_i <= 1/(1 + (n-1)exp(-2 sQ sK R(l)^2/theta))",
              note="every head of every layer disperses, with an n-free spread"),
         _step("19", eq(sp.Limit(n * tight_upper(n, D), n, sp.oo), n * paper_upper(n, D)),
              by="instance", at={d: D}, uses=("12a",), cite=cite,
-             show="n * alpha_max -> exp(2 sQ sK R(l)**2/theta): Theta(1/n) at layer l"),
+             show="n * alpha_max -> exp(2 sQ sK R(l)^2/theta): Theta(1/n) at layer l"),
     ]
 
 
@@ -410,4 +447,5 @@ def derivation() -> Derivation:
         steps=[*_lemma_steps(), *_sharp_steps(), *_entropy_steps(), *_layer_steps(),
                *_listing_steps()],
         bound=tight_upper(n, d),
+        symbols=SYMBOLS,
     )

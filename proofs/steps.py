@@ -54,7 +54,11 @@ import mpmath
 import sympy as sp
 from sympy.core.assumptions import _assume_defined
 
+from proofs import notation
 from proofs.certify import certify
+
+__all__ = ["BUDGET_BYTES", "BUDGET_SECONDS", "ERRATUM_STATUSES", "METHODS", "ROLES", "Context",
+           "Step", "StepResult", "check_step", "eq", "find_witness", "ge", "gt", "le", "lt"]
 
 ROLES = ("paper", "algebra")
 #: Default budget of one step's check.
@@ -99,7 +103,7 @@ class Step:
         _refuse_vacuous(self.label, self.claim)
 
     def __str__(self) -> str:
-        return self.show or str(self.claim)
+        return self.show or notation.text(self.claim)
 
 
 ERRATUM_STATUSES = ("refuted", "inconsistent", "unconfirmed source")

@@ -61,3 +61,18 @@ def blas_threads() -> int:
     from threadpoolctl import threadpool_info
 
     return max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+
+def where(params: dict) -> list[dict]:
+    """One row naming the process that evaluated the cell and whether ``json.tool`` (a module
+    nothing here imports, so only a pool's preload) was imported there."""
+    import sys
+
+    return [{**params, "pid": os.getpid(), "preloaded": "json.tool" in sys.modules}]
+
+
+def judged_where(params: dict) -> list[dict]:
+    """A report row (a bound that holds) naming the process that evaluated the cell."""
+    return [{"theorem": "pooled", "n": params["n"], "format": params["format"],
+             "policy": params["policy"], "quantity": "q", "verdict": "holds", "mechanism": "",
+             "pid": os.getpid()}]

@@ -70,9 +70,9 @@ def test_the_command_line_sets_axes_and_prints_the_grid_first(capsys):
                    "--axis", "temperature=1"])
     captured = capsys.readouterr()
     assert status == 0
-    grid = captured.err.splitlines()[0]
+    grid = captured.out.splitlines()[0]
     assert grid.startswith("grid: 2 cells;") and "spread 1, 16" in grid
-    assert "softmax-dispersion: " in captured.out
+    assert "softmax-dispersion: " in captured.out.splitlines()[1]
 
 
 @pytest.mark.parametrize("option", ["spread", "spread=", "=1", "sprad=1"])

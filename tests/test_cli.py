@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import _sweep_cells
 import pytest
 import sympy as sp
 
@@ -121,10 +122,10 @@ class FakeTheorem(Theorem):
         """No sweep is needed: ``run`` makes the rows."""
         return None
 
-    def figure(self, out_dir, *, quick=True):
+    def figure(self, out_dir, *, quick=True, width="columnwidth"):
         """A one-series figure."""
         panel = Panel("fake", "$x$", "$y$", (Series("s", (1.0, 2.0), (1.0, 4.0)),))
-        return write_figure(out_dir, self.name, [panel])
+        return write_figure(out_dir, self.name, [panel], width=width)
 
 
 @pytest.mark.parametrize("theorem,verb,status", [
@@ -189,8 +190,9 @@ def test_figure_writes_three_files(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cli, "get", lambda name: FakeTheorem())
     assert cli.main(["figure", "fake", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed == [str(tmp_path / f"fake.{suffix}") for suffix in ("tex", "csv", "pdf")]
-    assert all((tmp_path / f"fake.{suffix}").is_file() for suffix in ("tex", "csv", "pdf"))
+    names = ("fake.tex", "fake-figure-data.csv", "fake.pdf")  # fake.csv is check's rows
+    assert printed == [str(tmp_path / name) for name in names]
+    assert all((tmp_path / name).is_file() for name in names)
 
 
 @pytest.mark.parametrize("theorem,status", [
@@ -208,9 +210,49 @@ def test_verify_derives_certifies_checks_and_draws(monkeypatch, capsys, tmp_path
     assert {"derivation.txt", "derivation.tex", "certificate.txt", "figure"} <= written
     # the figure's CSV lives apart from the rows' CSV (both are named after the theorem)
     drawn = {path.name for path in (tmp_path / "fake" / "figure").iterdir()}
-    assert {"fake.tex", "fake.csv", "fake.pdf"} <= drawn
+    assert {"fake.tex", "fake-figure-data.csv", "fake.pdf"} <= drawn
     last = capsys.readouterr().out.splitlines()[-3]
     assert last.split()[0] == "fake" and last.split()[-1] == ("ok" if status == 0 else "FAILED")
+
+
+class PooledTheorem(FakeTheorem):
+    """A theorem whose sweep runs for real (four cells, in workers)."""
+
+    evaluate = staticmethod(_sweep_cells.judged_where)
+    plan, run = Theorem.plan, Theorem.run
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+    def axes(self, quick):
+        """Four cells."""
+        return {"sizes": [1, 2, 3, 4], "formats": ["bf16"], "policies": ["hw"], "seeds": [0]}
+
+
+def test_verify_runs_every_sweep_on_one_pool_of_workers(monkeypatch, capsys, tmp_path):
+    from numerics.sweep import ExecutorSpec
+
+    opened = []
+    real_open = ExecutorSpec.open
+
+    def recording(self, **kwargs):
+        opened.append((self.engine, self.workers))
+        return real_open(self, **kwargs)
+
+    monkeypatch.setattr(ExecutorSpec, "open", recording)
+    pooled = {name: PooledTheorem(name) for name in ("one", "two")}
+    monkeypatch.setattr(cli, "names", lambda: list(pooled))
+    monkeypatch.setattr(cli, "get", pooled.__getitem__)
+    assert cli.main(["verify", "--quick", "--workers", "2", "--out", str(tmp_path)]) == 0
+    assert opened == [("processes", 2)]  # once for the run, not once per sweep
+    pids = set()
+    for name in pooled:
+        with (tmp_path / name / f"{name}.csv").open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert sorted(int(row["n"]) for row in rows) == [1, 2, 3, 4]
+        pids |= {int(row["pid"]) for row in rows}
+    assert len(pids) <= 2 and os.getpid() not in pids
 
 
 @pytest.mark.parametrize("text,sizes", [
@@ -245,7 +287,8 @@ def test_theorem_and_statement_print():
 
 def test_derive_latex(capsys):
     assert cli.main(["derive", SD, "--latex"]) == 0
-    assert capsys.readouterr().out.startswith(f"\\paragraph{{{SD}}}")
+    out = capsys.readouterr().out
+    assert out.startswith(f"% The derivation of {SD}") and "\\begin{align*}" in out
 
 
 PLUGIN_TESTS = """

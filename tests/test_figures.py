@@ -1,18 +1,27 @@
-"""Figures: pgfplots source, tidy CSV and a PDF preview; the source compiles with pdflatex."""
+"""Figures: pgfplots source laid out for a width, tidy CSV and a PDF preview; every theorem's
+figure fits a two-column paper's column and a one-column article's text width."""
 
 from __future__ import annotations
 
 import csv
 import math
 import os
+import re
 import shutil
+import subprocess
 
 import pytest
 
 import theorems
+from numerics.errors import InvalidArgument
+from theorems import _figure_layout as layout
+from theorems import cli, figures
 from theorems.figures import (
+    Key,
+    Mark,
     Panel,
     Series,
+    check_width,
     compile_with_pdflatex,
     standalone_document,
     to_pgfplots,
@@ -28,8 +37,8 @@ PANELS = [
         Series("negative values", (-1.0, 0.0, 1.0), (-2.5, 0.0, 2.5), "dashed", 2),
         Series("tail #2_x", (-1.0, 1.0), (1e-300, 1e300), "dotted", 9),
         Series("", (-1.0, 1.0), (0.5, 0.5), "line", 3),
-    ), xmode="normal", ymode="normal", legend="outer north east"),
-    Panel("no legend", "$x$", "$y$", (Series("hidden", (1.0, 2.0), (1.0, 2.0)),), legend=""),
+    ), xmode="normal", ymode="normal"),
+    Panel("no legend", "$x$", "$y$", (Series("hidden", (1.0, 2.0), (1.0, 2.0)),), legend=False),
 ]
 
 
@@ -39,25 +48,116 @@ def require_pdflatex() -> None:
         pytest.skip("pdflatex is not installed")
 
 
-def test_write_figure_writes_tex_csv_and_pdf(tmp_path):
-    files = write_figure(tmp_path / "new" / "dir", "example", PANELS, columns=2)
+def test_write_figure_writes_tex_data_and_pdf(tmp_path):
+    files = write_figure(tmp_path / "new" / "dir", "example", PANELS, preview="matplotlib")
     assert files.tex == tmp_path / "new" / "dir" / "example.tex"
-    assert files.csv.name == "example.csv" and files.pdf.name == "example.pdf"
-    assert files.pdf.read_bytes().startswith(b"%PDF")
+    # check --out writes the sweep's rows to example.csv: the figure's data has its own name
+    assert files.csv.name == "example-figure-data.csv" and files.pdf.name == "example.pdf"
+    assert files.preview == "matplotlib" and files.pdf.read_bytes().startswith(b"%PDF")
     tex = files.tex.read_text(encoding="utf-8")
-    assert tex.count("\\begin{axis}") == tex.count("\\end{axis}") == 3
-    assert tex.count("\\addplot") == 6
-    assert "title={size\\_sweep 50\\% \\& more}" in tex
-    assert "\\addlegendentry{tail \\#2\\_x}" in tex
-    assert "(8,0)" not in tex and "nan" not in tex.lower()  # not plottable on log axes
+    # three panels and one legend (the first two panels' series mean different things only in
+    # colour and style combinations that do not clash, so they share it; the third has none)
+    assert tex.count("\\begin{axis}") == tex.count("\\end{axis}") == 4
+    assert tex.count("\\addplot") == 6 and tex.count("\\addlegendentry") == 5
+    assert "size\\_sweep 50\\% \\& more" in tex and "\\addlegendentry{tail \\#2\\_x}" in tex
+    assert "$\\alpha_{\\max}$" in tex  # maths passes through unescaped
+    coordinates = " ".join(re.findall(r"coordinates \{([^}]*)\}", tex)).lower()
+    assert "(8,0)" not in coordinates and "nan" not in coordinates  # off a log axis
     assert "(0,0)" in tex  # zero is fine on linear axes
-    # every labelled series of a panel with a legend has an entry; an unlabelled one none
-    assert tex.count("\\addlegendentry") == 4 and tex.count("forget plot") == 1
-    assert "legend pos=outer north east" in tex and "{hidden}" not in tex
+    assert "{hidden}" not in tex and "legend to name" not in tex
+
+
+def test_a_key_replaces_the_series_labels_and_panels_with_one_key_share_a_legend():
+    key = (Key("$\\delta = 1$", "line", 0), Key("observed", "marks"),
+           Key("equal from here on", "vline"))
+    panels = [Panel(f"p{i}", "$n$", "$y$", (Series(f"s{i}", (1.0, 2.0), (1.0, 2.0), "marks"),),
+                    marks=(Mark("", 1.5, 0),), key=key) for i in range(4)]
+    tex = to_pgfplots(panels)
+    assert tex.count("\\addlegendentry") == 3 and "{s0}" not in tex
+    assert "\\addlegendentry{$\\delta = 1$}" in tex
+    assert tex.count("\\draw[blue, densely dotted]") == 4  # each panel's mark, in colour 0
+    assert "(0.3cm,-0.12cm) -- (0.3cm,0.12cm)" in tex  # the key's vertical line
+
+
+def test_points_off_the_axis_are_marked_with_their_count():
+    y = (1.0, 0.0, 0.0, math.nan, 2.0, math.inf, -1.0)
+    panel = Panel("p", "$n$", "$y$", (Series("s", tuple(range(1, 8)), y, "marks", 1),))
+    off = [v for v in y if not (math.isfinite(v) and v > 0)]
+    runs = layout.off_axis(panel)
+    assert sum(run[2] for run in runs) == len(off) == 5
+    assert [run[4] for run in runs] == ["zero", "nan", "infinite", "negative"]
+    below = [m for m in layout.off_axis_marks(panel) if m[3] == "below"]
+    assert below == [(0, 2.0, 4, "below")]  # 0, 0, NaN and -1: first at x = 2
+    tex = to_pgfplots([panel])
+    assert tex.count("\\fill[red]") == 2 and "{4};" in tex and "{1};" in tex
+    assert "$k$ points at $0$ or $< 0$ or $\\pm\\infty$ or NaN}" in tex
+
+
+def test_log_ticks_are_powers_of_two_for_sizes_and_few():
+    sizes = tuple(float(2**j) for j in range(1, 25))
+    panel = Panel("p", "$n$", "$y$", (Series("s", sizes, tuple(1 / n for n in sizes)),))
+    plan = layout.layout([panel], 229.5)
+    x, y = plan.placed[0].x, plan.placed[0].y
+    assert 3 <= len(x.ticks) <= 1 + plan.axis_width // 24
+    assert all(math.log2(t).is_integer() and t >= sizes[0] for t in x.ticks)
+    assert x.labels == [f"$2^{{{int(math.log2(t))}}}$" for t in x.ticks]
+    assert all(math.log10(t).is_integer() for t in y.ticks) and len(y.ticks) >= 3
+    assert len(x.minor) == 24 - len(x.ticks)  # every other power of two
+
+
+def test_mark_labels_do_not_overprint():
+    marks = (Mark("first", 100.0), Mark("second", 110.0), Mark("far", 3.0))
+    panel = Panel("p", "$n$", "$y$", (Series("s", (1.0, 1000.0), (1.0, 2.0)),), marks=marks)
+    shifts = re.findall(r"yshift=(-?\d+)pt, font=\\tiny, text=gray", to_pgfplots([panel]))
+    assert sorted(shifts) == ["-1", "-1", "-8"]  # the two close labels on two rows
+
+
+@pytest.mark.parametrize("width,points", [
+    ("columnwidth", 229.5), ("textwidth", 345.0), ("\\linewidth", 229.5), ("8.5cm", 241.85),
+    ("3.3in", 238.49), ("240pt", 240.0), (" 100mm ", 284.53),
+])
+def test_widths(width, points):
+    name = check_width(width)
+    assert figures._width(name)[1] == pytest.approx(points, abs=0.01)
+
+
+@pytest.mark.parametrize("width,match", [
+    ("8.5", r"width='8.5' is not a width; expected columnwidth, textwidth, linewidth or a TeX"),
+    ("wide", r"width='wide' is not a width"),
+    (8.5, r"width=8.5 is not a width"),
+    ("1cm", r"width='1cm' is 28pt; expected between 120pt and 1500pt"),
+    ("100in", r"width='100in' is 7227pt"),
+])
+def test_bad_widths_are_one_line(width, match):
+    with pytest.raises(InvalidArgument, match=match):
+        check_width(width)
+
+
+def test_cli_refuses_a_bad_width_before_any_work(capsys, tmp_path):
+    status = cli.main(["figure", "iso-perplexity", "--out", str(tmp_path), "--width", "8.5"])
+    err = capsys.readouterr().err.splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("theorems: error: width='8.5'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_matplotlib_preview_draws_no_minor_ticks(monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: drawn.append(self))
+    monkeypatch.setattr(figures, "pgfplots_installed", lambda: False)
+    files = write_figure(tmp_path, "example", PANELS)
+    assert files.preview == "matplotlib" and len(drawn) == 1
+    axes = [ax for ax in drawn[0].axes if ax.axison]
+    assert len(axes) == 3
+    for ax in axes:
+        assert isinstance(ax.xaxis.get_minor_locator(), NullLocator)
+        assert isinstance(ax.yaxis.get_minor_locator(), NullLocator)
 
 
 def test_csv_round_trips_the_data(tmp_path):
-    files = write_figure(tmp_path, "example", PANELS)
+    files = write_figure(tmp_path, "example", PANELS, preview="matplotlib")
     with files.csv.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["panel", "series", "x", "y"]
@@ -71,34 +171,45 @@ def test_csv_round_trips_the_data(tmp_path):
         assert got[3] == want[3] or (math.isnan(got[3]) and math.isnan(want[3]))
 
 
-def test_pgfplots_source_of_one_series():
-    panel = Panel("t", "x", "y", (Series("s", (1.0, 10.0), (0.5, 2.0)),))
-    assert to_pgfplots([panel]) == (
-        "% Generated by theorems; needs \\usepackage{pgfplots} in the preamble.\n"
-        "\\begin{tikzpicture}\n"
-        "\\begin{axis}[name=panel0, at={(0.0cm,0.0cm)}, width=5.6cm, height=4.6cm, title={t}, "
-        "xlabel={x}, ylabel={y}, xmode=log, ymode=log, legend style={font=\\tiny}, "
-        "title style={font=\\small}, tick label style={font=\\tiny}, "
-        "label style={font=\\footnotesize}, legend pos=north west]\n"
-        "\\addplot[blue, no marks] coordinates {(1,0.5) (10,2)};\n"
-        "\\addlegendentry{s}\n"
-        "\\end{axis}\n"
-        "\\end{tikzpicture}\n"
-    )
-
-
 def test_standalone_document_inputs_the_figure():
-    document = standalone_document("example.tex")
+    document = standalone_document("example.tex", "8.5cm")
     assert "\\usepackage{pgfplots}" in document and "\\input{example.tex}" in document
     assert document.index("\\begin{document}") < document.index("\\input")
+    assert "\\setlength{\\columnwidth}{241.848pt}" in document
+
+
+def _compile(directory, body: str, documentclass: str) -> str:
+    """Compile a document with ``body`` and return its log."""
+    (directory / "paper.tex").write_text(
+        f"\\documentclass{documentclass}\n\\usepackage{{pgfplots}}\n"
+        f"\\pgfplotsset{{compat=1.16}}\n\\begin{{document}}\n{body}\\end{{document}}\n",
+        encoding="utf-8")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+                          cwd=directory, capture_output=True, text=True, timeout=600)
+    log = (directory / "paper.log").read_text(encoding="utf-8", errors="replace")
+    assert done.returncode == 0, done.stdout[-3000:]
+    return log
+
+
+def _badness(log: str) -> list[str]:
+    return [line for line in log.splitlines()
+            if line.startswith(("Overfull \\hbox", "Overfull \\vbox"))
+            or "Float too large" in line]
 
 
 @pytest.mark.tex
-def test_the_tex_compiles_with_pdflatex(tmp_path):
+@pytest.mark.parametrize("width", ["columnwidth", "textwidth", "8.5cm", "5in"])
+def test_the_tex_is_exactly_as_wide_as_asked(tmp_path, width):
+    """TeX measures the labels in a first pass; the figure then fills the width, 1pt spare."""
     require_pdflatex()
-    files = write_figure(tmp_path, "example", PANELS, columns=2)
-    pdf = compile_with_pdflatex(files.tex)
-    assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
+    files = write_figure(tmp_path, "example", PANELS, width=width)
+    assert files.preview == "pgfplots" and files.pdf.read_bytes().startswith(b"%PDF")
+    length = {"columnwidth": "\\columnwidth", "textwidth": "\\textwidth"}.get(width, width)
+    log = _compile(tmp_path, "\\sbox0{\\input{example.tex}}"
+                             f"\\typeout{{SIZES \\the\\wd0/\\the\\dimexpr{length}\\relax}}\n",
+                   "[twocolumn]{article}")
+    got, want = (float(v) for v in re.search(r"SIZES ([\d.]+)pt/([\d.]+)pt", log).groups())
+    assert want - 1.5 <= got <= want
 
 
 @pytest.mark.tex
@@ -110,14 +221,51 @@ def test_broken_tex_is_reported(tmp_path):
         compile_with_pdflatex(broken)
 
 
-@pytest.mark.tex
-@pytest.mark.parametrize("name", theorems.names())
-def test_every_theorem_figure_compiles(name, tmp_path):
+@pytest.fixture(scope="module")
+def theorem_figures(tmp_path_factory):
+    """Every theorem's quick figure at the default width and at ``textwidth`` (the second
+    reuses the first's data), in one directory."""
     require_pdflatex()
-    files = theorems.get(name).figure(tmp_path, quick=True)
-    assert files.tex.exists() and files.csv.exists() and files.pdf.exists()
-    pdf = compile_with_pdflatex(files.tex)
-    assert pdf.read_bytes().startswith(b"%PDF")
+    out = tmp_path_factory.mktemp("figures")
+    drawn = {}
+    for name in theorems.names():
+        theorem = theorems.get(name)
+        drawn[name] = (theorem.figure(out / "column", quick=True),
+                       theorem.figure(out / "text", quick=True, width="textwidth"))
+    return out, drawn
+
+
+@pytest.mark.tex
+def test_every_theorem_draws_its_figure(theorem_figures):
+    out, drawn = theorem_figures
+    assert list(drawn) == theorems.names()
+    for name, pair in drawn.items():
+        for files in pair:
+            assert files.tex.name == f"{name}.tex" and files.pdf.name == f"{name}.pdf"
+            assert files.csv.name == f"{name}-figure-data.csv" and files.csv.stat().st_size
+            assert files.preview == "pgfplots" and files.pdf.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.tex
+def test_every_figure_fits_a_column_of_a_two_column_paper(theorem_figures):
+    out, drawn = theorem_figures
+    body = "".join(f"\\begin{{figure}}\\centering\\input{{{name}.tex}}"
+                   f"\\caption{{The {name} figure at the default width, with a caption of two "
+                   f"lines to leave room for.}}\\end{{figure}}\n\\clearpage\n"
+                   for name in drawn)
+    log = _compile(out / "column", body, "[twocolumn]{article}")
+    assert _badness(log) == []
+    assert log.count("(./") >= len(drawn)  # every figure was read
+
+
+@pytest.mark.tex
+def test_every_figure_fits_a_one_column_article_at_textwidth(theorem_figures):
+    out, drawn = theorem_figures
+    body = "".join(f"\\begin{{figure}}\\centering\\input{{{name}.tex}}"
+                   f"\\caption{{The {name} figure at textwidth.}}\\end{{figure}}\n\\clearpage\n"
+                   for name in drawn)
+    log = _compile(out / "text", body, "{article}")
+    assert _badness(log) == []
 
 
 @pytest.mark.tex

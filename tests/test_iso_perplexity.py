@@ -214,7 +214,7 @@ def test_counterexamples_prefer_the_less_accurate_model():
         pair = THEOREM.counterexample(a=a, gamma=gamma)
         assert pair.prefers_less_accurate
         for i in (0, 1):
-            assert pair.perplexity[i] == pytest.approx(
+            assert pair.log_perplexity[i] == pytest.approx(
                 float(mp_pplx(pair.accuracy[i], pair.gamma[i])), rel=1e-9)
 
 

@@ -4,6 +4,7 @@ lazy imports, and a facade whose ``__all__`` is documented and whose callables h
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -115,6 +116,46 @@ def test_list_does_not_import_cupy_or_build_derivations(tmp_path):
     listed = [line.split()[0] for line in done.stdout.splitlines()[:-1]]
     assert listed == theorems.names()
     assert not marker.exists()
+
+
+LIST_IMPORTS = textwrap.dedent("""
+    import json
+    import sys
+    from theorems.cli import main
+
+    assert main(["list"]) == 0
+    print(json.dumps(sorted(sys.modules)))
+""")
+
+
+def test_listing_imports_no_theorem_module_and_no_sympy():
+    done = subprocess.run([sys.executable, "-c", LIST_IMPORTS], capture_output=True, text=True,
+                          timeout=120, env=_environ())
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    imported = set(json.loads(lines[-1]))
+    heavy = {"sympy", "mpmath", "flint", "matplotlib", "scipy", "proofs"}
+    assert not {name for name in imported if name.split(".")[0] in heavy}
+    assert not {f"theorems.{stem}" for stem in _registry._STEMS} & imported
+    # each line: the name, the title and the source the theorem's class states
+    for line, name in zip(lines[:-1], theorems.names(), strict=True):
+        theorem = theorems.get(name)
+        assert line == f"{name:<28} {theorem.title}  ({theorem.source})"
+
+
+def test_the_listing_table_matches_each_theorem_class():
+    assert list(_registry._LISTING) == list(_registry._STEMS)
+    for stem, (title, source) in _registry._LISTING.items():
+        theorem = theorems.get(stem.replace("_", "-"))
+        assert (title, source) == (theorem.title, theorem.source), stem
+
+
+def test_a_theorem_missing_from_the_listing_table_is_listed_from_its_class(monkeypatch):
+    monkeypatch.setattr(_registry, "_LISTING", {})
+    theorem = theorems.get("iso-perplexity")
+    listed = {name: (title, source) for name, title, source in _registry.listing()}
+    assert listed["iso-perplexity"] == (theorem.title, theorem.source)
+    assert list(listed) == theorems.names()
 
 
 def _environ() -> dict[str, str]:

@@ -105,7 +105,7 @@ def test_round_to_takes_a_format_name():
 
 def test_the_counterexample_takes_exact_numbers():
     pair = iso.THEOREM.counterexample(a=sp.Rational(1, 10), gamma=0.4)
-    assert pair.accuracy[0] == 0.1 and pair.perplexity[0] != pair.perplexity[1]
+    assert pair.accuracy[0] == 0.1 and pair.log_perplexity[0] != pair.log_perplexity[1]
 
 
 def test_overflowing_states_are_refused_not_returned_as_nan(monkeypatch):

@@ -522,3 +522,27 @@ def test_bad_input(call, match):
 
 def test_policy_object_is_accepted():
     assert sd.sharpness_gap(get_format("bf16"), get_policy("hw")) == (93.0, 6.25)
+
+
+@pytest.mark.parametrize("fmt", ["fp64", "bf16", "fp8-e4m3"])
+@pytest.mark.parametrize("policy", ["hw", "strict"])
+def test_counterexample_computes_its_coefficient_in_the_format(fmt, policy):
+    import ml_dtypes
+    import mpmath
+
+    witness = THEOREM.counterexample(fmt=fmt, policy=policy)
+    logits = [mpmath.mpf(float(v)) for v in witness.logits]
+    total = mpmath.fsum(mpmath.exp(v) for v in logits)
+    exact = float(max(mpmath.exp(v) / total for v in logits))
+    assert witness.value == pytest.approx(exact, rel=1e-15)
+    assert (witness.fmt, witness.policy) == (fmt, policy)
+    dtype = {"fp64": np.float64, "bf16": ml_dtypes.bfloat16,
+             "fp8-e4m3": ml_dtypes.float8_e4m3fn}[fmt]
+    # a number of the format, within a few of its ulps of the exact coefficient
+    assert float(dtype(witness.computed)) == witness.computed
+    ulp = float(np.spacing(dtype(exact).astype(np.float64))) if fmt == "fp64" else \
+        float(ml_dtypes.finfo(dtype).eps) * 2.0 ** np.floor(np.log2(exact))
+    # hw rounds the output once after a float32 computation; strict rounds every partial sum
+    # of the n-term denominator (and every exponential) in the format
+    assert abs(witness.computed - exact) <= (2 if policy == "hw" else witness.n + 2) * ulp
+    assert f"in {fmt}/{policy}" in str(witness).splitlines()[0]

@@ -388,35 +388,54 @@ def tiny() -> Derivation:
         "tiny", source="Example, Lemma 1",
         hypotheses=[("h1", gt(y, 0))], goal=ge(sp.exp(y), 1 + y),
         steps=[Step("1", eq((y + 1) ** 2, y**2 + 2 * y + 1), cite="eq. (1)", role="algebra"),
-               Step("2", ge(sp.exp(y), 1 + y), by="interval", cite="eq. (2)", uses=("h1",))],
+               Step("2", ge(sp.exp(y), 1 + y), by="interval", cite="eq. (2)", uses=("h1",),
+                    note="the tangent at 0 lies below exp")],
         as_printed=[Step("3'", le(y**2, y), cite="eq. (3)")],
+        symbols={"y": "a positive number"}, notes={"h1": "y is positive"},
     )
 
 
 def test_derivation_prints_paper_steps_apart_from_algebra_and_errata():
     assert str(tiny()) == (
         "tiny  (Example, Lemma 1)\n"
-        "  h1: y > 0\n"
-        "  |- exp(y) >= y + 1\n"
+        "  symbols:\n"
+        "    y  a positive number\n"
+        "  hypotheses:\n"
+        "    h1: y > 0\n"
+        "        y is positive\n"
+        "  ⊢ e^y ≥ y + 1\n"
         "  paper steps:\n"
-        "  (2)  exp(y) >= y + 1                 by interval  [eq. (2)]  from h1  unchecked"
-        "  no box to certify over\n"
+        "  (2)  e^y ≥ y + 1             by interval  [eq. (2)]  from h1  unchecked  no box to "
+        "certify over\n"
+        "       the tangent at 0 lies below exp\n"
         "  algebra helpers (true whatever the paper says):\n"
-        "  (1)  Eq((y + 1)**2, y**2 + 2*y + 1)  by simplify  [eq. (1)]  checked\n"
+        "  (1)  (y + 1)² = y² + 2y + 1  by simplify  [eq. (1)]  checked\n"
         "  as printed in the paper:\n"
-        "  (3') y**2 <= y                       by simplify  [eq. (3)]  REFUTED  y=2: 4.0 > 2.0\n"
+        "  (3') y² ≤ y                  by simplify  [eq. (3)]  REFUTED  y=2: 4.0 > 2.0\n"
         "  1 of 2 steps checked (1 paper, 1 algebra); goal NOT discharged; derivation "
         "incomplete; printed statements: 1 refuted"
     )
     assert repr(tiny()) == "<Derivation tiny: 1/2 checked>"
 
 
-def test_derivation_latex():
-    latex = tiny().to_latex()
-    assert latex.startswith("\\paragraph{tiny} Goal: $e^{y} \\geq y + 1$.\n\\begin{enumerate}")
-    assert latex.count("\\item") == 3 and "\\textit{as printed:}" in latex
-    assert "\\textit{algebra:}" in latex
-    assert tiny()._repr_latex_().startswith("$\\begin{array}{lll}")
+def test_derivation_latex_typesets_every_claim_as_sympy_does():
+    d = tiny()
+    latex = d.to_latex()
+    for claim in [d.goal, *(r.claim for r in d.steps + d.printed)]:
+        assert sp.latex(claim) in latex
+    assert "\\texttt" not in latex and "\\begin{align*}" in latex
+    assert "y is positive" in latex and "the tangent at 0 lies below exp" in latex
+    assert "\\item[$y$] a positive number" in latex
+    assert latex.count("\\begingroup") == latex.count("\\endgroup") == 1
+    for rich in (d._repr_latex_(), d._repr_html_()):
+        assert all(sp.latex(r.claim) in rich for r in d.steps + d.printed)
+        assert "the tangent at 0 lies below exp" in rich and "REFUTED" in rich
+
+
+def test_a_note_on_no_hypothesis_is_refused():
+    with pytest.raises(ValueError, match="notes name 'h2'"):
+        Derivation.check("x", source="s", hypotheses=[("h1", gt(y, 0))], goal=gt(y, 0),
+                         steps=[], notes={"h2": "no such hypothesis"})
 
 
 def test_quantities_are_read_by_reference_and_mutated_one_at_a_time():
@@ -522,8 +541,12 @@ def test_sine_and_cosine_enclosures_contain_every_point():
 
 def test_certificate_prints():
     c = certify(ge(sp.exp(x) - 1, 0), {x: (0, 5)})
-    assert str(c) == "proved: exp(x) - 1 >= 0  over  x in [0, 5]  (1 boxes)"
-    assert repr(c) == "<Certificate proved: exp(x) - 1 >= 0 (1 boxes)>"
+    assert str(c) == "proved: e^x - 1 ≥ 0  over  x in [0, 5]  (1 boxes)"
+    assert repr(c) == "<Certificate proved: e^x - 1 ≥ 0 (1 boxes)>"
+    for rich in (c._repr_latex_(), c._repr_html_()):
+        assert sp.latex(c.claim) in rich and "proved" in rich and "[0, 5]" in rich
+    refuted = certify(ge(x**2, x), {x: (-2, 2)})
+    assert f"x = {refuted.witness['x']:.6g}" in refuted._repr_html_()
 
 
 _r = sp.Symbol("r", real=True)

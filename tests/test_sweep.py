@@ -495,9 +495,9 @@ def test_never_more_worker_processes_than_cells(monkeypatch):
     started = []
     real = executors.ProcessExecutor.__init__
 
-    def recording(self, workers):
+    def recording(self, workers, **kwargs):
         started.append(workers)
-        real(self, workers)
+        real(self, workers, **kwargs)
 
     monkeypatch.setattr(executors.ProcessExecutor, "__init__", recording)
     cells = grid(n=[1, 2, 3])
@@ -513,3 +513,90 @@ def test_pool_workers_share_the_cores_instead_of_oversubscribing_them():
     with executors.ProcessExecutor(2) as pool:
         counts = [count for _, count in pool.run(blas_threads, {0: (), 1: ()})]
     assert counts == [max(1, (os.cpu_count() or 1) // 2)] * 2
+
+
+@pytest.fixture
+def fsyncs(monkeypatch):
+    """The store file's size at each fsync of it (other files' fsyncs are not recorded)."""
+    sizes: dict[int, list[int]] = collections.defaultdict(list)
+    real = os.fsync
+
+    def recording(descriptor):
+        real(descriptor)
+        status = os.fstat(descriptor)
+        sizes[status.st_ino].append(status.st_size)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return lambda path: sizes[os.stat(path).st_ino]
+
+
+def test_a_sweep_fsyncs_its_store_once_per_interval_and_at_its_end(tmp_path, fsyncs):
+    cells = grid(n=list(range(1, 21)))
+    batched = ResultStore(tmp_path / "batched.cells.jsonl", sync_interval=3600)
+    assert run_sweep(cells, _sweep_cells.evaluate, store=batched) == expected_rows(cells)
+    assert fsyncs(batched.path) == [batched.path.stat().st_size]  # one, after the last line
+    each = ResultStore(tmp_path / "each.cells.jsonl", sync_interval=0)
+    run_sweep(cells, _sweep_cells.evaluate, store=each)
+    lengths = [len(line) for line in each.path.read_bytes().splitlines(keepends=True)]
+    assert fsyncs(each.path) == [sum(lengths[:i + 1]) for i in range(len(cells))]
+
+
+def test_a_failing_sweep_fsyncs_every_line_it_wrote(tmp_path, fsyncs, monkeypatch):
+    monkeypatch.setenv("SWEEP_TEST_FAIL_AT", "6")
+    store = ResultStore(tmp_path / "s.cells.jsonl", sync_interval=3600)
+    with pytest.raises(RuntimeError, match="fails on purpose"):
+        run_sweep(grid(n=list(range(1, 11))), _sweep_cells.evaluate, store=store)
+    assert len(stored_lines(store.path)) == 5
+    assert fsyncs(store.path) == [store.path.stat().st_size]
+
+
+def test_a_pending_line_is_fsynced_within_the_interval_without_another_cell(tmp_path, fsyncs):
+    store = ResultStore(tmp_path / "s.cells.jsonl", sync_interval=0.2)
+    with store.lock():
+        store.append("a", [{"x": 1}])
+        store.append("b", [{"x": 2}])
+        size = store.path.stat().st_size
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and fsyncs(store.path)[-1:] != [size]:
+            time.sleep(0.01)
+        assert fsyncs(store.path)[-1:] == [size]  # while the sweep still holds the store
+
+
+def test_an_append_outside_a_sweep_is_fsynced_at_once(tmp_path, fsyncs):
+    store = ResultStore(tmp_path / "s.cells.jsonl", sync_interval=3600)
+    store.append("a", [{"x": 1}])
+    store.append("b", [{"x": 2}])
+    size = store.path.stat().st_size
+    assert fsyncs(store.path) == [size // 2, size]
+
+
+def test_sweeps_borrow_an_open_pool_and_leave_it_open(tmp_path):
+    from numerics import executor_spec
+
+    first, second = grid(n=[1, 2, 3, 4]), grid(n=[5, 6, 7, 8])
+    with executor_spec(workers=2).open(preload=["json.tool"]) as pool:
+        one = run_sweep(first, _sweep_cells.where, store=ResultStore(tmp_path / "1.jsonl"),
+                        executor=pool)
+        two = Sweep(tuple(second), _sweep_cells.where, ResultStore(tmp_path / "2.jsonl"),
+                    executor=pool).run()
+        pids = {row["pid"] for row in one + two}
+        assert len(pids) <= 2 and os.getpid() not in pids  # the same two workers throughout
+        assert all(row["preloaded"] for row in one + two)
+        assert [row["n"] for row in one + two] == list(range(1, 9))
+        # the pool outlives the sweeps that borrowed it
+        assert [token for token, _ in pool.run(_sweep_cells.where, {0: ({"n": 0},)})] == [0]
+    assert_each_cell_stored_once(tmp_path / "2.jsonl", second)
+
+
+def test_sweeps_borrow_an_open_local_cluster(tmp_path, dask_available):
+    from numerics import executor_spec
+
+    cells = grid(n=[1, 2, 3, 4])
+    expected = run_sweep(cells, _sweep_cells.evaluate_shared, group=_sweep_cells.group,
+                         prepare=_sweep_cells.prepare)
+    with executor_spec(dask=2).open() as cluster:
+        for name in ("a", "b"):
+            store = ResultStore(tmp_path / f"{name}.cells.jsonl")
+            assert run_sweep(cells, _sweep_cells.evaluate_shared, store=store, executor=cluster,
+                             group=_sweep_cells.group, prepare=_sweep_cells.prepare) == expected
+            assert_each_cell_stored_once(store.path, cells)

@@ -25,6 +25,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 from numerics import (
@@ -109,8 +110,10 @@ class Theorem(ABC):
         :func:`theorems.verdicts.judge` (see :data:`theorems.report.ROW_KEYS`)."""
 
     @abstractmethod
-    def figure(self, out_dir: str | os.PathLike, *, quick: bool = True):
-        """Write ``<name>.tex``, ``<name>.csv`` and ``<name>.pdf`` into ``out_dir``."""
+    def figure(self, out_dir: str | os.PathLike, *, quick: bool = True,
+               width: str = "columnwidth"):
+        """Write ``<name>.tex``, ``<name>-figure-data.csv`` and ``<name>.pdf`` into ``out_dir``,
+        laid out for ``width`` (:func:`theorems.figures.check_width`)."""
 
     def cells(self, axes: dict[str, list]) -> list[Cell]:
         """Return the sweep's cells for validated axes (singular names: ``n``, ``format``,
@@ -287,6 +290,24 @@ class Theorem(ABC):
 
     def __str__(self) -> str:
         return f"{self.name}  ({self.source})\n{self.statement}"
+
+    def _repr_html_(self) -> str:
+        assumptions = "".join(f"<li>{escape(h)}</li>" for h in self.statement.hypotheses)
+        return (f"<div><p><b>{escape(self.name)}</b>: {escape(self.title)}<br>"
+                f"<i>{escape(self.source)}</i></p><p>{escape(self.statement.latex)}</p>"
+                f"<p>assume:</p><ul>{assumptions}</ul>"
+                f"<p>then: {escape(self.statement.conclusion)}</p></div>")
+
+    def _repr_latex_(self) -> str:
+        return self.statement.latex
+
+    #: What tab completion offers on a theorem: the user's verbs and facts, not the machinery
+    #: the command line and the sweep use (``plan``, ``run``, ``cells``, ``evaluate``, ...).
+    _PUBLIC = ("name", "title", "source", "statement", "derive", "certify", "check", "figure",
+               "counterexample", "findings", "audit", "parameters", "axes", "quantities")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._PUBLIC)
 
 
 _PACKAGES = ("theorems", "numerics", "proofs")

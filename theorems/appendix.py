@@ -21,6 +21,7 @@ from pathlib import Path
 
 import sympy as sp
 
+from proofs import notation
 from theorems.report import Report
 from theorems.verdicts import MECHANISMS
 
@@ -144,12 +145,13 @@ def _errata(derivation) -> str:
     for result in printed:
         status = (result.step.erratum or "refuted") if result.status == "failed" \
             else f"NOT shown wrong ({result.status})"
-        claim = sp.latex(result.claim) if len(sp.latex(result.claim)) < 160 else ""
-        text = (f"${claim}$" if claim else _tex(str(result.step)))
+        claim = notation.latex(result.claim)
+        text = f"${claim}$" if len(claim) < 300 else notation.latex_text(str(result.step))
         note = " ".join(filter(None, [result.step.cite, result.step.note, result.detail]))
         # a row must not open with "(": booktabs would read it as a rule's trim spec
         rows.append(f"\\mbox{{({_tex(result.label)})}} & {_tex(status)} & {{\\raggedright {text}"
-                    + (f"\\newline {_tex(note)}" if note else "") + "\\par} \\\\")
+                    + (f"\\newline {notation.latex_prose(note)}" if note else "")
+                    + "\\par} \\\\")
     rows += ["\\bottomrule", "\\end{longtable}"]
     return "\n".join(rows)
 
@@ -161,7 +163,7 @@ def _certificate(certificate) -> str:
                        for k, (lo, hi) in certificate.box.items())
     boxes = f"{certificate.boxes} box" + ("" if certificate.boxes == 1 else "es")
     text = (f"Status: \\textbf{{{_tex(certificate.status)}}} by interval arithmetic over "
-            f"{region} ({boxes}): {{\\raggedright ${sp.latex(certificate.claim)}$.\\par}}")
+            f"{region} ({boxes}): {{\\raggedright ${notation.latex(certificate.claim)}$.\\par}}")
     if certificate.witness is not None:
         point = ", ".join(f"{_tex(k)} = {v:.6g}" for k, v in certificate.witness.items())
         text += (f" Witness: {point}, where the claim's margin is "

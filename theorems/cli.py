@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     figure.add_argument("name")
     figure.add_argument("--out", required=True, help="output directory")
     figure.add_argument("--quick", action="store_true", help="the small grid")
+    figure.add_argument("--width", default="columnwidth",
+                        help="columnwidth (default), textwidth, linewidth or a TeX length (8.5cm)")
     verify = verbs.add_parser("verify", help="derive + certify + check + figure, every theorem")
     verify.add_argument("--quick", action="store_true", help="the small grids (minutes)")
     verify.add_argument("--out", default="theorems-out", help="output directory")
@@ -144,7 +146,10 @@ def _prepare(args):
         theorems = [get(name) for name in names()]
         sweeps = [t.plan(quick=args.quick, out=Path(args.out) / t.name, **engine)
                   for t in theorems]
-        return lambda: _verify(theorems, sweeps, Path(args.out), args.quick)
+        from numerics import executor_spec
+
+        pool = executor_spec(**engine)  # one pool of workers for every theorem's sweep
+        return lambda: _verify(theorems, sweeps, Path(args.out), args.quick, pool)
     if args.verb == "report":
         chosen = [get(name) for name in dict.fromkeys(args.names or names())]
         engine = {"workers": _int(args.workers, "workers")}
@@ -159,7 +164,7 @@ def _prepare(args):
     if args.verb == "audit":
         return lambda: _audit(theorem)
     if args.verb == "figure":
-        return lambda: _figure(theorem, Path(args.out), args.quick)
+        return lambda: _figure(theorem, Path(args.out), args.quick, args.width)
     sizes = _split(args.sizes)
     sweep = theorem.plan(
         sizes=[n for s in sizes for n in parse_sizes(s)] if sizes is not None else None,
@@ -203,15 +208,18 @@ def _engine(args) -> dict:
 
 
 def _list() -> int:
-    for name in names():
-        theorem = get(name)
-        print(f"{name:<28} {theorem.title}  ({theorem.source})")
+    from theorems._registry import listing
+
+    for name, title, source in listing():  # imports no theorem module
+        print(f"{name:<28} {title}  ({source})")
     return 0
 
 
 def _derive(theorem, latex: bool) -> int:
     derivation = theorem.derive()
-    print(derivation.to_latex() if latex else derivation)
+    text = derivation.to_latex() if latex else str(derivation)
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "replace").decode(encoding))  # '?' where a terminal lacks ≤, θ
     return 0 if derivation.ok else 1
 
 
@@ -228,7 +236,8 @@ def _audit(theorem) -> int:
 
 
 def _check(theorem, sweep) -> int:
-    print(describe_grid(theorem, sweep.cells), file=sys.stderr, flush=True)
+    if getattr(sweep, "cells", None) is not None:  # a stand-in plan may carry no cells
+        print(describe_grid(theorem, sweep.cells), flush=True)
     report = theorem.run(sweep, progress=sys.stderr.isatty())
     print(report)
     findings = theorem.findings(report)
@@ -285,27 +294,48 @@ def _value(value) -> str:
     return str(value)
 
 
-def _figure(theorem, out: Path, quick: bool) -> int:
-    files = theorem.figure(out, quick=quick)
+def _figure(theorem, out: Path, quick: bool, width: str) -> int:
+    files = theorem.figure(out, quick=quick, width=width)
     for path in (files.tex, files.csv, files.pdf):
         print(path)
     return 0
 
 
-def _verify(theorems, sweeps, out: Path, quick: bool) -> int:
+def _verify(theorems, sweeps, out: Path, quick: bool, engine=None) -> int:
+    """Verify every theorem, all sweeps on one executor opened here from the spec ``engine``
+    (in-process by default): its workers start once and import every theorem's code once."""
+    from numerics.sweep import ExecutorSpec
+
+    spec = engine if engine is not None else ExecutorSpec()
+    with spec.open(preload=[type(theorem).__module__ for theorem in theorems]) as pool:
+        return _verify_on(theorems, sweeps, out, quick, pool)
+
+
+def _on(sweep, pool):
+    """``sweep`` run on the open executor ``pool`` (a theorem's own plan may be no Sweep)."""
+    from dataclasses import replace
+
+    from numerics.sweep import Sweep
+
+    return replace(sweep, executor=pool) if isinstance(sweep, Sweep) else sweep
+
+
+def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
+    from theorems._cache import cached_derivation
+
     summary = []
     for theorem, sweep in zip(theorems, sweeps, strict=True):
         start = time.perf_counter()
         target = out / theorem.name
         target.mkdir(parents=True, exist_ok=True)
         print(f"== {theorem.name}", flush=True)
-        derivation = theorem.derive()
+        derivation = cached_derivation(theorem)  # checked once per version of its code
         (target / "derivation.txt").write_text(str(derivation) + "\n", encoding="utf-8")
         (target / "derivation.tex").write_text(derivation.to_latex(), encoding="utf-8")
         certificate = theorem.certify()
         if certificate is not None:
             (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
-        report = theorem.run(sweep, progress=True)
+        report = theorem.run(_on(sweep, pool), progress=True)
         figure = theorem.figure(target / "figure", quick=quick)  # its CSV beside the rows
         print(derivation.summary())
         print(f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"

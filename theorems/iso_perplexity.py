@@ -32,6 +32,7 @@ import sympy as sp
 
 from numerics import FORMAT_NAMES, get_backend, get_format, get_policy, to_numpy
 from numerics._validate import as_real_array
+from numerics.backend import to_python
 from numerics.errors import InvalidArgument, InvalidType
 from numerics.evidence import bitwise_equal, error_in_ulps, stall_index
 from numerics.iso_perplexity import (
@@ -54,8 +55,17 @@ from proofs import certify, conjunction, gt, lt
 from proofs import iso_perplexity as proof
 from proofs.iso_perplexity import PAPER
 from theorems._theorem import Statement, Theorem
-from theorems.figures import Panel, Series, write_figure
+from theorems._witness import Witness
+from theorems.figures import Key, Panel, Series, check_width, write_figure
 from theorems.verdicts import judge
+
+__all__ = ["THEOREM", "ModelPair", "corrected_bound", "critical_accuracy", "free_lunch",
+           "log_perplexity", "lowest_accepted_accuracy"]
+
+
+def __dir__() -> list[str]:  # tab completion lists the public API, not the helpers
+    return sorted(__all__)
+
 
 #: The sequence experiment's two models: A is right 90% of the time at confidence 0.95, B hedges
 #: with a constant per-token NLL 5% above A's perplexity (so A is truly better).
@@ -98,8 +108,8 @@ def log_perplexity(a, gamma):
         return proof.log_perplexity(a, gamma)
     right, wrong, confidence, error_share = _eq10()
     log1p, log = (mpmath.log1p, mpmath.log) if kind == "mpmath" else (np.log1p, np.log)
-    return (right * a * log1p((confidence - 1) - gamma)
-            + wrong * (error_share - a) * log(gamma))
+    return to_python(right * a * log1p((confidence - 1) - gamma)
+                     + wrong * (error_share - a) * log(gamma))
 
 
 def _paper_log_perplexity(a, gamma, log1p, log):
@@ -151,7 +161,8 @@ def critical_accuracy(a, gamma, s):
                               lambda c, x, y: x if c else y)
         return +value  # rounded back to the caller's precision
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _critical(a, gamma, s, top, bottom, confidence, np.log1p, np.log, np.where)
+        return to_python(_critical(a, gamma, s, top, bottom, confidence, np.log1p, np.log,
+                                   np.where))
 
 
 def _critical(a, gamma, s, top, bottom, confidence, log1p, log, where):
@@ -212,7 +223,7 @@ def lowest_accepted_accuracy(a, gamma):
         low, high = np.where(below, middle, low), np.where(below, high, middle)
     t = np.exp((low + high) / 2)
     reachable = (target < np.log(2)) & (t <= gamma)
-    return np.where(reachable, 1 - t, a), np.where(reachable, t, gamma)
+    return to_python(np.where(reachable, 1 - t, a)), to_python(np.where(reachable, t, gamma))
 
 
 def free_lunch(a, gamma):
@@ -228,7 +239,7 @@ def free_lunch(a, gamma):
     # a + gamma > 1 decided exactly: the rounded sum and its error (TwoSum); 1 - sum is exact
     total = a + gamma
     error = (a - (total - (total - a))) + (gamma - (total - a))
-    return (total > 1) | ((total == 1) & (error > 0))
+    return to_python((total > 1) | ((total == 1) & (error > 0)))
 
 
 def corrected_bound(n, floor, eta):
@@ -244,30 +255,40 @@ def corrected_bound(n, floor, eta):
     floor = _check_range(floor, "floor", 0, 1, closed_high=True)
     eta = _check_range(eta, "eta", 0, np.inf, closed_low=True)
     with np.errstate(over="ignore"):  # beyond fp64 the correctly rounded bound is inf
-        return (PAPER.value("lemma.floor_coefficient") * -np.log(floor) / n
-                + PAPER.value("lemma.two") * eta * ((n - 1) / n))  # (n - 1)/n: no overflow
+        return to_python(PAPER.value("lemma.floor_coefficient") * -np.log(floor) / n
+                         + PAPER.value("lemma.two") * eta * ((n - 1) / n))  # no overflow
 
 
-@dataclass(frozen=True)
-class ModelPair:
-    """Two homogeneous-confidence models and which one perplexity prefers."""
+@dataclass(frozen=True, repr=False)
+class ModelPair(Witness):
+    """Two homogeneous-confidence models (accuracy, gamma) and the one whose log-perplexity
+    (Eq. 10, exact) is lower, which selection by perplexity prefers."""
 
     accuracy: tuple[float, float]
     gamma: tuple[float, float]
-    perplexity: tuple[float, float]
-    preferred: int  # index of the model with the lower perplexity
+    log_perplexity: tuple[float, float]
+    preferred: int  # index of the model with the lower log-perplexity
     less_accurate: int
 
     @property
     def prefers_less_accurate(self) -> bool:
         return self.preferred == self.less_accurate
 
+    def headline(self) -> str:
+        other = 1 - self.preferred
+        return (f"log-perplexity prefers model {self.preferred} (accuracy "
+                f"{self.accuracy[self.preferred]:.4g}, gamma {self.gamma[self.preferred]:.4g}) "
+                f"to model {other} (accuracy {self.accuracy[other]:.4g}, gamma "
+                f"{self.gamma[other]:.4g})"
+                + (", the more accurate one" if self.prefers_less_accurate else ""))
+
     def __str__(self) -> str:
         rows = [f"model {i}: accuracy {self.accuracy[i]:.6g}, gamma {self.gamma[i]:.6g}, "
-                f"pplx {self.perplexity[i]:.9g}" for i in (0, 1)]
-        return "\n".join([*rows, f"perplexity prefers model {self.preferred}, the less "
-                                 f"accurate one" if self.prefers_less_accurate else
-                          f"perplexity prefers model {self.preferred}"])
+                f"log-perplexity {self.log_perplexity[i]:.9g}" for i in (0, 1)]
+        verdict = f"log-perplexity prefers model {self.preferred}"
+        if self.prefers_less_accurate:
+            verdict += ", the less accurate one"
+        return "\n".join([*rows, verdict])
 
 
 class IsoPerplexity(Theorem):
@@ -381,9 +402,10 @@ class IsoPerplexity(Theorem):
                    "accumulation only)"))
         return "\n".join(lines)
 
-    def figure(self, out_dir, *, quick: bool = True):
-        """Critical accuracy against the confidence shift, and the Lemma 3.1 gap against N."""
-        return _figure(Path(out_dir))
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
+        """Critical accuracy against the confidence shift, and the Lemma 3.1 gap against N;
+        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        return _figure(Path(out_dir), width=check_width(width))
 
     def counterexample(self, *, a: float = 0.5, gamma: float = 0.4, s: float | None = None
                        ) -> ModelPair:
@@ -883,19 +905,28 @@ def _forward_row(base: dict, bits) -> dict:
 _EXPERIMENTS = {"surface": _surface, "sequence": _sequence, "copy": _copy}
 
 
-def _figure(out_dir: Path):
+def _figure(out_dir: Path, *, width: str):
+    return write_figure(out_dir, THEOREM.name, _figure_panels(), width=width)
+
+
+@cache
+def _figure_panels() -> tuple[Panel, ...]:
+    """Critical accuracy against the shift for several ``gamma`` and several ``a`` (the free
+    lunch marked), and Lemma 3.1's gap against ``N`` with the corrected bound."""
     shifts = np.linspace(0.0, 0.95, 96)
-    by_gamma = [Series(f"gamma = {g:g}", tuple(shifts), tuple(critical_accuracy(0.5, g, shifts)),
-                       "line", i) for i, g in enumerate((0.1, 0.2, 0.3, 0.4))]
+    by_gamma = [Series(f"$\\gamma = {g:g}$", tuple(shifts),
+                       tuple(critical_accuracy(0.5, g, shifts)), "line", i)
+                for i, g in enumerate((0.1, 0.2, 0.3, 0.4))]
     by_accuracy = []
     for i, a in enumerate((0.5, 0.6, 0.7, 0.8)):
         curve = critical_accuracy(a, 0.4, shifts)
-        by_accuracy.append(Series(f"a = {a:g}", tuple(shifts), tuple(curve), "line", i))
+        by_accuracy.append(Series(f"$a = {a:g}$", tuple(shifts), tuple(curve), "line", i))
         lunch = curve < a - 1e-9
         if lunch.any():
-            label = "" if any(s.style == "marks" for s in by_accuracy) else "free lunch: a' < a"
-            by_accuracy.append(Series(label, tuple(shifts[lunch]), tuple(curve[lunch]), "marks",
-                                      i))
+            by_accuracy.append(Series(f"free lunch, $a = {a:g}$", tuple(shifts[lunch]),
+                                      tuple(curve[lunch]), "marks", i))
+    accuracy_key = (*(Key(f"$a = {a:g}$", "line", i) for i, a in enumerate((0.5, 0.6, 0.7, 0.8))),
+                    Key("free lunch: $a' < a$", "marks"))
     sizes = np.array([4**j for j in range(1, 10)])
     gaps, bounds = [], []
     for n in sizes:
@@ -904,14 +935,12 @@ def _figure(out_dir: Path):
                    if r["quantity"] == "gap <= corrected bound")
         gaps.append(row["exact"])
         bounds.append(row["bound"])
-    panels = [
-        Panel("a = 0.5", "normalised shift $s$", "critical accuracy $a'$", tuple(by_gamma),
-              "linear", "linear", legend="north west"),
-        Panel("gamma = 0.4", "normalised shift $s$", "critical accuracy $a'$",
-              tuple(by_accuracy), "linear", "linear", legend="south east"),
-        Panel("Lemma 3.1 copy model", "$N$", "perplexity gap",
-              (Series("|pplx(alpha) - pplx(beta)|", tuple(sizes), tuple(gaps), "marks", 0),
-               Series("corrected bound", tuple(sizes), tuple(bounds), "line", 1)),
-              legend="south west"),
-    ]
-    return write_figure(out_dir, THEOREM.name, panels)
+    return (
+        Panel("$a = 0.5$", "shift $s$", "critical $a'$", tuple(by_gamma), "linear", "linear"),
+        Panel("$\\gamma = 0.4$", "shift $s$", "critical $a'$", tuple(by_accuracy), "linear",
+              "linear", key=accuracy_key),
+        Panel("Lemma 3.1 (copy)", "$N$", "log-PPL gap",
+              (Series("$|\\log \\mathrm{PPL}(\\alpha) - \\log \\mathrm{PPL}(\\beta)|$",
+                      tuple(sizes), tuple(gaps), "marks", 0),
+               Series("corrected bound", tuple(sizes), tuple(bounds), "line", 1))),
+    )

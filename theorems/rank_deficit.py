@@ -65,12 +65,18 @@ from numerics.train.loop import fit_classifier
 from proofs import rank_deficit as proof
 from proofs.rank_deficit import PAPER
 from theorems._theorem import Statement, Theorem
-from theorems.figures import Panel, Series, write_figure
+from theorems._witness import Witness
+from theorems.figures import Key, Panel, Series, check_width, write_figure
 from theorems.verdicts import judge
 
-__all__ = ["THEOREM", "TrainResult", "circle_logits", "circle_loss", "circle_loss_bound",
-           "effective_rank", "noise_floor", "numerical_rank", "rank_vs_temperature",
-           "softmax_jacobian", "softmax_rank_curve", "train"]
+__all__ = ["THEOREM", "CircleWitness", "TemperatureSweep", "TrainResult", "circle_logits",
+           "circle_loss", "circle_loss_bound", "effective_rank", "noise_floor", "numerical_rank",
+           "rank_vs_temperature", "softmax_jacobian", "softmax_rank_curve", "train"]
+
+
+def __dir__() -> list[str]:  # tab completion lists the public API, not the helpers
+    return sorted(__all__)
+
 
 #: The main grid's temperatures, and the quick grid's.
 TEMPERATURES, QUICK_TEMPERATURES = (1.0, 3.0, 10.0, 30.0, 100.0), (1.0, 100.0)
@@ -313,6 +319,32 @@ def rank_vs_temperature(temperatures=TEMPERATURES, *, seeds=(0, 1, 2), **kwargs
     return TemperatureSweep(temperatures, seeds, runs)
 
 
+@dataclass(frozen=True, repr=False)
+class CircleWitness(Witness):
+    """Prop. 3.2's circle as a witness: logits of rank 2 that fit every one of ``classes``
+    labels (one sample per class), the loss they reach and its bound; with a claimed lower bound
+    on the rank of a zero-error solution, whether they refute it."""
+
+    classes: int
+    alpha: float
+    logits: np.ndarray
+    rank: int
+    train_accuracy: float
+    loss: float
+    loss_bound: float
+    claimed_rank: int | None = None
+    refutes: bool | None = None
+
+    def headline(self) -> str:
+        text = (f"Prop. 3.2's circle: logits of rank {self.rank} reach training accuracy "
+                f"{self.train_accuracy:.0%} on {self.classes} classes (alpha = {self.alpha:.4g}),"
+                f" loss {self.loss:.3g} <= bound {self.loss_bound:.3g}")
+        if self.refutes is not None:
+            text += (f"; {'refutes' if self.refutes else 'does not refute'} a claimed rank "
+                     f">= {self.claimed_rank}")
+        return text
+
+
 # --- the theorem ---------------------------------------------------------------------------------
 
 class RankDeficit(Theorem):
@@ -436,13 +468,14 @@ class RankDeficit(Theorem):
                                      for r in ties))
         return "\n".join(lines)
 
-    def figure(self, out_dir, *, quick: bool = True):
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
         """Effective rank against temperature (logits and penultimate features, per data set,
-        with the seeds' spread) and the rank of ``softmax(alpha Z)`` against ``alpha``."""
-        return _figure(Path(out_dir), quick=quick)
+        with the seeds' spread) and the rank of ``softmax(alpha Z)`` against ``alpha``;
+        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        return _figure(Path(out_dir), quick=quick, width=check_width(width))
 
     def counterexample(self, *, classes: int = 10, claimed_rank: int | None = None,
-                       alpha: float | None = None) -> dict:
+                       alpha: float | None = None) -> CircleWitness:
         """A network output of rank 2 with 100% training accuracy on ``classes`` classes (one
         sample per class, Prop. 3.2's circle), the loss it reaches and its bound; with
         ``claimed_rank`` (a claimed lower bound on the rank of any zero-error solution), whether
@@ -454,13 +487,13 @@ class RankDeficit(Theorem):
         Z = circle_logits(labels, classes, alpha)
         rank = numerical_rank(Z, 1e-9, center=False)
         accuracy = _accuracy(Z, labels)
-        witness = {"classes": classes, "alpha": alpha, "logits": Z, "rank": rank,
-                   "train_accuracy": accuracy, "loss": circle_loss(classes, alpha),
-                   "loss_bound": circle_loss_bound(classes, alpha)}
+        refutes = None
         if claimed_rank is not None:
-            claimed = check_int(claimed_rank, "claimed_rank", min=0)
-            witness["refutes"] = bool(rank < claimed and accuracy == 1.0)
-        return witness
+            claimed_rank = check_int(claimed_rank, "claimed_rank", min=0)
+            refutes = bool(rank < claimed_rank and accuracy == 1.0)
+        return CircleWitness(classes, float(alpha), Z, rank, accuracy,
+                             circle_loss(classes, alpha), circle_loss_bound(classes, alpha),
+                             claimed_rank, refutes)
 
 
 THEOREM = RankDeficit()
@@ -682,32 +715,46 @@ def _trend_row(base, runs, reference, temperatures, seeds, key, label, fmt) -> d
 _EXPERIMENTS = {"circle": _circle, "curve": _curve, "train": _train_cell}
 
 
-def _figure(out_dir: Path, *, quick: bool):
+def _figure(out_dir: Path, *, quick: bool, width: str):
+    return write_figure(out_dir, THEOREM.name, _figure_panels(quick), width=width)
+
+
+def _figure_panels(quick: bool) -> list[Panel]:
+    if quick in _FIGURE_PANELS:  # drawing the figure at another width reuses its data
+        return _FIGURE_PANELS[quick]
     temperatures = QUICK_TEMPERATURES if quick else TEMPERATURES
     seeds = (0,) if quick else (0, 1, 2)
     datasets = ("digits",) if quick else DATASETS
+    key = (Key("mean over seeds", "line"), Key("min and max over seeds", "dotted"))
     panels = []
     for dataset in datasets:
         sweep = rank_vs_temperature(temperatures, seeds=seeds, dataset=dataset)
-        for colour, (key, name) in enumerate((("erank_logits", "logits"),
-                                              ("erank_penultimate", "penultimate features"))):
-            values = sweep.values(key)
-            series = [Series("mean over seeds", temperatures, tuple(values.mean(axis=1)), "line",
-                             colour)]
+        for colour, (quantity, name) in enumerate((("erank_logits", "logits"),
+                                                   ("erank_penultimate", "features"))):
+            values = sweep.values(quantity)
+            series = [Series(f"{dataset}, {name}, mean over seeds", temperatures,
+                             tuple(values.mean(axis=1)), "line", colour)]
             if len(seeds) > 1:
-                series += [Series("", temperatures, tuple(values.min(axis=1)), "dotted", colour),
-                           Series("", temperatures, tuple(values.max(axis=1)), "dotted", colour)]
-            panels.append(Panel(f"{dataset}: {name}", "temperature $T$",
-                                "effective rank" + (" (mean; min, max)" if len(seeds) > 1
-                                                    else ""),
-                                tuple(series), "log", "linear", legend=""))
+                series += [Series(f"{dataset}, {name}, min over seeds", temperatures,
+                                  tuple(values.min(axis=1)), "dotted", colour),
+                           Series(f"{dataset}, {name}, max over seeds", temperatures,
+                                  tuple(values.max(axis=1)), "dotted", colour)]
+            # one y label per quantity: the two ranks differ too much to share a range
+            panels.append(Panel(dataset, "temperature $T$", f"erank ({name})",
+                                tuple(series), "log", "linear", legend=len(seeds) > 1,
+                                key=key if len(seeds) > 1 else ()))
     rng = np.random.default_rng([0, 32])
     Z = rng.standard_normal((CURVE_SAMPLES, 2)) @ rng.standard_normal((2, CURVE_CLASSES))
     curve = softmax_rank_curve(Z, CURVE_SCALES)
-    panels.append(Panel("softmax($\\alpha Z$), rank$(Z) = 2$", "scale $\\alpha$", "rank",
-                        (Series("numerical rank ($10^{-3}$)", CURVE_SCALES,
+    panels.append(Panel("$\\mathrm{softmax}(\\alpha Z)$",
+                        "scale $\\alpha$; $\\mathrm{rank}\\, Z = 2$", "rank",
+                        (Series("numerical rank (tol. $10^{-3}$)", CURVE_SCALES,
                                 tuple(float(v) for v in curve["numerical"]), "line", 0),
                          Series("effective rank", CURVE_SCALES,
                                 tuple(float(v) for v in curve["effective"]), "dashed", 1)),
-                        "log", "linear", legend="south east"))
-    return write_figure(out_dir, THEOREM.name, panels)
+                        "log", "linear"))
+    _FIGURE_PANELS[quick] = panels
+    return panels
+
+
+_FIGURE_PANELS: dict[bool, list[Panel]] = {}

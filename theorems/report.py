@@ -13,11 +13,14 @@ import os
 import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 from theorems.verdicts import MECHANISMS, UNEXPLAINED
 
 VERDICTS = ("holds", "violated", "precision-effect")
+#: The violated rows a printed report lists in full (the rest are counted).
+SHOWN_VIOLATIONS = 5
 #: Every row has at least these columns (the judge writes the last four).
 ROW_KEYS = ("theorem", "format", "policy", "quantity", "verdict", "mechanism")
 
@@ -115,8 +118,12 @@ class Report:
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
         lines.append(self.key())
-        for row in self.violations[:5]:
+        for row in self.violations[:SHOWN_VIOLATIONS]:
             lines.append("violated: " + ", ".join(f"{k}={_cell(v)}" for k, v in row.items()))
+        hidden = len(self.violations) - SHOWN_VIOLATIONS
+        if hidden > 0:
+            lines.append(f"... and {hidden} more violated rows (every row is in the CSV, "
+                         f"Report.violations in Python)")
         return "\n".join(line.rstrip() for line in lines)
 
     def key(self) -> str:
@@ -141,6 +148,24 @@ class Report:
     def __repr__(self) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in self.counts.items())
         return f"<Report {self.theorem}: {counts}>"
+
+    def _repr_html_(self) -> str:
+        """The summary as an HTML table (one row per format and policy), its key, and the
+        first violations; the rows themselves are ``report.rows``."""
+        summary = self.summary_rows()
+        columns = list(dict.fromkeys(key for row in summary for key in row))
+        head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{escape(_cell(row.get(c)))}</td>" for c in columns)
+                       + "</tr>" for row in summary)
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts.items())
+        verdict = "ok" if self.ok else "<b>NOT OK</b>"
+        violations = "".join(
+            f"<li>{escape(', '.join(f'{k}={_cell(v)}' for k, v in row.items()))}</li>"
+            for row in self.violations[:SHOWN_VIOLATIONS])
+        return (f"<div><p><b>{escape(self.theorem)}</b>: {len(self.rows)} rows; "
+                f"{escape(counts)}; {verdict}</p><table><tr>{head}</tr>{body}</table>"
+                f"<details><summary>key</summary><pre>{escape(self.key())}</pre></details>"
+                + (f"<p>violated:</p><ul>{violations}</ul>" if violations else "") + "</div>")
 
 
 def _cell(value) -> str:

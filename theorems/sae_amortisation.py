@@ -236,10 +236,11 @@ def _recovery(n: int, m: int, seed: int, epochs: int, rounds: int, kinds: tuple[
     methods = {"oracle": scores(infer(data.Y_val, data.A), infer(data.Y_ood, data.A))}
     probe_val, probe_ood, _ = linear_probe(data.Y_train, data.Z_train, data.Y_val, data.Y_ood)
     methods["linear probe"] = scores(probe_val, probe_ood)
-    learned = dictionary_learning(data.Y_val, n, lam=LAM, rounds=rounds, seed=seed)
+    learned = dictionary_learning(data.Y_val, n, lam=LAM, rounds=rounds, seed=seed,
+                                  X_ood=data.Y_ood)
     D_learned = np.asarray(learned.D, dtype=np.float64)
     methods["DL-FISTA"] = scores(np.asarray(learned.Z, dtype=np.float64),
-                                 infer(data.Y_ood, D_learned))
+                                 np.asarray(learned.Z_ood, dtype=np.float64))
     random_D = rng.standard_normal(data.A.shape)
     random_D /= np.linalg.norm(random_D, axis=0)
     matches = {"random": matched_cosines(data.A, random_D),
@@ -521,9 +522,10 @@ class SAEAmortisation(Theorem):
         return "\n".join(lines)
 
     def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
-        """MCC_OOD against ``n`` for every method, and the matched cosine of each learned
-        dictionary with ``A`` against ``n`` beside a random dictionary's (random codes in the
-        MCC panel); ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        """MCC_OOD against ``n`` for every method ("FISTA, SAE decoder": the best of FISTA on
+        each SAE's decoder, cold or warm), and the matched cosine of each learned dictionary
+        with ``A`` against ``n`` beside a random dictionary's (random codes in the MCC panel);
+        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
         return _figure(Path(out_dir), quick=quick, width=check_width(width))
 
     def counterexample(self, *, k: int = 2, fmt: str = "fp64", policy: str = "hw",
@@ -902,7 +904,7 @@ def _figure_panels(quick: bool) -> tuple[Panel, ...]:
     mcc_series += [series(f"SAE {kind}", [r.methods[f"SAE {kind}"]["mcc_ood"] for r in results],
                           "line", 3 + i) for i, kind in enumerate(kinds)]
     mcc_series += [
-        series("FISTA on an SAE decoder (best)",
+        series("FISTA, SAE decoder",
                [max(r.methods[f"{way} {kind}"]["mcc_ood"] for kind in kinds
                     for way in ("frozen", "warm") if f"{way} {kind}" in r.methods)
                 for r in results], "marks", 2),
@@ -912,7 +914,7 @@ def _figure_panels(quick: bool) -> tuple[Panel, ...]:
                   series("DL-FISTA", [r.dictionaries["DL-FISTA"] for r in results], "dashed", 2)]
     cos_series += [series(f"SAE {kind}", [r.dictionaries[kind] for r in results], "line", 3 + i)
                    for i, kind in enumerate(kinds)]
-    return (Panel("codes: MCC, OOD split", "latents $n$", "MCC", tuple(mcc_series), "log",
+    return (Panel("codes (OOD split)", "latents $n$", "MCC", tuple(mcc_series), "log",
                   "linear"),
-            Panel("dictionaries against $A$", "latents $n$", "matched $|\\cos|$",
+            Panel("dictionaries", "latents $n$", "$|\\cos|$ with $A$",
                   tuple(cos_series), "log", "linear"))

@@ -28,7 +28,9 @@ import numpy as np
 from numerics import FORMAT_NAMES, get_backend, get_format, get_policy, to_numpy
 from numerics import softmax_dispersion as kernels
 from numerics._validate import as_real_array, check_int, check_real
+from numerics.backend import to_python
 from numerics.errors import InvalidArgument
+from numerics.kernels import softmax as kernels_softmax
 from numerics.softmax_dispersion import (
     FAMILIES,
     coefficient_extremes,
@@ -41,8 +43,18 @@ from numerics.softmax_dispersion import (
 from proofs import certify
 from proofs.softmax_dispersion import PAPER, POLY_NAMES, derivation, paper_upper, tight_upper
 from theorems._theorem import Statement, Theorem
-from theorems.figures import Panel, Series, write_figure
+from theorems._witness import Witness
+from theorems.figures import Key, Panel, Series, check_width, write_figure
 from theorems.verdicts import judge
+
+__all__ = ["THEOREM", "Counterexample", "adaptive_beta", "adaptive_temperature_softmax",
+           "max_weight_bound", "min_size_for_dispersion", "min_weight_bound", "paper_bounds",
+           "sharpness_gap", "thresholds"]
+
+
+def __dir__() -> list[str]:  # tab completion lists the public API, not the helpers
+    return sorted(__all__)
+
 
 #: Logit spreads of the sweep; at 0 every coefficient is exactly 1/n, where Lemma 2.1's
 #: e^{+-d}/n is attained.
@@ -61,7 +73,7 @@ def paper_bounds(n, spread, temperature=1.0):
     n, d = _size_and_d(n, spread, temperature)
     upper, lower, rate, _ = _lemma()
     with np.errstate(over="ignore"):
-        return np.exp(lower * d) * n**rate, np.exp(upper * d) * n**rate
+        return to_python(np.exp(lower * d) * n**rate), to_python(np.exp(upper * d) * n**rate)
 
 
 def max_weight_bound(n, spread, temperature=1.0):
@@ -71,14 +83,14 @@ def max_weight_bound(n, spread, temperature=1.0):
     """
     n, d = _size_and_d(n, spread, temperature)
     _, lower, _, others = _lemma()
-    return _one_over_one_plus(n + others, lower * d)
+    return to_python(_one_over_one_plus(n + others, lower * d))
 
 
 def min_weight_bound(n, spread, temperature=1.0):
     """Return the tight bound ``1/(1 + (n-1)e^{d})`` on the smallest coefficient."""
     n, d = _size_and_d(n, spread, temperature)
     upper, _, _, others = _lemma()
-    return _one_over_one_plus(n + others, upper * d)
+    return to_python(_one_over_one_plus(n + others, upper * d))
 
 
 def _one_over_one_plus(count, exponent):
@@ -152,7 +164,7 @@ def adaptive_beta(entropy):
     if np.any(~np.isfinite(host)) or np.any(host < 0) or np.any(host > MAX_ENTROPY):
         raise InvalidArgument(f"entropy={_shown(host)} must lie in [0, {MAX_ENTROPY:.4g}] "
                               f"(nats)")
-    return kernels.adaptive_beta(entropy, _poly_fit(), PAPER.value("listing.gate"))
+    return to_python(kernels.adaptive_beta(entropy, _poly_fit(), PAPER.value("listing.gate")))
 
 
 def adaptive_temperature_softmax(logits, fmt="fp32", policy="hw", *, axis=-1, return_beta=False):
@@ -212,8 +224,8 @@ def thresholds(report) -> list[dict]:
     return table
 
 
-@dataclass(frozen=True)
-class Counterexample:
+@dataclass(frozen=True, repr=False)
+class Counterexample(Witness):
     """A witness: concrete logits, the coefficient they give (exact), and the claim they break."""
 
     claim: str
@@ -223,10 +235,14 @@ class Counterexample:
     logits: np.ndarray
     value: float
     bound: float
+    fmt: str = "fp64"
+    policy: str = "hw"
+    computed: float | None = None  # the same coefficient computed in fmt under policy
 
-    def __str__(self) -> str:
+    def headline(self) -> str:
         return (f"{self.claim}: n={self.n}, spread={self.spread:g}, theta={self.temperature:g} "
-                f"gives {self.value:.6g} against {self.bound:.6g}")
+                f"gives {self.value:.6g} (exact; {self.computed:.6g} in {self.fmt}/"
+                f"{self.policy}) against {self.bound:.6g}")
 
 
 class SoftmaxDispersion(Theorem):
@@ -276,9 +292,10 @@ class SoftmaxDispersion(Theorem):
         """Evaluate one cell: every logit family, both extremes, against both bounds."""
         return _evaluate(params)
 
-    def figure(self, out_dir, *, quick: bool = True):
-        """Largest coefficient against ``n`` (log-log), per format, with both bounds (hw policy)."""
-        return _figure(Path(out_dir), quick=quick)
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
+        """Largest coefficient against ``n`` (log-log), per format, with both bounds (hw policy);
+        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        return _figure(Path(out_dir), quick=quick, width=check_width(width))
 
     def findings(self, report) -> str:
         """Where each precision effect sets in or stops (grid and exact sizes, observed against
@@ -311,7 +328,8 @@ class SoftmaxDispersion(Theorem):
 
     def counterexample(self, *, sharpness: float = 0.9, spread: float = 4.0,
                        temperature: float = 1.0, bound=None, kind: str = "lower",
-                       max_size: int = 2**20) -> Counterexample:
+                       max_size: int = 2**20, fmt: str = "fp64",
+                       policy: str = "hw") -> Counterexample:
         """Return a witness.
 
         Without ``bound``: the size at which ``alpha_max >= sharpness`` becomes impossible for
@@ -319,17 +337,27 @@ class SoftmaxDispersion(Theorem):
         is below ``sharpness`` and no other logits of that spread do better).
         With ``bound(n, spread, temperature)``, a claimed ``kind`` ("lower" on ``alpha_min`` or
         "upper" on ``alpha_max``) bound: the first extremal configuration that refutes it, or
-        ``ValueError`` if none up to ``max_size`` does.
+        ``ValueError`` if none up to ``max_size`` does. Either way the witness also carries the
+        coefficient computed from its logits in ``fmt`` under ``policy`` (``computed``).
         """
+        fmt, policy = get_format(fmt).name, get_policy(policy).name
+
+        def witness(claim, n, family, value, claimed):
+            logits = family_logits(family, n, spread)
+            weights = to_numpy(kernels_softmax(logits, fmt, policy, temperature=temperature),
+                               np.float64)
+            computed = weights.max() if family == "worst-max" else weights.min()
+            return Counterexample(claim, n, spread, temperature, logits, value, claimed, fmt,
+                                  policy, float(computed))
+
         sharpness = check_real(sharpness, "sharpness", min=0.0, max=1.0, strict_min=True)
         spread = check_real(spread, "spread", min=0.0)
         temperature = check_real(temperature, "temperature", min=0.0, strict_min=True)
         if bound is None:
             n = min_size_for_dispersion(sharpness, spread, temperature)
             value = _exact_extreme(n, spread / temperature, top=True)
-            return Counterexample(f"alpha_max >= {sharpness:g} is impossible", n, spread,
-                                  temperature, family_logits("worst-max", n, spread), value,
-                                  sharpness)
+            return witness(f"alpha_max >= {sharpness:g} is impossible", n, "worst-max", value,
+                           sharpness)
         if kind not in ("lower", "upper"):
             raise InvalidArgument(f"kind={kind!r} must be 'lower' or 'upper'")
         max_size = check_int(max_size, "max_size", min=2)
@@ -338,8 +366,7 @@ class SoftmaxDispersion(Theorem):
             claimed = float(bound(n, spread, temperature))
             if (value < claimed) if kind == "lower" else (value > claimed):
                 family = "worst-min" if kind == "lower" else "worst-max"
-                return Counterexample(f"claimed {kind} bound refuted", n, spread, temperature,
-                                      family_logits(family, n, spread), value, claimed)
+                return witness(f"claimed {kind} bound refuted", n, family, value, claimed)
         raise InvalidArgument(f"no extremal configuration with n <= {max_size} refutes the bound")
 
 
@@ -416,7 +443,8 @@ def _evaluate(params: dict) -> list[dict]:
             "temperature": theta}
     rows = []
     for family in FAMILIES:
-        logits = family_logits(family, n, spread, seed=params["seed"], xp=xp)
+        # stored once: every function below reads the same vector in the format
+        logits = fmt.store(family_logits(family, n, spread, seed=params["seed"], xp=xp))
         observed = coefficient_extremes(logits, fmt, policy, temperature=theta)
         tolerance = _tolerance_ulps(n, fmt, policy, observed["d"])
         exact = reference_extremes(logits, fmt, temperature=theta)
@@ -512,24 +540,33 @@ def _model_flip(family, low, high, spread, fmt_name, policy_name, quantity) -> d
     return found
 
 
-def _figure(out_dir: Path, *, quick: bool):
+def _figure(out_dir: Path, *, quick: bool, width: str):
+    return write_figure(out_dir, THEOREM.name, _figure_panels(quick), width=width)
+
+
+def _figure_panels(quick: bool) -> list[Panel]:
+    """One panel per format: the largest coefficient of the worst-case logits against ``n``
+    for each spread (colour), observed and both bounds (marks, line, dashed)."""
     sizes = np.array([2**j for j in range(1, (16 if quick else 24) + 1)])
+    spreads = [(colour, s) for colour, s in zip((0, 1, 3), (s for s in SPREADS if s > 0),
+                                                 strict=True)]
+    key = tuple(Key(f"$\\delta = {s:g}$", "line", colour) for colour, s in spreads) + (
+        Key("observed (hw)", "marks"), Key("tight bound", "line"),
+        Key("Lemma 2.1: $e^{\\delta}/n$", "dashed"))
     panels = []
-    names = THEOREM.axes(quick)["formats"]
-    for fmt_name in names:
+    for fmt_name in THEOREM.axes(quick)["formats"]:
         fmt, series = get_format(fmt_name), []
-        for colour, spread in enumerate(s for s in SPREADS if s > 0):
+        for colour, spread in spreads:
             observed = [coefficient_extremes(family_logits("worst-max", int(n), spread), fmt,
                                              get_policy("hw"))["alpha_max"] for n in sizes]
             series += [
-                Series(f"observed, spread {spread:g}", tuple(sizes), tuple(observed), "marks",
-                       colour),
-                Series(f"tight bound, spread {spread:g}", tuple(sizes),
+                Series(f"observed, $\\delta = {spread:g}$", tuple(sizes), tuple(observed),
+                       "marks", colour),
+                Series(f"tight bound, $\\delta = {spread:g}$", tuple(sizes),
                        tuple(max_weight_bound(sizes, spread)), "line", colour),
-                Series(f"Lemma 2.1, spread {spread:g}", tuple(sizes),
+                Series(f"Lemma 2.1, $\\delta = {spread:g}$", tuple(sizes),
                        tuple(np.minimum(paper_bounds(sizes, spread)[1], 1.0)), "dashed", colour),
             ]
-        legend = "outer north east" if fmt_name == names[-1] else ""  # the same in every panel
-        panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\alpha_{\max}$", tuple(series),
-                            legend=legend))
-    return write_figure(out_dir, THEOREM.name, panels)
+        panels.append(Panel(f"{fmt_name} (hw)", "$n$", r"$\max_i \alpha_i$", tuple(series),
+                            key=key))
+    return panels

@@ -10,8 +10,8 @@ already there, so an interrupted sweep resumes and every cell ends up present ex
 
 from numerics.sweep.cells import Cell, grid
 from numerics.sweep.driver import Sweep, run_sweep
-from numerics.sweep.executors import ENGINES, ExecutorSpec, executor_spec
+from numerics.sweep.executors import ENGINES, Executor, ExecutorSpec, executor_spec
 from numerics.sweep.store import ArtifactStore, ResultStore
 
-__all__ = ["ENGINES", "ArtifactStore", "Cell", "ExecutorSpec", "ResultStore", "Sweep",
-           "executor_spec", "grid", "run_sweep"]
+__all__ = ["ENGINES", "ArtifactStore", "Cell", "Executor", "ExecutorSpec", "ResultStore",
+           "Sweep", "executor_spec", "grid", "run_sweep"]

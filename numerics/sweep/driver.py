@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 
 from numerics._validate import check_int, check_nonempty
 from numerics.sweep.cells import Cell
-from numerics.sweep.executors import ExecutorSpec, executor_spec
+from numerics.sweep.executors import Executor, ExecutorSpec, executor_spec
 from numerics.sweep.store import ArtifactHandle, ArtifactStore, ResultStore
 
 
 @dataclass(frozen=True)
 class Sweep:
     """A validated grid of cells, the function that evaluates one cell, where results go, and
-    the engine that runs it. ``group(params)`` names the shared setup of a cell (``None``: none)
-    and ``prepare(group)`` computes it: a dict of arrays passed to ``evaluate(params, artifact)``.
+    the engine that runs it (a spec, or an executor already open that the sweep borrows).
+    ``group(params)`` names the shared setup of a cell (``None``: none) and ``prepare(group)``
+    computes it: a dict of arrays passed to ``evaluate(params, artifact)``.
     """
 
     cells: tuple[Cell, ...]
@@ -25,14 +26,15 @@ class Sweep:
     store: ResultStore | None = None
     workers: int = 1
     label: str = "sweep"
-    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    executor: ExecutorSpec | Executor = field(default_factory=ExecutorSpec)
     group: Callable[[dict], dict | None] | None = None
     prepare: Callable[[dict], dict] | None = None
     artifacts: ArtifactStore | None = None
 
     def run(self, *, progress: bool = False) -> list[dict]:
         """Run every cell not yet in the store and return all rows in cell order."""
-        spec = self.executor if self.executor.engine != "serial" or self.workers == 1 \
+        spec = self.executor if isinstance(self.executor, Executor) \
+            or self.executor.engine != "serial" or self.workers == 1 \
             else executor_spec(workers=self.workers)
         return run_sweep(self.cells, self.evaluate, store=self.store, executor=spec,
                          progress=progress, label=self.label, group=self.group,
@@ -45,7 +47,7 @@ def run_sweep(
     *,
     store: ResultStore | None = None,
     workers: int = 1,
-    executor: ExecutorSpec | None = None,
+    executor: ExecutorSpec | Executor | None = None,
     progress: bool = False,
     label: str = "sweep",
     group: Callable[[dict], dict | None] | None = None,
@@ -54,8 +56,9 @@ def run_sweep(
 ) -> list[dict]:
     """Evaluate every cell (skipping those already in ``store``) and return all rows in cell order.
 
-    Cells run on ``executor`` (default: ``workers`` local processes, or in-process for one). Each
-    finished cell is written to ``store`` by this function, before the next result is taken.
+    Cells run on ``executor`` (default: ``workers`` local processes, or in-process for one): a
+    spec, started and stopped here, or an open executor, borrowed and left open. Each finished
+    cell is written to ``store`` by this function, before the next result is taken.
     With ``group``/``prepare``, each group's artifact is computed once (skipped if ``artifacts``
     already holds it) and every cell of the group receives it.
     """
@@ -87,10 +90,14 @@ def _run(cells, evaluate, store, spec, progress, label, group, prepare, artifact
         if key is not None:
             groups[key] = params
 
-    if spec.engine == "processes" and spec.workers > len(todo):
-        spec = executor_spec(workers=max(1, len(todo)))  # never more processes than cells
+    if isinstance(spec, Executor):
+        engine_of_sweep = _Borrowed(spec)
+    else:
+        if spec.engine == "processes" and spec.workers > len(todo):
+            spec = executor_spec(workers=max(1, len(todo)))  # never more processes than cells
+        engine_of_sweep = spec.open() if todo else _Nothing()
     with _Progress(progress, label, total=len(cells), completed=len(cells) - len(todo)) as bar, \
-            (spec.open() if todo else _Nothing()) as engine:
+            engine_of_sweep as engine:
         missing = {key: (params,) for key, params in groups.items() if key not in artifacts}
         for key, arrays in (engine.run(prepare, missing) if missing else ()):
             artifacts.save(key, arrays)
@@ -117,6 +124,19 @@ def _evaluate(evaluate: Callable, params: dict, *artifact) -> list[dict]:
 class _Nothing:
     def __enter__(self):
         return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+class _Borrowed:
+    """An executor someone else opened: used here, closed by its owner."""
+
+    def __init__(self, executor: Executor):
+        self.executor = executor
+
+    def __enter__(self) -> Executor:
+        return self.executor
 
     def __exit__(self, *exc):
         return None

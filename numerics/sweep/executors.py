@@ -9,19 +9,26 @@
 An executor runs ``function(*arguments)`` for a dict of tasks and yields ``(token, result)`` as
 each finishes, in any order. It never writes results anywhere: the sweep's driver is the only
 writer of the store, so an interrupted or distributed sweep keeps the store's guarantees.
+
+A sweep given an :class:`ExecutorSpec` starts its executor and stops it when done. A sweep given
+an executor already open (``with spec.open() as pool``) borrows it and leaves it running, so
+several sweeps (``theorems verify``) share one pool of workers, each of which imports the
+theorems' code once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import importlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -39,11 +46,14 @@ class ExecutorSpec:
     workers: int = 1
     scheduler: str | None = None
 
-    def open(self) -> Executor:
+    def open(self, *, preload: Sequence[str] = ()) -> Executor:
+        """The executor this spec names, to enter as a context manager. With ``preload`` (the
+        modules holding the sweeps' ``evaluate``), local worker processes start as it is entered
+        rather than at its first task, and import those modules while this process works."""
         if self.engine == "serial" or (self.engine == "processes" and self.workers == 1):
             return SerialExecutor()
         if self.engine == "processes":
-            return ProcessExecutor(self.workers)
+            return ProcessExecutor(self.workers, preload=tuple(preload))
         return DaskExecutor(workers=self.workers, scheduler=self.scheduler)
 
 
@@ -98,8 +108,9 @@ class SerialExecutor(Executor):
 class ProcessExecutor(Executor):
     """A pool of ``workers`` spawned processes on this machine."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, *, preload: tuple[str, ...] = ()):
         self.workers = workers
+        self.preload = preload
         self._pool = None
 
     def __enter__(self):
@@ -107,7 +118,10 @@ class ProcessExecutor(Executor):
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
                                          initializer=_start_worker,
-                                         initargs=(os.getpid(), threads))
+                                         initargs=(os.getpid(), threads, self.preload))
+        if self.preload:  # start every worker now: they import while this process works
+            for _ in range(self.workers):
+                self._pool.submit(_identity, None)
         return self
 
     def __exit__(self, *exc):
@@ -119,10 +133,14 @@ class ProcessExecutor(Executor):
     def run(self, function, tasks):
         pending = {self._pool.submit(function, *arguments): token
                    for token, arguments in tasks.items()}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield pending.pop(future), future.result()
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield pending.pop(future), future.result()
+        finally:  # a sweep that stops early leaves none of its tasks queued in a shared pool
+            for future in pending:
+                future.cancel()
 
 
 class DaskExecutor(Executor):
@@ -180,15 +198,19 @@ def _identity(value):
     return value
 
 
-def _start_worker(parent: int, threads: int) -> None:
-    """Run in each pool worker: tie its life to the parent's (:func:`_die_with_parent`) and give
-    its BLAS and OpenMP pools ``threads`` threads, the cores divided among the workers. Left at
-    one thread per core each, N workers run N x cores threads that spin against each other: a
-    sweep of matrix products on 2 workers and 2 cores then advances at a fraction of the speed."""
+def _start_worker(parent: int, threads: int, preload: tuple[str, ...] = ()) -> None:
+    """Run in each pool worker: tie its life to the parent's (:func:`_die_with_parent`), give
+    its BLAS and OpenMP pools ``threads`` threads, the cores divided among the workers, and
+    import ``preload``. Left at one thread per core each, N workers run N x cores threads that
+    spin against each other: a sweep of matrix products on 2 workers and 2 cores then advances
+    at a fraction of the speed."""
     _die_with_parent(parent)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)
+    for module in preload:
+        with contextlib.suppress(Exception):  # the first task that needs it reports the failure
+            importlib.import_module(module)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -1,18 +1,29 @@
 """The result store (one JSON line per finished cell) and the artifact store (shared setup).
 
-Each line is written, flushed and fsynced as soon as its cell finishes, so a sweep that is killed
-loses at most the cell in flight. A torn last line (a kill mid-write) is ignored on reading, and
-the cell it held is simply computed again. Only the driver of a sweep writes either store, so
-worker processes or machines never race on a file.
+Durability of the result store: each line is written and flushed to the operating system as soon
+as its cell finishes, so a sweep whose process dies (an exception, Ctrl-C, SIGTERM, even SIGKILL)
+loses at most the cells in flight. Reaching the disk itself (``fsync``) is batched while a sweep
+holds the store (:meth:`ResultStore.lock`): at most every ``sync_interval`` seconds (1 s by
+default, also when no further cell finishes), and always when the sweep ends, however it ends
+(returning, raising, or interrupted by SIGINT or SIGTERM, which the command line turns into an
+exception). Only a crash of the machine itself (power loss, a kernel panic) can lose the cells of
+the last interval. An :meth:`~ResultStore.append` outside a sweep is fsynced at once.
+
+A torn last line (a kill mid-write) is ignored on reading, and the cell it held is simply
+computed again. Only the driver of a sweep writes either store, so worker processes or machines
+never race on a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,19 +36,28 @@ class ResultStore:
     """Finished cells of sweeps, keyed by the cell's canonical JSON key, in one ``.jsonl`` file.
 
     ``version`` identifies the code that computed the rows; lines written by other code are
-    ignored on reading, so a changed checker never reuses stale cells.
+    ignored on reading, so a changed checker never reuses stale cells. ``sync_interval`` is the
+    longest a written line waits for its fsync during a sweep (see the module docstring).
     """
 
-    def __init__(self, path: str | os.PathLike, *, version: str = ""):
+    def __init__(self, path: str | os.PathLike, *, version: str = "",
+                 sync_interval: float = 1.0):
         self.path = Path(path)
         self.version = version
+        self.sync_interval = sync_interval
         #: how many lines the last :meth:`load` skipped as malformed (not a stored record)
         self.skipped = 0
+        self._batching = False  # inside lock(): fsyncs are batched
+        self._unsynced = False  # lines written since the last fsync
+        self._last_sync = 0.0
+        self._timer: threading.Timer | None = None
+        self._sync_lock = threading.Lock()
 
     @contextmanager
     def lock(self):
         """Hold an advisory lock on the store for the length of a sweep: a second sweep into
-        the same store refuses at once, with one line, instead of computing every cell twice."""
+        the same store refuses at once, with one line, instead of computing every cell twice.
+        While it is held, fsyncs are batched; leaving it (however) syncs what is pending."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
         with open(lock_path, "a+", encoding="utf-8") as handle:
@@ -52,10 +72,19 @@ class ResultStore:
             handle.truncate()
             handle.write(str(os.getpid()))
             handle.flush()
+            self._batching, self._last_sync = True, time.monotonic()
             try:
                 yield self
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                try:
+                    self.sync()
+                finally:
+                    with self._sync_lock:
+                        self._batching = False
+                        if self._timer is not None:
+                            self._timer.cancel()
+                            self._timer = None
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     def load(self) -> dict[str, list[dict]]:
         """Return ``{key: rows}`` for every complete line on disk (the last one wins)."""
@@ -75,7 +104,8 @@ class ResultStore:
         return done
 
     def append(self, key: str, rows: list[dict]) -> None:
-        """Write one finished cell durably."""
+        """Write one finished cell and flush it to the operating system; fsync it at once
+        outside a sweep, within ``sync_interval`` seconds inside one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._drop_torn_tail()
         record = {"key": key, "version": self.version, "rows": rows}
@@ -83,7 +113,44 @@ class ResultStore:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
-            os.fsync(handle.fileno())
+            with self._sync_lock:
+                self._unsynced = True
+            due = self._last_sync + self.sync_interval - time.monotonic()
+            if not self._batching or due <= 0:
+                self._sync(handle.fileno())
+                return
+        with self._sync_lock:
+            if self._timer is None:  # a cell may be the last for a while: sync it in time
+                self._timer = threading.Timer(due, self._sync_later)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def sync(self) -> None:
+        """Fsync every line written so far (a no-op when nothing is pending)."""
+        if not self._unsynced:
+            return
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            self._sync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def _sync_later(self) -> None:
+        with self._sync_lock:
+            if self._timer is threading.current_thread():
+                self._timer = None  # the next line written may start another
+        with contextlib.suppress(OSError):  # still pending: the next sync retries and reports it
+            self.sync()
+
+    def _sync(self, descriptor: int) -> None:
+        with self._sync_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._unsynced:
+                os.fsync(descriptor)
+                self._unsynced = False
+                self._last_sync = time.monotonic()
 
     def _drop_torn_tail(self) -> None:
         if not self.path.exists() or self.path.stat().st_size == 0:

@@ -78,6 +78,7 @@ from numerics.representational_collapse.softmax_pairs import fig9_logits, softma
 from proofs import certify
 from proofs.representational_collapse import PAPER, b1_bound, derivation
 from theorems._theorem import Statement, Theorem
+from theorems._witness import Witness
 from theorems.representational_collapse.figure import write as _figure
 from theorems.representational_collapse.lemmas import (
     extremal_rows,
@@ -85,6 +86,14 @@ from theorems.representational_collapse.lemmas import (
     softmax_rows,
 )
 from theorems.representational_collapse.rows import family_group, family_profile, family_rows, paper
+
+__all__ = ["THEOREM", "Counterexample", "alternating_tv", "collapse_length", "collapse_lengths",
+           "collapse_table", "final_state_gaps", "oversquashing_bound", "perturbed_softmax_tv"]
+
+
+def __dir__() -> list[str]:  # tab completion lists the public API, not the helpers
+    return sorted(__all__)
+
 
 NAME = "representational-collapse"
 NORMS: tuple[str, ...] = ("l1", "l2", "max")
@@ -245,8 +254,8 @@ def collapse_table(report) -> list[dict]:
             if row["quantity"] == "collapse-length"]
 
 
-@dataclass(frozen=True)
-class Counterexample:
+@dataclass(frozen=True, repr=False)
+class Counterexample(Witness):
     """Two different inputs whose final states are bitwise identical in a format."""
 
     family: str
@@ -258,10 +267,17 @@ class Counterexample:
     state: np.ndarray
     exact_gap: float
     copies: int
+    layers: int | None = None
+    d: int | None = None
+    pe: str | None = None
+    seed: int | None = None
 
-    def __str__(self) -> str:
-        return (f"{self.family}, {self.format}/{self.policy}: n={self.n} gives bitwise identical "
-                f"final states for {len(self.short_tokens)} and {len(self.long_tokens)} tokens "
+    def headline(self) -> str:
+        model = (f" (d={self.d}, L={self.layers}, pe={self.pe}, seed {self.seed})"
+                 if self.d is not None else "")
+        return (f"{self.family}, {self.format}/{self.policy}{model}: n={self.n} gives bitwise "
+                f"identical final states for {len(self.short_tokens)} and "
+                f"{len(self.long_tokens)} tokens "
                 f"({self.copies} and {self.copies + 1} trailing copies of token {TOKEN}); "
                 f"exact L1 gap {self.exact_gap:.3g}")
 
@@ -357,10 +373,11 @@ class RepresentationalCollapse(Theorem):
         exact error profile (:meth:`prepare`) as ``artifact``."""
         return evaluate(params, artifact)
 
-    def figure(self, out_dir, *, quick: bool = True):
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
         """Gap against ``n`` per format (hw) with the unit roundoff marked; the over-squashing
-        bound against position ``i`` for several depths (Prop. B.8's setting)."""
-        return _figure(Path(out_dir), self.name, quick=quick)
+        bound against position ``i`` for several depths (Prop. B.8's setting); ``width``:
+        ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        return _figure(Path(out_dir), self.name, quick=quick, width=width)
 
     def findings(self, report) -> str:
         """Per cell, the collapse lengths (share of lengths with bitwise equal states, first and
@@ -435,7 +452,8 @@ class RepresentationalCollapse(Theorem):
         copies = int(len(tokens) - others[-1] - 1) if others.size else len(tokens)
         return Counterexample(family, get_format(fmt).name, get_policy(policy).name, n, tokens,
                               np.concatenate([tokens, [TOKEN]]), to_numpy(run.short[n - 1]),
-                              float(state_gaps(*exact)[n - 1]), copies)
+                              float(state_gaps(*exact)[n - 1]), copies, layers=layers, d=d, pe=pe,
+                              seed=seed)
 
 
 THEOREM = RepresentationalCollapse()
