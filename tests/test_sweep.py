@@ -541,11 +541,17 @@ def test_a_sweep_fsyncs_its_store_once_per_interval_and_at_its_end(tmp_path, fsy
     assert fsyncs(each.path) == [sum(lengths[:i + 1]) for i in range(len(cells))]
 
 
-def test_a_failing_sweep_fsyncs_every_line_it_wrote(tmp_path, fsyncs, monkeypatch):
-    monkeypatch.setenv("SWEEP_TEST_FAIL_AT", "6")
+@pytest.mark.parametrize("stop", [RuntimeError, KeyboardInterrupt],
+                         ids=["error", "interrupt"])  # the command line turns SIGTERM into one
+def test_a_stopped_sweep_fsyncs_every_line_it_wrote(tmp_path, fsyncs, stop):
+    def evaluate(params):
+        if params["n"] == 6:
+            raise stop("stopped on purpose")
+        return _sweep_cells.evaluate(params)
+
     store = ResultStore(tmp_path / "s.cells.jsonl", sync_interval=3600)
-    with pytest.raises(RuntimeError, match="fails on purpose"):
-        run_sweep(grid(n=list(range(1, 11))), _sweep_cells.evaluate, store=store)
+    with pytest.raises(stop, match="stopped on purpose"):
+        run_sweep(grid(n=list(range(1, 11))), evaluate, store=store)
     assert len(stored_lines(store.path)) == 5
     assert fsyncs(store.path) == [store.path.stat().st_size]
 

@@ -14,7 +14,8 @@ could see).
 
 SymPy re-evaluates an expression when it is unpickled (``0 < g`` with ``g`` positive comes back
 as ``True``), so entries are pickled node by node: each compound expression is rebuilt from its
-arguments without evaluation, exactly as it was checked and printed.
+arguments without evaluation, exactly as it was checked and printed. Reading a pickle runs code,
+so point ``THEOREMS_CACHE`` only at a directory that no one else can write.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ import sympy as sp
 #: Changes when the layout of an entry changes, so older entries miss.
 _FORMAT = "theorems-derivation-1"
 _LIBRARIES = ("sympy", "mpmath", "python-flint")
-_OFF = ("off", "0", "false", "no", "none")
+_OFF = ("off", "0", "false", "no")
 
 
 def cache_directory() -> Path | None:
     """Where derivations are cached, or ``None`` when ``THEOREMS_CACHE=off``."""
     setting = os.environ.get("THEOREMS_CACHE", "").strip()
-    if setting.lower() in _OFF and setting:
+    if setting.lower() in _OFF:
         return None
     if setting:
         return Path(setting).expanduser()
