@@ -22,6 +22,7 @@ from pathlib import Path
 import sympy as sp
 
 from proofs import notation
+from theorems._cache import cached_derivation
 from theorems.report import Report
 from theorems.verdicts import MECHANISMS
 
@@ -83,12 +84,12 @@ def write_appendix(theorems, out_dir: str | os.PathLike, *, quick: bool = True,
 def _section(theorem, out: Path, *, quick: bool, audit: bool, sweep, progress: bool) -> str:
     target = out / theorem.name
     target.mkdir(parents=True, exist_ok=True)
-    derivation = theorem.derive()
+    derivation = cached_derivation(theorem)  # checked once per version of its code
     certificate = theorem.certify()
     if sweep is None:
         sweep = theorem.plan(quick=quick, out=target)
     report = theorem.run(sweep, progress=progress)
-    figure = theorem.figure(target / "figure", quick=quick)
+    figure = theorem.figure(target / "figure", quick=quick, width="textwidth")
     audit_text, score = _audit(theorem, target, audit)
     parts = [f"\\section{{{_tex(theorem.name)}: {_tex(theorem.title)}}}",
              f"\\textit{{Source:}} {_tex(theorem.source)}.",
