@@ -719,7 +719,7 @@ def derivation() -> Derivation:
         "sae-amortisation",
         source="O'Neill et al. 2025 (reconstructed, notes 5.5); Beck & Teboulle 2009 "
                "(numbering unconfirmed)",
-        hypotheses=_hypotheses(),
+        hypotheses=(hypotheses := _hypotheses()),
         goal=goal(),
         steps=[*_proposition_steps(), *_frame_steps(), *_prox_steps(), *_momentum_steps(),
                *_rate_steps(), *_recovery_steps(),
@@ -729,5 +729,8 @@ def derivation() -> Derivation:
         bound=_fista_bound(),
         as_printed=_printed_steps(),
         symbols=SYMBOLS,
-        notes=_HYPOTHESIS_NOTES,
+        # the support labels follow prop.K ("x01.0" at K = 2): a mutated K leaves some notes
+        # without their hypothesis
+        notes={label: note for label, note in _HYPOTHESIS_NOTES.items()
+               if label in dict(hypotheses)},
     )

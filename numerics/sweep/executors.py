@@ -133,14 +133,14 @@ class ProcessExecutor(Executor):
     def run(self, function, tasks):
         pending = {self._pool.submit(function, *arguments): token
                    for token, arguments in tasks.items()}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield pending.pop(future), future.result()
-        finally:  # a sweep that stops early leaves none of its tasks queued in a shared pool
-            for future in pending:
-                future.cancel()
+        # no cancel() of the rest when a sweep stops early: a sweep stops on an error or an
+        # interrupt, which ends the pool too (``__exit__`` terminates its workers), and under
+        # Python 3.11 the pool's manager thread raises InvalidStateError when it fails a future
+        # already cancelled
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield pending.pop(future), future.result()
 
 
 class DaskExecutor(Executor):
