@@ -299,19 +299,49 @@ def test_definitions_are_substituted_and_count_as_used():
     assert result.ok and result.consumed == ("def",)
 
 
-def test_a_check_over_its_time_budget_is_unchecked_not_a_hang():
-    slow = Step("slow", eq(sp.Integral(sp.exp(-y * sp.sin(x) ** 7), (x, 0, 1)), 3), budget_s=1)
-    result = check_step(slow)
-    assert result.status == "unchecked" and result.detail.startswith("unchecked (timeout)")
-    # off the main thread no timer signal arrives: the check runs in a forked child instead
+def _spin(step, context):
+    while True:  # a check that never ends: only the budget's timer stops it
+        pass
+
+
+_RESERVED = []  # bytes _hoard reserved before it was stopped, seen from this process
+
+
+def _hoard(step, context):
+    kept = []
+    try:
+        while True:  # a check that reserves without end: only the address-space budget stops it
+            kept.append(np.empty(2**27, dtype=np.uint8))  # untouched pages: no time, no memory
+    finally:
+        _RESERVED.append(sum(block.nbytes for block in kept))
+
+
+@pytest.mark.parametrize("where", ["main thread", "other thread"])
+def test_a_check_over_its_budget_is_unchecked_not_a_hang(monkeypatch, where):
     import threading
 
-    other = Step("slow2", eq(sp.Integral(sp.exp(-y * sp.sin(x) ** 5), (x, 0, 1)), 3), budget_s=1)
+    import proofs.steps as steps
+
+    monkeypatch.setitem(steps.METHODS, "spin", _spin)
+    monkeypatch.setitem(steps.METHODS, "hoard", _hoard)
+    spin = Step("slow", eq((y + 1) ** 2, y**2 + 2 * y + 1), by="spin", budget_s=1)
+    hoard = Step("big", eq((y + 1) ** 2, y**2 + 2 * y + 1), by="hoard", budget_s=20)
     results = []
-    thread = threading.Thread(target=lambda: results.append(check_step(other)))
-    thread.start()
-    thread.join(timeout=30)
-    assert results and results[0].detail.startswith("unchecked (timeout)")
+
+    def check_both():
+        results.extend([check_step(spin), check_step(hoard)])
+
+    if where == "main thread":  # under a timer signal and a limit on this process
+        check_both()
+    else:  # no timer signal reaches another thread: the check runs in a forked child
+        thread = threading.Thread(target=check_both)
+        thread.start()
+        thread.join(timeout=60)
+    assert [r.status for r in results] == ["unchecked", "unchecked"]
+    assert results[0].detail.startswith("unchecked (timeout): over the 1 s budget")
+    assert results[1].detail.startswith("unchecked (memory)")
+    if where == "main thread":  # stopped by the 2 GiB budget, not by the machine running out
+        assert 0 < _RESERVED.pop() <= steps.BUDGET_BYTES
     # and the budget leaves the process as it was: the next step checks normally
     assert check_step(Step("after", eq((y + 1) ** 2, y**2 + 2 * y + 1))).ok
 
