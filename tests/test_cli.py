@@ -122,7 +122,7 @@ class FakeTheorem(Theorem):
         """No sweep is needed: ``run`` makes the rows."""
         return None
 
-    def figure(self, out_dir, *, quick=True, width="columnwidth"):
+    def figure(self, out_dir, *, quick=True, width="columnwidth", report=None):
         """A one-series figure."""
         panel = Panel("fake", "$x$", "$y$", (Series("s", (1.0, 2.0), (1.0, 4.0)),))
         return write_figure(out_dir, self.name, [panel], width=width)

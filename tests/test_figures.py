@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -282,3 +283,27 @@ def test_derivation_latex_compiles(name, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "main.pdf").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name, computes", [("rank-deficit", "rank_vs_temperature"),
+                                            ("sae-amortisation", "recovery")])
+def test_a_figure_drawn_from_a_report_is_the_figure_computed_again(tmp_path, monkeypatch, name,
+                                                                   computes):
+    """``verify`` draws a figure from the rows its sweep wrote; the same figure computed from
+    scratch has the same numbers in every series."""
+    theorem = theorems.get(name)
+    module = sys.modules[type(theorem).__module__]
+    report = theorem.check(quick=True, formats=["fp32"], policies=["hw"], precision=[False])
+    original = getattr(module, computes)
+
+    def not_again(*args, **kwargs):
+        raise AssertionError(f"{computes} ran although the report holds its numbers")
+
+    monkeypatch.setattr(module, "_FIGURE_PANELS", {})
+    monkeypatch.setattr(module, computes, not_again)
+    from_rows = theorem.figure(tmp_path / "rows", quick=True, report=report).csv
+    module._FIGURE_PANELS.clear()
+    monkeypatch.setattr(module, computes, original)
+    again = theorem.figure(tmp_path / "again", quick=True).csv
+    assert from_rows.read_text() == again.read_text()
+    assert len(from_rows.read_text().splitlines()) > 4

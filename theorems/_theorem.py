@@ -111,9 +111,13 @@ class Theorem(ABC):
 
     @abstractmethod
     def figure(self, out_dir: str | os.PathLike, *, quick: bool = True,
-               width: str = "columnwidth"):
+               width: str = "columnwidth", report: Report | None = None):
         """Write ``<name>.tex``, ``<name>-figure-data.csv`` and ``<name>.pdf`` into ``out_dir``,
-        laid out for ``width`` (:func:`theorems.figures.check_width`)."""
+        laid out for ``width`` (:func:`theorems.figures.check_width`). ``report``: a run of
+        this theorem's sweep; a figure whose data its rows already hold is drawn from them
+        instead of computing them again, so that it shows the sweep's own numbers (a float32
+        training run computed again under another BLAS thread count rounds its products in
+        another order and can differ in the fourth digit)."""
 
     def cells(self, axes: dict[str, list]) -> list[Cell]:
         """Return the sweep's cells for validated axes (singular names: ``n``, ``format``,

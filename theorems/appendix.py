@@ -89,7 +89,7 @@ def _section(theorem, out: Path, *, quick: bool, audit: bool, sweep, progress: b
     if sweep is None:
         sweep = theorem.plan(quick=quick, out=target)
     report = theorem.run(sweep, progress=progress)
-    figure = theorem.figure(target / "figure", quick=quick, width="textwidth")
+    figure = theorem.figure(target / "figure", quick=quick, width="textwidth", report=report)
     audit_text, score = _audit(theorem, target, audit)
     parts = [f"\\section{{{_tex(theorem.name)}: {_tex(theorem.title)}}}",
              f"\\textit{{Source:}} {_tex(theorem.source)}.",

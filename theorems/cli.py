@@ -336,7 +336,8 @@ def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
         if certificate is not None:
             (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
         report = theorem.run(_on(sweep, pool), progress=True)
-        figure = theorem.figure(target / "figure", quick=quick)  # its CSV beside the rows
+        # its CSV beside the rows; drawn from the report where the sweep computed its data
+        figure = theorem.figure(target / "figure", quick=quick, report=report)
         print(derivation.summary())
         print(f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"
               if certificate is not None else "certificate none")

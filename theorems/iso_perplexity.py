@@ -402,9 +402,11 @@ class IsoPerplexity(Theorem):
                    "accumulation only)"))
         return "\n".join(lines)
 
-    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth",
+               report=None):
         """Critical accuracy against the confidence shift, and the Lemma 3.1 gap against N;
-        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length. ``report`` is
+        not read: the figure's curves are closed forms, not the sweep's rows."""
         return _figure(Path(out_dir), width=check_width(width))
 
     def counterexample(self, *, a: float = 0.5, gamma: float = 0.4, s: float | None = None

@@ -468,11 +468,14 @@ class RankDeficit(Theorem):
                                      for r in ties))
         return "\n".join(lines)
 
-    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth",
+               report=None):
         """Effective rank against temperature (logits and penultimate features, per data set,
         with the seeds' spread) and the rank of ``softmax(alpha Z)`` against ``alpha``;
-        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
-        return _figure(Path(out_dir), quick=quick, width=check_width(width))
+        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length; the ranks
+        come from ``report``'s fp32/hw training rows where it holds every run the figure
+        needs, else the runs are trained here."""
+        return _figure(Path(out_dir), quick=quick, width=check_width(width), report=report)
 
     def counterexample(self, *, classes: int = 10, claimed_rank: int | None = None,
                        alpha: float | None = None) -> CircleWitness:
@@ -666,7 +669,7 @@ def _train_cell(params: dict) -> list[dict]:
                                    steps=params["steps"], seed=s, samples=samples)
                      for t in (temperatures[0], temperatures[-1]) for s in seeds}
     base = {**_base({**params, "seed": None}), "dataset": params["dataset"],
-            "optimizer": params["optimizer"]}
+            "optimizer": params["optimizer"], "steps": params["steps"]}
     rows = []
     for (t, s), run in runs.items():
         facts = {**base, "seed": s, "temperature": t, **_summary(run)}
@@ -715,11 +718,26 @@ def _trend_row(base, runs, reference, temperatures, seeds, key, label, fmt) -> d
 _EXPERIMENTS = {"circle": _circle, "curve": _curve, "train": _train_cell}
 
 
-def _figure(out_dir: Path, *, quick: bool, width: str):
-    return write_figure(out_dir, THEOREM.name, _figure_panels(quick), width=width)
+def _figure(out_dir: Path, *, quick: bool, width: str, report=None):
+    return write_figure(out_dir, THEOREM.name, _figure_panels(quick, report), width=width)
 
 
-def _figure_panels(quick: bool) -> list[Panel]:
+def _ranks_in(report, dataset: str, temperatures, seeds) -> dict | None:
+    """``{(T, seed): (erank of the logits, erank of the features)}`` of the reference training
+    runs (fp32/hw, Adam, :data:`STEPS` steps, every sample) in ``report``'s rows, or ``None``
+    where a run the figure needs is not among them."""
+    found = {}
+    for row in report.rows if report is not None else ():
+        if (row["quantity"] == "tail <= dissimilarity" and row["experiment"] == "train"
+                and (row["format"], row["policy"], row["n"]) == ("fp32", "hw", 0)
+                and (row["dataset"], row["optimizer"], row["steps"]) == (dataset, "adam", STEPS)):
+            found[(row["temperature"], row["seed"])] = (row["erank_logits"],
+                                                        row["erank_penultimate"])
+    wanted = [(t, s) for t in temperatures for s in seeds]
+    return {key: found[key] for key in wanted} if all(key in found for key in wanted) else None
+
+
+def _figure_panels(quick: bool, report=None) -> list[Panel]:
     if quick in _FIGURE_PANELS:  # drawing the figure at another width reuses its data
         return _FIGURE_PANELS[quick]
     temperatures = QUICK_TEMPERATURES if quick else TEMPERATURES
@@ -728,10 +746,13 @@ def _figure_panels(quick: bool) -> list[Panel]:
     key = (Key("mean over seeds", "line"), Key("min and max over seeds", "dotted"))
     panels = []
     for dataset in datasets:
-        sweep = rank_vs_temperature(temperatures, seeds=seeds, dataset=dataset)
-        for colour, (quantity, name) in enumerate((("erank_logits", "logits"),
-                                                   ("erank_penultimate", "features"))):
-            values = sweep.values(quantity)
+        ranks = _ranks_in(report, dataset, temperatures, seeds)
+        if ranks is None:
+            sweep = rank_vs_temperature(temperatures, seeds=seeds, dataset=dataset)
+            ranks = {(t, s): (summary["erank_logits"], summary["erank_penultimate"])
+                     for t, s, summary in sweep.runs}
+        for colour, name in enumerate(("logits", "features")):
+            values = np.array([[ranks[(t, s)][colour] for s in seeds] for t in temperatures])
             series = [Series(f"{dataset}, {name}, mean over seeds", temperatures,
                              tuple(values.mean(axis=1)), "line", colour)]
             if len(seeds) > 1:

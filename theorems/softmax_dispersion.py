@@ -292,9 +292,11 @@ class SoftmaxDispersion(Theorem):
         """Evaluate one cell: every logit family, both extremes, against both bounds."""
         return _evaluate(params)
 
-    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth",
+               report=None):
         """Largest coefficient against ``n`` (log-log), per format, with both bounds (hw policy);
-        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length. ``report`` is
+        not read: the figure's logits are its own, not the sweep's."""
         return _figure(Path(out_dir), quick=quick, width=check_width(width))
 
     def findings(self, report) -> str:

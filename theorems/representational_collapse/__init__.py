@@ -373,10 +373,12 @@ class RepresentationalCollapse(Theorem):
         exact error profile (:meth:`prepare`) as ``artifact``."""
         return evaluate(params, artifact)
 
-    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth"):
+    def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth",
+               report=None):
         """Gap against ``n`` per format (hw) with the unit roundoff marked; the over-squashing
         bound against position ``i`` for several depths (Prop. B.8's setting); ``width``:
-        ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length."""
+        ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length. ``report`` is not read:
+        the figure's sequences are its own, not the sweep's."""
         return _figure(Path(out_dir), self.name, quick=quick, width=width)
 
     def findings(self, report) -> str:
