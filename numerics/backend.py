@@ -17,6 +17,10 @@ from array_api_compat import is_cupy_array
 
 from numerics.errors import InvalidArgument, InvalidType
 
+__all__ = ["BACKENDS", "array_namespace", "get_backend", "is_numpy_namespace", "to_numpy",
+    "to_python"]
+
+
 BACKENDS: tuple[str, ...] = ("numpy", "cupy")
 
 

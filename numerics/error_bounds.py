@@ -28,6 +28,10 @@ import numpy as np
 from numerics.formats import Format, get_format
 from numerics.policies import Policy, get_policy
 
+__all__ = ["EXP_ULPS", "Units", "gamma", "softmax_error", "sum_error", "units",
+    "weighted_sum_error"]
+
+
 #: NumPy's float32 and float64 ``exp`` are accurate to a few ulps of their dtype; 4 is a margin.
 EXP_ULPS = 4
 

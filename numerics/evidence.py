@@ -12,6 +12,8 @@ import numpy as np
 from numerics.backend import to_numpy
 from numerics.formats import Format, get_format
 
+__all__ = ["absorbed_count", "bitwise_equal", "error_in_ulps", "running_sums", "stall_index"]
+
 
 def running_sums(terms, fmt: Format | str) -> np.ndarray:
     """Partial sums of ``terms`` along the last axis, each rounded to ``fmt`` (left to right)."""

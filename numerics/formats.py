@@ -23,6 +23,10 @@ from numerics._validate import as_real_array, check_choice
 from numerics.backend import array_namespace, is_numpy_namespace
 from numerics.errors import InvalidType
 
+__all__ = ["COMPILED_MIN_SIZE", "FORMATS", "FORMAT_NAMES", "Format", "get_format",
+    "round_by_quantum", "round_to"]
+
+
 #: NumPy arrays with at least this many elements are rounded (and stored) by one compiled pass;
 #: smaller ones by array operations, which need no compiler and give the same bits.
 COMPILED_MIN_SIZE = 4096

@@ -24,6 +24,12 @@ from numerics.formats import Format
 from numerics.models.transformer import Layer, Transformer
 from numerics.policies import Policy
 
+__all__ = ["COPY_TOKENS", "ONE", "SEPARATOR", "ZERO", "copy_log_perplexity",
+    "copy_model_probabilities", "copy_readout", "copy_transformer", "critical_accuracy_surface",
+    "log_perplexity_error_bound", "log_perplexity_surface", "log_perplexity_terms",
+    "model_selection", "sequence_log_perplexity"]
+
+
 #: Token ids of the copy task's vocabulary {0, 1, |}.
 ZERO, ONE, SEPARATOR = 0, 1, 2
 COPY_TOKENS = 3

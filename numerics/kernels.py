@@ -16,6 +16,9 @@ from numerics.errors import InvalidArgument, InvalidType
 from numerics.formats import Format, get_format
 from numerics.policies import Policy, get_policy
 
+__all__ = ["entropy", "load_finite", "logsumexp", "sequential_total", "softmax",
+    "softmax_entropy", "softmax_in_container"]
+
 
 def softmax(
     logits,

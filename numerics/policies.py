@@ -24,6 +24,8 @@ from numerics._validate import as_real_array, check_choice
 from numerics.backend import array_namespace, to_numpy
 from numerics.formats import COMPILED_MIN_SIZE, Format, get_format
 
+__all__ = ["POLICIES", "POLICY_NAMES", "Policy", "get_policy"]
+
 
 @dataclass(frozen=True)
 class Policy:

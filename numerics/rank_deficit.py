@@ -33,8 +33,8 @@ from numerics.kernels import softmax
 from numerics.policies import Policy, get_policy
 
 __all__ = ["centred", "circle_logits", "circle_loss", "circle_loss_bound", "effective_rank",
-           "noise_floor", "numerical_rank", "rank_curve", "singular_spectrum", "softmax_jacobian",
-           "tail_energy", "pairwise_column_distance"]
+           "noise_floor", "numerical_rank", "optimiser_for", "pairwise_column_distance",
+           "rank_curve", "rank_summary", "singular_spectrum", "softmax_jacobian", "tail_energy"]
 
 _U64 = 2.0**-53
 #: The largest entry a measured matrix may hold: its squares and sums stay finite in float64.

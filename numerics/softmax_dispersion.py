@@ -26,6 +26,11 @@ from numerics.formats import FORMATS, Format
 from numerics.kernels import load_finite, sequential_total, softmax
 from numerics.policies import Policy
 
+__all__ = ["FAMILIES", "adaptive_beta", "adaptive_temperature_softmax", "coefficient_extremes",
+    "denominator_evidence", "denominator_terms", "family_logits", "predicted_extremes",
+    "reference_extremes", "sharpness_gap"]
+
+
 FAMILIES: tuple[str, ...] = ("worst-max", "worst-min", "random")
 
 

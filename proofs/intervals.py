@@ -13,6 +13,9 @@ import sympy as sp
 from flint import arb, ctx
 from sympy.codegen.cfunctions import expm1, log1p
 
+__all__ = ["Interval", "PRECISION_BITS", "Undecided", "Unsupported", "evaluate"]
+
+
 PRECISION_BITS = 128
 
 

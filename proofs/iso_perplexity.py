@@ -43,6 +43,15 @@ from proofs.steps import Step, eq, ge, gt, le, lt
 
 _LOOSER = "a larger constant only loosens a true upper bound; the statement stays true"
 
+
+__all__ = ["D", "Delta", "E", "G", "K_jac", "K_right", "M_total", "N", "N_len", "PAPER",
+    "P_alpha", "P_beta", "P_copy", "Q", "Q_copy", "SYMBOLS", "T", "U", "a", "a_new", "a_p",
+    "corrected_lemma_bound", "critical_accuracy_expr", "critical_accuracy_of", "d", "derivation",
+    "e_off", "ell", "eps", "eta", "floor", "gamma", "gamma_p", "grad", "k", "log_perplexity",
+    "margin", "p_j", "printed_lemma_bound", "printed_oversmoothing", "q", "q_j", "r", "rho", "s",
+    "t", "temperature_wrong", "theta", "u", "x", "xi", "y"]
+
+
 PAPER = Quantities("iso-perplexity", [
     Quantity("eq10.right_sign", -1, "sign", "Eq. 10",
              "the sign of a log(1 - gamma): a right answer costs -log(1 - gamma)"),

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+__all__ = ["KINDS", "Mutation", "Quantities", "Quantity"]
+
+
 KINDS = ("constant", "exponent", "index", "sign")
 
 

@@ -33,6 +33,13 @@ from proofs.steps import Step, eq, ge, gt, le
 
 _LOOSER = "a larger constant only loosens a true upper bound; the statement stays true"
 
+
+__all__ = ["C", "CE", "P", "PAPER", "Q", "SYMBOLS", "T", "Z", "alpha", "circle_loss_bound",
+    "circle_margin", "cosine", "derivation", "goal", "h1", "h2", "jacobian_entry", "k", "lam",
+    "others_sum", "p", "p1", "p2", "p3", "phi", "prop31_bound", "psi", "s1", "s2", "sigma1",
+    "softmax_expr", "t", "tail", "u", "x", "y", "z1", "z2", "z3"]
+
+
 PAPER = Quantities("rank-deficit", [
     Quantity("eq1.exponent", -1, "exponent", "Eq. (1) [A]",
              "softmax_T(e)_i = exp(e_i T^-1) / sum_k exp(e_k T^-1)"),

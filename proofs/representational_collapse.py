@@ -54,6 +54,12 @@ from proofs.derivation import Derivation
 from proofs.quantities import Quantities, Quantity
 from proofs.steps import Step, eq, ge, gt, le, lt
 
+__all__ = ["B", "Delta_n", "E", "J_ni", "PAPER", "P_ni", "SYMBOLS", "Sigma", "V", "Z", "abar",
+    "alpha", "alpha_star", "alternating_tv_closed", "b1_bound", "b1_rate", "b2_bound", "beta1",
+    "beta2", "beta3", "derivation", "i", "j", "k", "n", "norm", "one_layer_bound",
+    "oversquashing_constant", "sigma", "unit_roundoff_bf16", "x"]
+
+
 n = sp.Symbol("n", positive=True, integer=True)
 i, j, k = sp.symbols("i j k", positive=True, integer=True)
 B = sp.Symbol("B", nonnegative=True)

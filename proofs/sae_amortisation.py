@@ -61,6 +61,15 @@ _HALF_PLANE = ("any three atoms at 0, psi, 2 psi with 0 < 2 psi < pi lie in a ha
 _FLOOR = ("the floor k + 1 never binds on the experiments' grid: ceil(2 k ln(n/k)) >= 33 > 12 "
           "there, so m is unchanged")
 
+
+__all__ = ["ATOMS", "B", "C", "CS_SIZES", "D", "DIMENSIONS", "Delta", "DeltaP", "F", "F2", "Fa",
+    "Fs", "G", "H", "K", "L", "P", "PAPER", "S", "SYMBOLS", "Soff", "U", "W", "a", "b_", "c",
+    "coherence_certifies", "compressed_sensing_dim", "csc", "d2", "derivation", "eta",
+    "fista_rate_bound", "frame_120", "goal", "ista_rate_bound", "j", "k", "lam", "m", "mu", "mu0",
+    "n", "p", "phi", "psi", "r", "spark", "t", "t_", "t_one", "tau", "tp", "trG", "v", "w", "w0",
+    "welch_bound", "z", "zr"]
+
+
 #: Every number the notes state, read by reference in the derivation and the numeric checker.
 PAPER = Quantities("sae-amortisation", [
     Quantity("cs.c", 2, "constant", "notes 1 [REPO]",

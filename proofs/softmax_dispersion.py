@@ -44,6 +44,14 @@ _EPSILON_REASON = (
     "the epsilon only keeps log(p + eps) finite at p = 0: a 1% change moves H by at most "
     "n * 1e-11 nats, and 0.99e-9 and 1.01e-9 both still round to 0 in fp16 (the pitfall)")
 
+
+__all__ = ["BETA_MAX", "BETA_ONE", "Emax", "H", "L", "M", "P", "PAPER", "POLY_NAMES", "R", "S",
+    "SYMBOLS", "S_bottom", "S_top", "X", "Xe", "Xp", "Y", "a", "alpha", "alpha_bottom",
+    "alpha_top", "b", "bb", "beta_poly", "c", "d", "derivation", "e", "eps", "i", "j", "k", "l",
+    "m", "n", "paper_lower", "paper_upper", "sK", "sQ", "sV", "term_high", "term_low", "theta",
+    "tight_lower", "tight_upper"]
+
+
 #: Every number the paper states, read by reference in the derivation and the numeric checker.
 PAPER = Quantities("softmax-dispersion", [
     Quantity("lemma.upper.exponent", 1, "exponent", cite="Lemma 2.1",

@@ -137,8 +137,8 @@ def test_collapse_cells_run_on_cupy(experiment, fmt, policy):
               "layers": 1, "pe": "alibi", "d": 16, "backend": "numpy"}
     if experiment == "perturbed-softmax":
         params.update(layers=None, pe=None, d=None)
-    host = collapse.evaluate(params)
-    device = collapse.evaluate({**params, "backend": "cupy"})
+    host = collapse.THEOREM.evaluate(params)
+    device = collapse.THEOREM.evaluate({**params, "backend": "cupy"})
     assert [(r["quantity"], r["n"]) for r in device] == [(r["quantity"], r["n"]) for r in host]
     assert all(r["backend"] == "cupy" for r in device)
     if fmt == "fp64":

@@ -3,9 +3,11 @@ lazy imports, and a facade whose ``__all__`` is documented and whose callables h
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 import textwrap
@@ -287,3 +289,26 @@ def test_a_new_theorem_is_its_three_files_its_tests_and_one_registry_line(tmp_pa
                             text=True, timeout=300, env={**_environ(), "PYTHONPATH": str(ROOT)})
     after = run("-c", VERSIONS).split()
     assert set(before.stdout.split()) <= set(after) and len(after) == len(_registry._STEMS) + 1
+
+
+def _public_modules():
+    for package in (numerics, proofs, theorems):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not any(part.startswith("_") for part in info.name.split(".")):
+                yield info.name
+
+
+@pytest.mark.parametrize("name", sorted(_public_modules()))
+def test_every_public_module_lists_what_it_defines(name):
+    """Tab completion on a module shows its ``__all__``: every function and class the module
+    defines without a leading underscore (a theorem's class is reached as its ``THEOREM``),
+    and nothing that is not there."""
+    module = importlib.import_module(name)
+    listed = getattr(module, "__all__", None)
+    assert listed is not None, f"{name} has no __all__"
+    assert len(set(listed)) == len(listed) and all(hasattr(module, item) for item in listed)
+    defined = {key for key, value in vars(module).items() if not key.startswith("_")
+               and (inspect.isfunction(value) or inspect.isclass(value))
+               and value.__module__ == name
+               and not (inspect.isclass(value) and issubclass(value, Theorem))}
+    assert defined <= set(listed), f"{name}.__all__ misses {sorted(defined - set(listed))}"

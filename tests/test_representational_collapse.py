@@ -633,7 +633,7 @@ def test_stall_evidence_agrees_with_a_scalar_loop(quick_report):
 def one_cell(experiment="sampled", fmt="fp64", **extra):
     params = {"experiment": experiment, "n": 128, "format": fmt, "policy": "hw", "seed": 0,
               "layers": 1, "pe": "nope", "d": 16, "backend": "numpy", **extra}
-    return rc.evaluate(params)
+    return rc.THEOREM.evaluate(params)
 
 
 def test_negative_control_gap_bound_just_below_the_exact_gap(monkeypatch):
@@ -673,15 +673,15 @@ def test_negative_control_identity_tolerance(monkeypatch):
 def test_negative_control_extremal_instances_refute_a_tighter_paper_constant(mutation):
     params = {"experiment": "extremal", "n": 512, "format": "fp64", "policy": "hw", "seed": 0,
               "layers": 1, "pe": "nope", "d": 1, "backend": "numpy"}
-    assert all(row["verdict"] == "holds" for row in rc.evaluate(params))
+    assert all(row["verdict"] == "holds" for row in rc.THEOREM.evaluate(params))
     with PAPER.mutated(next(m for m in PAPER.mutations() if str(m) == mutation)):
-        assert any(row["verdict"] == "violated" for row in rc.evaluate(params))
+        assert any(row["verdict"] == "violated" for row in rc.THEOREM.evaluate(params))
 
 
 def test_every_extremal_bound_is_within_one_percent():
     params = {"experiment": "extremal", "n": 512, "format": "fp64", "policy": "hw", "seed": 0,
               "layers": 1, "pe": "nope", "d": 1, "backend": "numpy"}
-    rows = rc.evaluate(params)
+    rows = rc.THEOREM.evaluate(params)
     for quantity in {row["quantity"] for row in rows}:
         assert any(_tighter(row)["verdict"] == "violated" for row in rows
                    if row["quantity"] == quantity), quantity
@@ -703,10 +703,10 @@ def test_negative_control_theorem_b5_as_printed(monkeypatch):
     params = {"experiment": "oversquashing", "n": 16, "format": "fp64", "policy": "hw",
               "seed": 0, "layers": 3, "pe": "nope", "d": 8, "backend": "numpy"}
     monkeypatch.setattr(lemmas_module, "oversquashing_model", without_mlp)
-    jacobian = [row for row in rc.evaluate(params) if row["quantity"] == "jacobian<=bound"]
+    jacobian = [row for row in rc.THEOREM.evaluate(params) if row["quantity"] == "jacobian<=bound"]
     assert all(row["verdict"] == "holds" for row in jacobian)
     monkeypatch.setattr(lemmas_module, "oversquashing_bound_values", printed)
-    jacobian = [row for row in rc.evaluate(params) if row["quantity"] == "jacobian<=bound"]
+    jacobian = [row for row in rc.THEOREM.evaluate(params) if row["quantity"] == "jacobian<=bound"]
     assert all(row["verdict"] == "violated" for row in jacobian if row["instance"] == "random")
 
 
@@ -714,7 +714,7 @@ def test_negative_control_theorem_b5_as_printed(monkeypatch):
 def test_oversquashing_cells_hold_for_every_encoding(pe):
     params = {"experiment": "oversquashing", "n": 16, "format": "fp64", "policy": "hw",
               "seed": 1, "layers": 2, "pe": pe, "d": 8, "backend": "numpy"}
-    rows = rc.evaluate(params)
+    rows = rc.THEOREM.evaluate(params)
     assert rows and all(row["verdict"] == "holds" for row in rows)
     assert ({row["instance"] for row in rows} >= {"random", "uniform"}) and \
         (("extremal" in {row["instance"] for row in rows}) == (pe == "nope"))
@@ -770,7 +770,7 @@ def test_collapse_statistics_against_brute_force(fmt, policy, family):
     assert rc.collapse_length(family, fmt=fmt, policy=policy, n_max=64, d=8) == expected["stable"]
     params = {"experiment": family, "n": 64, "format": fmt, "policy": policy, "seed": 0,
               "layers": 1, "pe": "nope", "d": 8, "backend": "numpy"}
-    row = next(r for r in rc.evaluate(params) if r["quantity"] == "collapse-length")
+    row = next(r for r in rc.THEOREM.evaluate(params) if r["quantity"] == "collapse-length")
     assert (row["equal_count"], row["first_equal_n"], row["stable_n"]) == \
         (expected["equal"], expected["first"], expected["stable"])
 

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from numerics.errors import InvalidArgument
 from theorems.verdicts import judge, tightenable
 
+__all__ = ["Audit", "AuditEntry", "TIGHTER", "run_audit"]
+
+
 TIGHTER = 0.01
 
 

@@ -24,6 +24,9 @@ from numerics._validate import InvalidArgument
 from theorems._registry import get, names
 from theorems._theorem import parse_sizes
 
+__all__ = ["INTERNAL_ERROR", "INTERRUPTED", "TERMINATED", "USAGE_ERROR", "describe_grid", "main"]
+
+
 USAGE_ERROR = 2
 INTERNAL_ERROR = 3
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it

@@ -35,6 +35,11 @@ from theorems import _pgfplots
 
 _MPL_COLOURS = ("tab:blue", "tab:red", "black", "teal", "tab:orange", "tab:purple", "tab:brown",
                 "tab:gray")
+__all__ = ["FigureFiles", "KEY_STYLES", "Key", "MAX_WIDTH", "MIN_WIDTH", "Mark", "Panel",
+    "STYLES", "Series", "WIDTHS", "check_width", "compile_with_pdflatex", "pgfplots_installed",
+    "standalone_document", "to_pgfplots", "write_figure"]
+
+
 STYLES = ("line", "dashed", "dotted", "marks")
 KEY_STYLES = (*STYLES, "vline")
 #: Named widths: the TeX length, and the narrowest usual value (points) that decides the layout

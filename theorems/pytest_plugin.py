@@ -13,6 +13,8 @@ import pytest
 from numerics._validate import InvalidArgument
 from theorems._registry import get
 
+__all__ = ["theorem_check"]
+
 
 def _run_checks(name: str, *, derive: bool = True, certify: bool = True, **check_args):
     """Derive, certify and check ``name``; fail the test with the reason when anything fails.

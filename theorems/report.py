@@ -18,6 +18,9 @@ from pathlib import Path
 
 from theorems.verdicts import MECHANISMS, UNEXPLAINED
 
+__all__ = ["ROW_KEYS", "Report", "SHOWN_VIOLATIONS", "VERDICTS"]
+
+
 VERDICTS = ("holds", "violated", "precision-effect")
 #: The violated rows a printed report lists in full (the rest are counted).
 SHOWN_VIOLATIONS = 5

@@ -65,10 +65,10 @@ from theorems._witness import Witness
 from theorems.figures import Panel, Series, check_width, write_figure
 from theorems.verdicts import judge
 
-__all__ = ["THEOREM", "FrameWitness", "amortisation_gap", "auc_ood", "basis_pursuit",
-           "best_encoder", "dictionary_learning", "fista", "frame", "ista", "linear_probe",
-           "make_data", "matched_cosines", "mcc", "pair_codes", "recovery", "support_metrics",
-           "train_sae"]
+__all__ = ["THEOREM", "FrameWitness", "Recovery", "amortisation_gap", "auc_ood",
+           "basis_pursuit", "best_encoder", "budget", "dictionary_learning", "fista", "frame",
+           "ista", "linear_probe", "make_data", "matched_cosines", "mcc", "pair_codes", "recovery",
+           "support_metrics", "train_sae"]
 
 
 def __dir__() -> list[str]:  # tab completion lists the public API, not the helpers

@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from numerics import get_format
 from numerics.errors import InvalidArgument
 
+__all__ = ["KEY", "MECHANISMS", "MECHANISM_NAMES", "Mechanism", "RELATIONS", "UNEXPLAINED",
+    "judge", "mechanism_holds", "tightenable", "tightened"]
+
+
 RELATIONS = ("<=", ">=", "<", ">")
 UNEXPLAINED = "unexplained"
 

@@ -17,6 +17,8 @@ from numerics.formats import Format, get_format
 from numerics.kernels import softmax_in_container
 from numerics.policies import Policy, get_policy
 
+__all__ = ["LayerOps", "alibi_slopes", "layer_norm", "layer_norm_jacobian", "sinusoidal_encoding"]
+
 
 def layer_norm(x, gain, bias, fmt: Format | str, policy: Policy | str, *, eps: float = 1e-5):
     """``gain * (x - mean(x)) / sqrt(var(x) + eps) + bias`` over the last axis, as one kernel."""

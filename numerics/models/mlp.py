@@ -31,7 +31,7 @@ from numerics.kernels import load_finite
 from numerics.policies import Policy, get_policy
 
 __all__ = ["ACTIVATIONS", "MLP", "MLPForward", "activation", "activation_derivative",
-           "cross_entropy", "mlp_forward", "random_mlp"]
+           "check_labels", "cross_entropy", "linear", "mlp_forward", "random_mlp"]
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "gelu")
 INITS: tuple[str, ...] = ("he", "uniform")

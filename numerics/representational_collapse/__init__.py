@@ -37,6 +37,14 @@ from numerics.models.transformer import Layer, Transformer, random_transformer
 from numerics.policies import Policy, get_policy
 from numerics.representational_collapse.kernel_evidence import valid_logits
 
+__all__ = ["EXTREMAL_LOGIT", "EXTREMAL_SHIFT", "FAMILIES", "FIG9_K", "FIG9_NOISE", "OTHER",
+    "PROMPT_LENGTH", "PROMPT_TOKENS", "RESOLUTION", "SEPARATOR", "TOKEN", "VOCAB",
+    "collapse_model", "collapse_statistics", "decay_constant", "distinct_rows", "equal_rows",
+    "extremal_collapse_model", "extremal_prefix", "family_prefix", "first_true", "fit_rate",
+    "gap_bound", "identity_residual", "lemma_b1_terms", "one_layer_terms", "predict_collapse",
+    "prediction_statistics", "state_gaps", "unit_roundoff_model"]
+
+
 FAMILIES: tuple[str, ...] = ("repeated", "sampled", "separated", "alternating")
 #: Vocabulary: digits 0-9 (the token a is the digit 1), a separator, and prompt tokens 12..31.
 TOKEN, OTHER, SEPARATOR, PROMPT_TOKENS, VOCAB = 1, 0, 10, (12, 32), 32

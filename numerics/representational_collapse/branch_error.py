@@ -36,6 +36,9 @@ from numerics.formats import Format, get_format
 from numerics.models.layers import LayerOps
 from numerics.policies import Policy, get_policy
 
+__all__ = ["BLOCK", "FIRST_ORDER_LIMIT", "branch_errors", "error_profile", "over_keys"]
+
+
 #: A first-order relative error above this makes the bound vacuous.
 FIRST_ORDER_LIMIT = 1 / 8
 #: Query rows per block when the exact logits are profiled (memory: block x 3N per head).

@@ -15,6 +15,8 @@ from numerics.models.layers import LayerOps
 from numerics.models.transformer import Transformer, check_tokens
 from numerics.policies import Policy, get_policy
 
+__all__ = ["Branches", "branch_forward"]
+
 
 @dataclass(frozen=True)
 class Branches:

@@ -17,6 +17,9 @@ from numerics.formats import Format, get_format
 from numerics.kernels import softmax
 from numerics.policies import Policy, get_policy
 
+__all__ = ["attention_evidence", "combine_evidence", "softmax_terms", "sum_evidence",
+    "valid_logits"]
+
 
 def valid_logits(record, branch: str) -> np.ndarray:
     """A branch's logits per head and length (float64 ``(heads, N, keys)``), NaN where masked:

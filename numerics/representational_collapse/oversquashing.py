@@ -23,6 +23,12 @@ from numerics.backend import to_numpy
 from numerics.models.layers import layer_norm, layer_norm_jacobian
 from numerics.models.transformer import Layer, Transformer, forward, random_transformer
 
+__all__ = ["EXTREMAL_EMBEDDING", "EXTREMAL_GAINS", "EXTREMAL_MLP", "OVERSQUASHING_LENGTH",
+    "OVERSQUASHING_VOCAB", "OVERSQUASHING_WIDTH", "extremal_oversquashing_model",
+    "finite_difference_jacobian", "layer_block_terms", "oversquashing_bound_values",
+    "oversquashing_model", "oversquashing_terms", "total_constant"]
+
+
 #: The over-squashing models: n = 16 positions, width 8, one head, W_V W_O = I (as the paper).
 OVERSQUASHING_LENGTH, OVERSQUASHING_WIDTH, OVERSQUASHING_VOCAB = 16, 8, 32
 #: The extremal instance: width 3, every token the same, states in span{(1, -1, 0), (1, 1, 1)}.

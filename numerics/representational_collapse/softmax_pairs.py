@@ -13,6 +13,8 @@ from numerics.formats import Format, get_format
 from numerics.kernels import softmax
 from numerics.policies import Policy, get_policy
 
+__all__ = ["alternating_logits", "fig9_logits", "lemma_b2_extremal_logits", "softmax_pair_tv"]
+
 
 def fig9_logits(size: int, *, k: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Fig. 9's logits: ``x ~ U[0, 1]^size`` and ``x*``, which adds ``U[0, noise]`` to the first

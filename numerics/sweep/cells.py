@@ -9,6 +9,8 @@ from itertools import product
 
 from numerics._validate import check_nonempty
 
+__all__ = ["Cell", "grid"]
+
 
 @dataclass(frozen=True)
 class Cell:

@@ -12,6 +12,8 @@ from numerics.sweep.cells import Cell
 from numerics.sweep.executors import Executor, ExecutorSpec, executor_spec
 from numerics.sweep.store import ArtifactHandle, ArtifactStore, ResultStore
 
+__all__ = ["Sweep", "run_sweep"]
+
 
 @dataclass(frozen=True)
 class Sweep:

@@ -34,6 +34,10 @@ from dataclasses import dataclass
 
 from numerics._validate import InvalidArgument, check_int
 
+__all__ = ["DaskExecutor", "ENGINES", "Executor", "ExecutorSpec", "ProcessExecutor",
+    "SerialExecutor", "executor_spec"]
+
+
 ENGINES = ("serial", "processes", "dask")
 
 

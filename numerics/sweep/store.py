@@ -31,6 +31,9 @@ import numpy as np
 
 from numerics.errors import InvalidArgument
 
+__all__ = ["ArtifactHandle", "ArtifactStore", "ResultStore", "StoreBusy", "load_npz", "pack_tree",
+    "unpack_tree"]
+
 
 class ResultStore:
     """Finished cells of sweeps, keyed by the cell's canonical JSON key, in one ``.jsonl`` file.

@@ -4,6 +4,8 @@ import numpy as np
 
 from numerics import softmax
 
+__all__ = ["largest_weight"]
+
 
 def largest_weight(size: int, fmt: str, policy: str) -> float:
     """The largest softmax weight of ``size`` equal logits, computed in ``fmt`` under ``policy``."""

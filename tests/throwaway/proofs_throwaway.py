@@ -5,6 +5,8 @@ import sympy as sp
 from proofs import Derivation, Step, eq, le
 from proofs.quantities import Quantities, Quantity
 
+__all__ = ["PAPER", "bound", "derivation", "n", "p"]
+
 n = sp.Symbol("n", positive=True, integer=True)
 p = sp.Symbol("p", positive=True)
 

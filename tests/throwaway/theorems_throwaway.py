@@ -6,6 +6,8 @@ from proofs.throwaway import PAPER, bound, derivation
 from theorems._theorem import Statement, Theorem
 from theorems.verdicts import judge
 
+__all__ = ["THEOREM", "evaluate"]
+
 
 def evaluate(params: dict) -> list[dict]:
     size, fmt, policy = params["n"], params["format"], params["policy"]

@@ -226,7 +226,7 @@ def oversquashing_bound(attention, *, beta1=1.0, beta2=1.0, beta3: float = 1.0,
                                       constant=bounds.constant)
 
 
-def evaluate(params: dict, artifact: dict | None = None) -> list[dict]:
+def _evaluate(params: dict, artifact: dict | None = None) -> list[dict]:
     """Evaluate one cell of the sweep and return its rows, each judged by
     :func:`theorems.verdicts.judge` with the evidence measured on it: per family cell the gaps
     against Thm B.3's chain, the states' distinctness, Lemma B.1's weight, the one-layer bound and
@@ -371,7 +371,7 @@ class RepresentationalCollapse(Theorem):
     def evaluate(params: dict, artifact: dict | None = None) -> list[dict]:
         """Evaluate one cell of the sweep and return its rows; a family cell takes its group's
         exact error profile (:meth:`prepare`) as ``artifact``."""
-        return evaluate(params, artifact)
+        return _evaluate(params, artifact)
 
     def figure(self, out_dir, *, quick: bool = True, width: str = "columnwidth",
                report=None):

@@ -31,6 +31,9 @@ from proofs.representational_collapse import PAPER
 from theorems.figures import Key, Mark, Panel, Series, check_width, write_figure
 from theorems.representational_collapse.rows import paper
 
+__all__ = ["DEPTH_COLOURS", "DEPTH_KEY", "FIGURE_DEPTHS", "FIGURE_FAMILIES", "GAP_KEY", "write"]
+
+
 #: The figure's families and the depths of its Prop. B.8 panel.
 FIGURE_FAMILIES = ("repeated", "sampled")
 FIGURE_DEPTHS = (1, 2, 4, 8, 16)

@@ -54,6 +54,11 @@ from theorems.representational_collapse.rows import (
 
 # --- softmax pairs: Fig. 9 (Lemma B.2) and Prop. B.4 ----------------------------------------
 
+
+__all__ = ["extremal_rows", "lemma_b2_rows", "oversquashing_rows", "pair_evidence",
+    "proposition_b8_rows", "softmax_rows"]
+
+
 def softmax_rows(params: dict) -> list[dict]:
     xp = get_backend(params["backend"])
     fmt, policy = get_format(params["format"]), get_policy(params["policy"])

@@ -64,6 +64,11 @@ from proofs.representational_collapse import (
 )
 from theorems.verdicts import judge
 
+__all__ = ["JACOBIAN_ULPS", "NAME", "Paper", "RATE_MIN_SIZE", "RATE_TOLERANCE", "base_columns",
+    "family_group", "family_profile", "family_rows", "gap_rows", "lemma_b1_rows",
+    "one_layer_rows", "paper", "plain", "row", "sample_lengths", "ulps"]
+
+
 NAME = "representational-collapse"
 #: Decay exponents are fitted over n in [N/8, N] and must reach the paper's order minus this
 #: finite-window allowance (the local exponent approaches the order at rate O(1/n)).
