@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._repr import short_repr
 from numerics._validate import as_real_array, check_elements, check_int, check_real
 from numerics.backend import to_numpy
 from numerics.errors import InvalidArgument
@@ -117,6 +118,8 @@ def auc_ood(codes_id, labels_id, codes_ood, labels_ood) -> AucScores:
 class SupportScores:
     """Per-sample precision, recall and F1 of the matched support, averaged over samples, and
     the mean predicted L0 (entries above :data:`ACTIVE`, over every code column)."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     precision: float
     recall: float

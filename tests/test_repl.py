@@ -159,3 +159,19 @@ def test_the_iso_perplexity_counterexample_says_log_perplexity():
     a, gamma = pair.accuracy[0], pair.gamma[0]
     assert pair.log_perplexity[0] == pytest.approx(
         -a * math.log(1 - gamma) - (1 - a) * math.log(gamma), rel=1e-12)
+
+
+def test_result_objects_print_their_arrays_by_shape():
+    from numerics.solvers import dictionary_learning, fista
+
+    rng = np.random.default_rng(0)
+    D = rng.standard_normal((6, 9))
+    X = rng.standard_normal((40, 6))
+    codes = fista(X, D, iterations=5)
+    assert repr(codes) == (f"SparseCodes(codes=float32[40, 9], objective=float32[5, 40], "
+                           f"lipschitz={codes.lipschitz:.6g}, form='{codes.form}', fmt='fp32', "
+                           "policy='hw')")
+    assert codes.codes.shape == (40, 9)  # the values stay attributes
+    learned = dictionary_learning(X, 9, rounds=8, seed=0)
+    assert repr(learned).startswith("LearnedDictionary(D=float64[6, 9], Z=float32[40, 9], ")
+    assert "changes=<8 tuple items>" in repr(learned) and len(repr(learned)) < 250

@@ -212,6 +212,9 @@ def test_matched_cosines_recover_a_permuted_rescaled_dictionary():
     assert match.mean_cosine == pytest.approx(1.0, rel=1e-14)
     random = matched_cosines(A, rng.standard_normal((12, 30)))
     assert len(random.rows) == 9 and random.mean_cosine < 0.9
+    assert repr(match) == "ColumnMatching(9 pairs, mean |cos| 1, 9 with |cos| > 0.9)"
+    shown = repr(random)
+    assert shown.startswith("ColumnMatching(9 pairs, mean |cos| 0.") and "\n" not in shown
 
 
 @pytest.mark.gpu

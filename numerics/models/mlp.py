@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
+from numerics._repr import short_repr
 from numerics._validate import check_choice, check_elements, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
@@ -42,6 +43,8 @@ _GELU_A = 0.044715
 @dataclass(frozen=True, eq=False)
 class MLP:
     """Weights ``W_i`` ``(d_i, d_{i-1})`` and biases ``b_i`` ``(d_i,)``, NumPy or CuPy arrays."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     weights: tuple
     biases: tuple
@@ -84,6 +87,8 @@ class MLPForward:
     """One forward pass: every intermediate as a value of ``fmt`` held in its compute container
     (float64 for fp64, else float32), which the backward pass reads. :attr:`features` and
     :attr:`logits` give them in the format's storage dtype."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     inputs: object
     preactivations: tuple  # a_1 .. a_{L-1}

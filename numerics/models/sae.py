@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
+from numerics._repr import short_repr
 from numerics._validate import check_choice, check_elements, check_int, check_real
 from numerics.backend import array_namespace, get_backend
 from numerics.errors import InvalidArgument
@@ -56,6 +57,8 @@ class SAE:
     """An SAE's parameters (NumPy or CuPy arrays) and its kind; ``k`` for ``topk`` (latents kept)
     and ``mp`` (pursuit steps), and ``log_threshold`` ``(n,)`` with the straight-through
     ``bandwidth`` for ``jumprelu``. An ``mp`` SAE keeps an encoder that its codes never use."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     W_enc: object  # (n, m)
     b_enc: object  # (n,)
@@ -112,6 +115,8 @@ class Pursuit:
     ``(B, k)``, their coefficients ``c_t`` ``(B, k)`` and the residuals ``r_0 .. r_{k-1}``
     ``(k, B, m)``."""
 
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
+
     atoms: object
     norms: object
     selected: object
@@ -124,6 +129,8 @@ class SAEForward:
     """One forward pass, every intermediate a value of ``fmt`` in its compute container;
     ``weights`` are the parameters as the pass read them (ordered as ``SAE.names``). ``pre`` is
     None for ``mp``, whose steps are in ``pursuit``."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     centred: object  # X - b_d
     pre: object  # P
@@ -139,6 +146,8 @@ class SAEForward:
 @dataclass(frozen=True)
 class SAELoss:
     """``total = mse + gamma * reg`` as Python floats (each computed in the format)."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     total: float
     mse: float

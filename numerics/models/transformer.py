@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._repr import short_repr
 from numerics._validate import (
     check_choice,
     check_elements,
@@ -54,6 +55,8 @@ class Layer:
     ``w_1``: ``(d, d_ff)``, ``w_2``: ``(d_ff, d)`` and biases, or ``None`` for no MLP (``psi = 0``);
     ``gain_1``/``bias_1`` and ``gain_2``/``bias_2``: the affine parts of ``norm_1`` and ``norm_2``.
     """
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     w_q: np.ndarray
     w_k: np.ndarray
@@ -87,6 +90,8 @@ class Transformer:
     Build one with :func:`random_transformer`, or by hand (every array float64, shapes as in
     :class:`Layer`); the constructor checks shapes and finiteness.
     """
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     embedding: np.ndarray  # (vocab, d)
     layers: tuple[Layer, ...]
@@ -150,6 +155,8 @@ class Transformer:
 class Forward:
     """The result of :func:`forward`: final states ``v^(L)`` and outputs ``y = norm_3(v^(L))``
     (``(n, d)``, in the format's storage dtype), and with ``trace`` one dict per layer."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     states: object
     outputs: object

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from numerics._repr import short_repr
 from numerics._validate import check_int
 from numerics.backend import array_namespace
 from numerics.formats import Format, get_format
@@ -33,6 +34,8 @@ class Branches:
     ``long_previous``, ``short_self`` (the weight on the token itself and, for the long branch,
     on ``a``).
     """
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     short: object
     long: object

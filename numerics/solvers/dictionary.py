@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._repr import short_repr
 from numerics._validate import as_real_array, check_elements, check_int, check_real
 from numerics.backend import array_namespace
 from numerics.errors import InvalidArgument, InvalidType
@@ -48,6 +49,8 @@ class LearnedDictionary:
     ``||D_r - D_{r-1}||_F / ||D_{r-1}||_F`` of round ``r + 1``; ``records`` holds ``record(D)``
     after every round when a ``record`` was given.
     """
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     D: object
     Z: object

@@ -42,6 +42,7 @@ from functools import cache
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
+from numerics._repr import short_repr
 from numerics._validate import check_choice, check_elements, check_int, check_real
 from numerics.backend import array_namespace, is_numpy_namespace
 from numerics.errors import InvalidArgument
@@ -64,6 +65,8 @@ class SparseCodes:
     (float64 for fp64, else float32) on the stored iterates (fp32 under ``hw`` on NumPy: from
     the residual recurrence of the module docstring, equal to it to float32 rounding); ``None``
     without ``track``."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     codes: object
     objective: object

@@ -36,6 +36,10 @@ class ColumnMatching:
         """The mean matched ``|cos|``."""
         return float(np.mean(self.cosines))
 
+    def __repr__(self) -> str:  # the arrays are attributes; the summary fits one line
+        return (f"ColumnMatching({len(self.rows)} pairs, mean |cos| {self.mean_cosine:.4g}, "
+                f"{int(np.sum(self.cosines > 0.9))} with |cos| > 0.9)")
+
 
 def hungarian(similarity, *, maximize: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(rows, cols)`` of an optimal assignment for the matrix ``similarity`` (any shape;

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._repr import short_repr
 from numerics._validate import check_int, check_real
 from numerics.backend import to_numpy
 from numerics.errors import InvalidArgument
@@ -28,6 +29,8 @@ __all__ = ["GradCheck", "gradcheck"]
 class GradCheck:
     """The worst entry: its relative error, which parameter (name or position) and index, the
     analytic and the numeric value; ``checked`` entries in all."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     max_relative_error: float
     parameter: str | int

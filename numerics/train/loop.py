@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numerics._repr import short_repr
 from numerics._validate import check_int, check_real
 from numerics.backend import array_namespace, to_numpy
 from numerics.models.mlp import MLP, check_labels, cross_entropy, mlp_forward
@@ -35,6 +36,8 @@ MAX_STEPS = 1_000_000
 @dataclass(frozen=True, eq=False)
 class Fit:
     """A finished run: the trained model, the records, and how the run ended."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     model: MLP
     history: tuple[dict, ...]

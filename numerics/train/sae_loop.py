@@ -50,6 +50,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from numerics._arithmetic import literal, rounder
+from numerics._repr import short_repr
 from numerics._validate import check_elements, check_int, check_real
 from numerics.backend import array_namespace, to_numpy
 from numerics.errors import InvalidArgument, InvalidType
@@ -69,6 +70,8 @@ class SAEFit:
     """A finished run: the trained SAE (parameters in the format's storage dtype), the records,
     the epochs run (the last one partly if training stopped), the optimiser steps taken, and how
     the run ended (module docstring)."""
+
+    __repr__ = short_repr  # arrays by shape: the values stay attributes
 
     sae: SAE
     history: tuple[dict, ...]
