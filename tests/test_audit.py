@@ -70,8 +70,9 @@ class Toy(Theorem):
         return None
 
 
-def test_every_mutation_is_caught_or_named():
-    audit = Toy().audit()
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_mutation_is_caught_or_named(workers):
+    audit = Toy().audit(workers=workers)  # on 2 workers each mutation runs in a spawned process
     status = {e.mutation: (e.status, e.by) for e in audit.entries}
     assert list(status) == ["rate.shift -1", "rate.shift +1", "rate.scale x0.99",
                             "rate.scale x1.01", "loose.factor x0.99", "loose.factor x1.01",
@@ -108,6 +109,11 @@ def test_a_named_exception_makes_the_audit_ok():
 def test_the_mutation_is_gone_after_the_audit():
     Toy().audit()
     assert PAPER.mutation is None and derivation().ok
+
+
+def test_workers_must_be_a_positive_count():
+    with pytest.raises(InvalidArgument, match="workers"):
+        Toy().audit(workers=0)
 
 
 def test_a_crash_under_a_mutation_is_a_bug_naming_it():

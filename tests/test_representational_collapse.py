@@ -803,7 +803,7 @@ def test_findings_show_settings_on_every_line_and_count_what_they_hide(quick_rep
 # --- the mutation audit -----------------------------------------------------------------------
 
 def test_the_audit_catches_every_mutation():
-    audit = THEOREM.audit()
+    audit = THEOREM.audit()  # in one process: its mutations share the cached quantities
     assert audit.ok, str(audit)
     exempt = {entry.mutation for entry in audit.entries if entry.status == "exempt"}
     assert exempt == {"b4.printed_shift x0.99", "b4.printed_shift x1.01",

@@ -137,12 +137,13 @@ class Theorem(ABC):
         in-process, by default)."""
         return {"quick": True, "workers": 1}
 
-    def audit(self, *, quantities: bool = True, bounds: bool = True):
+    def audit(self, *, quantities: bool = True, bounds: bool = True, workers: int = 1):
         """Mutate every paper quantity and tighten every numeric bound by 1%; return the
-        :class:`theorems.audit.Audit` saying which step or rows caught each mutation."""
+        :class:`theorems.audit.Audit` saying which step or rows caught each mutation
+        (``workers`` processes run the mutations side by side)."""
         from theorems.audit import run_audit
 
-        return run_audit(self, quantities=quantities, bounds=bounds)
+        return run_audit(self, quantities=quantities, bounds=bounds, workers=workers)
 
     def plan(
         self,

@@ -56,16 +56,18 @@ class AppendixFiles:
 
 def write_appendix(theorems, out_dir: str | os.PathLike, *, quick: bool = True,
                    audit: bool = True, plans: dict | None = None,
-                   progress: bool = False) -> AppendixFiles:
+                   progress: bool = False, workers: int = 1) -> AppendixFiles:
     """Verify each of ``theorems`` into ``out_dir`` and write the report there (see the module
     docstring). ``plans`` maps a theorem's name to a validated sweep (:meth:`Theorem.plan`);
-    without one the theorem's quick or full default grid runs in-process."""
+    without one the theorem's quick or full default grid runs in-process. ``workers``: the
+    processes of each mutation audit."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections, summary = [], []
     for theorem in theorems:
         text, line = _section(theorem, out, quick=quick, audit=audit,
-                              sweep=(plans or {}).get(theorem.name), progress=progress)
+                              sweep=(plans or {}).get(theorem.name), progress=progress,
+                              workers=workers)
         sections.append(text)
         summary.append(line)
     names = ", ".join(_tex(t.name) for t in theorems)
@@ -81,7 +83,8 @@ def write_appendix(theorems, out_dir: str | os.PathLike, *, quick: bool = True,
     return AppendixFiles(tex, _compile(tex))
 
 
-def _section(theorem, out: Path, *, quick: bool, audit: bool, sweep, progress: bool) -> str:
+def _section(theorem, out: Path, *, quick: bool, audit: bool, sweep, progress: bool,
+             workers: int = 1) -> str:
     target = out / theorem.name
     target.mkdir(parents=True, exist_ok=True)
     derivation = cached_derivation(theorem)  # checked once per version of its code
@@ -90,7 +93,7 @@ def _section(theorem, out: Path, *, quick: bool, audit: bool, sweep, progress: b
         sweep = theorem.plan(quick=quick, out=target)
     report = theorem.run(sweep, progress=progress)
     figure = theorem.figure(target / "figure", quick=quick, width="textwidth", report=report)
-    audit_text, score = _audit(theorem, target, audit)
+    audit_text, score = _audit(theorem, target, audit, workers)
     parts = [f"\\section{{{_tex(theorem.name)}: {_tex(theorem.title)}}}",
              f"\\textit{{Source:}} {_tex(theorem.source)}.",
              "\\subsection*{Statement}", _statement(theorem),
@@ -207,7 +210,7 @@ def _sweep(theorem, report: Report) -> str:
     return "\n\n".join(parts)
 
 
-def _audit(theorem, target: Path, run: bool) -> str:
+def _audit(theorem, target: Path, run: bool, workers: int = 1) -> str:
     stored = target / "audit.json"
     version = theorem.code_version()
     entries = None
@@ -218,7 +221,7 @@ def _audit(theorem, target: Path, run: bool) -> str:
         except (OSError, ValueError, KeyError):
             entries = None
     if entries is None and run:
-        audit = theorem.audit()
+        audit = theorem.audit(workers=workers)
         entries = [{"mutation": e.mutation, "kind": e.kind, "status": e.status,
                     "by": e.by if e.caught else (e.exempt or e.by)} for e in audit.entries]
         temporary = stored.with_suffix(".json.tmp")

@@ -19,9 +19,11 @@ not a miss.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 
+from numerics._validate import check_int
 from numerics.errors import InvalidArgument
 from theorems.verdicts import judge, tightenable
 
@@ -85,36 +87,38 @@ class Audit:
             f"{v} {k.lower()}" for k, v in self.counts.items()) + ">"
 
 
-def run_audit(theorem, *, quantities: bool = True, bounds: bool = True) -> Audit:
-    """Audit ``theorem`` (see the module docstring); raise if the unmutated run is not green."""
-    base_derivation = theorem.derive()
-    base_rows = theorem.check(**theorem.audit_grid()).rows
-    if not base_derivation.ok or any(r["verdict"] == "violated" for r in base_rows):
-        raise ValueError(f"{theorem.name}: the unmutated derivation or audit grid is not green; "
-                         f"an audit needs a green baseline")
-    entries = []
+def run_audit(theorem, *, quantities: bool = True, bounds: bool = True,
+              workers: int = 1) -> Audit:
+    """Audit ``theorem`` (see the module docstring); raise if the unmutated run is not green.
+    ``workers`` > 1 runs the unmutated baseline and the mutations on that many worker
+    processes (each alone in one, the theorem passed to it by pickling), ``1`` in this process
+    one after another."""
+    from numerics.sweep import ExecutorSpec
+
+    workers = check_int(workers, "workers", min=1, max=1024)
     table = theorem.quantities
-    if quantities and table is not None:
-        for mutation in table.mutations():
-            with table.mutated(mutation):
-                derivation = theorem.derive()
-                try:
-                    rows = theorem.check(**theorem.audit_grid()).rows
-                    crash = ""
-                except InvalidArgument as exc:
-                    rows, crash = [], f"the check refused it: {exc}"
-                except Exception as exc:
-                    raise RuntimeError(f"{theorem.name}: the check crashed under the mutation "
-                                       f"{mutation}: {type(exc).__name__}: {exc}") from exc
-            exempt = mutation.exempt or theorem.audit_exempt.get(str(mutation), "")
-            by = "; ".join(filter(None, [_caught_by(derivation, base_derivation, rows), crash]))
-            entries.append(AuditEntry(str(mutation), "quantity", bool(by), by or "not caught",
-                                      exempt))
+    mutations = list(table.mutations()) if quantities and table is not None else []
+    tasks = {index: (theorem, index) for index in [None, *range(len(mutations))]}
+    spec = ExecutorSpec("processes" if workers > 1 else "serial", min(workers, len(tasks)))
+    outcomes = {}
+    with spec.open(preload=[type(theorem).__module__]) as pool:
+        for index, outcome in pool.run(_outcome, tasks):
+            if index is None and (not outcome.ok or outcome.violated):
+                raise ValueError(f"{theorem.name}: the unmutated derivation or audit grid is "
+                                 f"not green; an audit needs a green baseline")
+            outcomes[index] = outcome
+    base = outcomes.pop(None)
+    entries = []
+    for index, mutation in enumerate(mutations):
+        exempt = mutation.exempt or theorem.audit_exempt.get(str(mutation), "")
+        by = _caught_by(outcomes[index], base.goal)
+        entries.append(AuditEntry(str(mutation), "quantity", bool(by), by or "not caught",
+                                  exempt))
     if bounds:
-        for quantity in dict.fromkeys(r["quantity"] for r in base_rows
+        for quantity in dict.fromkeys(r["quantity"] for r in base.rows
                                       if tightenable(r.get("relation", ""), r.get("bound"))):
             name = f"{quantity} {TIGHTER:.0%} tighter"
-            rows = [r for r in base_rows if r["quantity"] == quantity]
+            rows = [r for r in base.rows if r["quantity"] == quantity]
             violated = sum(_tighter(r)["verdict"] == "violated" for r in rows)
             by = f"{violated} of {len(rows)} rows violated" if violated else ""
             entries.append(AuditEntry(name, "bound", bool(violated), by or "no row violated",
@@ -122,22 +126,64 @@ def run_audit(theorem, *, quantities: bool = True, bounds: bool = True) -> Audit
     return Audit(theorem.name, tuple(entries))
 
 
-def _caught_by(derivation, base, rows) -> str:
-    reasons = []
-    broken = [r.label for r in derivation.steps if r.status != "checked"]
-    if broken:
-        shown = ", ".join(f"({label})" for label in broken[:4])
-        more = f" and {len(broken) - 4} more" if len(broken) > 4 else ""
-        reasons.append(f"steps {shown}{more}")
-    if derivation.goal_step is None and base.goal_step is not None:
-        reasons.append("goal not discharged")
-    unshown = [r.label for r in derivation.printed if r.status != "failed"]
-    if unshown:
-        reasons.append("printed " + ", ".join(f"({label})" for label in unshown) + " no longer "
-                       "shown wrong")
+@dataclass(frozen=True)
+class _Outcome:
+    """What a derivation and audit grid showed: the steps not checked, whether the derivation
+    is ok and a goal discharged, the printed statements not shown wrong, the violated rows per
+    quantity (the three most frequent), the check's refusal, if any, and (for the unmutated
+    baseline only) the rows."""
+
+    broken: tuple[str, ...]
+    ok: bool
+    goal: bool
+    unshown: tuple[str, ...]
+    violated: tuple[tuple[str, int], ...]
+    crash: str
+    rows: tuple = ()
+
+
+def _outcome(theorem, index: int | None) -> _Outcome:
+    """The theorem's derivation and audit grid, unmutated (``index`` ``None``) or under the
+    ``index``-th mutation of its table (run where the executor puts it: here or a worker)."""
+    table = theorem.quantities
+    mutation = None if index is None else list(table.mutations())[index]
+    with table.mutated(mutation) if mutation is not None else contextlib.nullcontext():
+        derivation = theorem.derive()
+        try:
+            rows = theorem.check(**theorem.audit_grid()).rows
+            crash = ""
+        except InvalidArgument as exc:
+            if mutation is None:
+                raise
+            rows, crash = [], f"the check refused it: {exc}"
+        except Exception as exc:
+            if mutation is None:
+                raise
+            raise RuntimeError(f"{theorem.name}: the check crashed under the mutation "
+                               f"{mutation}: {type(exc).__name__}: {exc}") from exc
     violated = Counter(r["quantity"] for r in rows if r["verdict"] == "violated")
-    if violated:
-        reasons.append("rows " + ", ".join(f"{q} x{c}" for q, c in violated.most_common(3)))
+    return _Outcome(tuple(r.label for r in derivation.steps if r.status != "checked"),
+                    derivation.ok, derivation.goal_step is not None,
+                    tuple(r.label for r in derivation.printed if r.status != "failed"),
+                    tuple(violated.most_common(3)), crash,
+                    tuple(rows) if mutation is None else ())
+
+
+def _caught_by(outcome: _Outcome, base_goal: bool) -> str:
+    reasons = []
+    if outcome.broken:
+        shown = ", ".join(f"({label})" for label in outcome.broken[:4])
+        more = f" and {len(outcome.broken) - 4} more" if len(outcome.broken) > 4 else ""
+        reasons.append(f"steps {shown}{more}")
+    if base_goal and not outcome.goal:
+        reasons.append("goal not discharged")
+    if outcome.unshown:
+        reasons.append("printed " + ", ".join(f"({label})" for label in outcome.unshown)
+                       + " no longer shown wrong")
+    if outcome.violated:
+        reasons.append("rows " + ", ".join(f"{q} x{c}" for q, c in outcome.violated))
+    if outcome.crash:
+        reasons.append(outcome.crash)
     return "; ".join(reasons)
 
 

@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     audit = verbs.add_parser("audit", help="mutate every paper quantity and bound; report "
                                            "which step or rows catch each")
     audit.add_argument("name")
+    audit.add_argument("--workers", default=str(min(2, os.cpu_count() or 1)),
+                       help="worker processes, each running one mutation at a time (default: "
+                            "up to 2)")
     figure = verbs.add_parser("figure", help="write the theorem's pgfplots figure")
     figure.add_argument("name")
     figure.add_argument("--out", required=True, help="output directory")
@@ -97,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--quick", action="store_true", help="the small grids")
     report.add_argument("--no-audit", action="store_true",
                         help="leave out the mutation audit unless one is stored for this code")
-    report.add_argument("--workers", default="1", help="worker processes")
+    report.add_argument("--workers", default="1",
+                        help="worker processes (for the sweeps and the mutation audits)")
     return parser
 
 
@@ -158,14 +162,16 @@ def _prepare(args):
         engine = {"workers": _int(args.workers, "workers")}
         plans = {t.name: t.plan(quick=args.quick, out=Path(args.out) / t.name, **engine)
                  for t in chosen}
-        return lambda: _report(chosen, plans, Path(args.out), args.quick, not args.no_audit)
+        return lambda: _report(chosen, plans, Path(args.out), args.quick, not args.no_audit,
+                               engine["workers"])
     theorem = get(args.name)
     if args.verb == "derive":
         return lambda: _derive(theorem, args.latex)
     if args.verb == "certify":
         return lambda: _certify(theorem)
     if args.verb == "audit":
-        return lambda: _audit(theorem)
+        workers = _int(args.workers, "workers")
+        return lambda: _audit(theorem, workers)
     if args.verb == "figure":
         return lambda: _figure(theorem, Path(args.out), args.quick, args.width)
     sizes = _split(args.sizes)
@@ -232,8 +238,8 @@ def _certify(theorem) -> int:
     return 0 if certificate is None or certificate.ok else 1
 
 
-def _audit(theorem) -> int:
-    audit = theorem.audit()
+def _audit(theorem, workers: int) -> int:
+    audit = theorem.audit(workers=workers)
     print(audit)
     return 0 if audit.ok else 1
 
@@ -249,11 +255,11 @@ def _check(theorem, sweep) -> int:
     return 0 if report.ok else 1
 
 
-def _report(theorems, plans, out: Path, quick: bool, audit: bool) -> int:
+def _report(theorems, plans, out: Path, quick: bool, audit: bool, workers: int) -> int:
     from theorems.appendix import write_appendix
 
     files = write_appendix(theorems, out, quick=quick, audit=audit, plans=plans,
-                           progress=sys.stderr.isatty())
+                           progress=sys.stderr.isatty(), workers=workers)
     print(files.tex)
     if files.pdf is not None:
         print(files.pdf)
