@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -244,6 +245,22 @@ def test_benchmark_cell_rows_on_a_short_run():
         assert gap["verdict"] == "holds" and gap["gap_high"] >= gap["observed"] > gap["bound"]
     # n = 50 is below both statements' sizes: they are not judged there
     assert not [r for r in rows if r["quantity"].startswith(("oracle - ", "SAE decoder"))]
+
+
+@pytest.mark.parametrize("fmt, policy", [("bf16", "strict"), ("fp8-e4m3", "hw")])
+def test_precision_cell_trains_every_sae_kind_in_the_format(monkeypatch, fmt, policy):
+    monkeypatch.setattr(sae, "PRECISION_EPOCHS", 3)
+    monkeypatch.setattr(sae, "PRECISION_SAMPLES", 100)
+    rows = sae.THEOREM.evaluate({"experiment": "precision", "n": 100, "seed": 0, "format": fmt,
+                                 "policy": policy, "backend": "numpy"})
+    quantities = [r["quantity"] for r in rows]
+    assert quantities == ["oracle MCC_OOD >= 0.95 (precision)", "relu SAE loss falls",
+                          "topk SAE loss falls", "jumprelu SAE loss falls", "mp SAE loss falls"]
+    assert all(r["verdict"] in ("holds", "precision-effect") for r in rows), rows
+    # Adam's eps as stored: rounded to bf16 when the optimiser works in the format (strict)
+    stored = float(np.float32(1e-8).astype(ml_dtypes.bfloat16)) if policy == "strict" else 1e-8
+    assert {r["adam_eps_stored"] for r in rows[1:]} == {stored}
+    assert stored != 1e-8 or policy == "hw"
 
 
 def test_budget_keeps_the_reference_training_up_to_n_1000():
