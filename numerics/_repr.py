@@ -1,6 +1,6 @@
-"""A short repr for result dataclasses: arrays by dtype and shape, numbers to six digits, long
-sequences by length, so that a result typed at a prompt fits a line or two (the arrays stay
-attributes)."""
+"""A short repr for result dataclasses: arrays by dtype and shape (``cupy.float32[40, 9]`` for a
+device array), numbers to six digits, long sequences by length, so that a result typed at a
+prompt fits a line or two (the arrays stay attributes)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def short_repr(obj) -> str:
 
 def _short(value) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:
-        return f"{value.dtype}[{', '.join(str(side) for side in value.shape)}]"
+        library = type(value).__module__.split(".")[0]
+        where = "" if library == "numpy" else f"{library}."  # a device array says so
+        return f"{where}{value.dtype}[{', '.join(str(side) for side in value.shape)}]"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return repr(value)
     if isinstance(value, bool) or value is None:

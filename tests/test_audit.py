@@ -71,8 +71,17 @@ class Toy(Theorem):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_every_mutation_is_caught_or_named(workers):
-    audit = Toy().audit(workers=workers)  # on 2 workers each mutation runs in a spawned process
+def test_every_mutation_is_caught_or_named(workers, monkeypatch):
+    from numerics.sweep.executors import ProcessExecutor
+
+    sent = []  # the tasks handed to a pool of worker processes
+    run = ProcessExecutor.run
+    monkeypatch.setattr(ProcessExecutor, "run",
+                        lambda self, function, tasks: sent.append(len(tasks))
+                        or run(self, function, tasks))
+    audit = Toy().audit(workers=workers)
+    # on 2 workers the baseline and the six mutations run in spawned processes
+    assert sent == ([7] if workers == 2 else [])
     status = {e.mutation: (e.status, e.by) for e in audit.entries}
     assert list(status) == ["rate.shift -1", "rate.shift +1", "rate.scale x0.99",
                             "rate.scale x1.01", "loose.factor x0.99", "loose.factor x1.01",
@@ -111,9 +120,16 @@ def test_the_mutation_is_gone_after_the_audit():
     assert PAPER.mutation is None and derivation().ok
 
 
-def test_workers_must_be_a_positive_count():
+def test_workers_must_be_a_positive_count_and_the_theorem_sendable():
     with pytest.raises(InvalidArgument, match="workers"):
         Toy().audit(workers=0)
+
+    class Local(Toy):
+        pass
+
+    with pytest.raises(InvalidArgument, match="cannot be pickled.*use workers=1"):
+        Local().audit(workers=2)
+    assert Local().audit(workers=1).counts == {"caught": 4, "exempt": 1, "MISSED": 3}
 
 
 def test_a_crash_under_a_mutation_is_a_bug_naming_it():

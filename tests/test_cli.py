@@ -346,9 +346,29 @@ def test_a_bad_argument_fails_before_any_work(theorem_check, monkeypatch):
 
 def test_pytest_plugin_fixture(pytester):
     pytester.makepyfile(test_paper=PLUGIN_TESTS)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    # in a subprocess: an in-process run restores sys.modules afterwards, and numba, whose
+    # typing registry outlives that, then meets its math functions registered twice
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*unproved: derivation not ok*"])
     result.stdout.fnmatch_lines(["*theorem_check('unproved'): unknown format 'bf32'; expected "
                                  "one of*"])
     assert "derive ran" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
+def test_a_figure_written_without_width_or_report_still_draws(tmp_path):
+    from theorems._theorem import draw_figure
+
+    class Before:
+        def figure(self, out_dir, *, quick=True):
+            return ("drawn", quick)
+
+    class Now:
+        def figure(self, out_dir, *, quick=True, width="columnwidth", report=None):
+            return ("drawn", quick, width, report)
+
+    assert draw_figure(Before(), tmp_path, quick=False, width="textwidth",
+                       report="rows") == ("drawn", False)
+    assert draw_figure(Now(), tmp_path, quick=True, width="textwidth",
+                       report="rows") == ("drawn", True, "textwidth", "rows")
+    assert draw_figure(Now(), tmp_path, quick=True) == ("drawn", True, "columnwidth", None)

@@ -307,3 +307,43 @@ def test_a_figure_drawn_from_a_report_is_the_figure_computed_again(tmp_path, mon
     again = theorem.figure(tmp_path / "again", quick=True).csv
     assert from_rows.read_text() == again.read_text()
     assert len(from_rows.read_text().splitlines()) > 4
+
+
+def _sae_report(level: float) -> theorems.Report:
+    """A sae-amortisation report whose quick-grid oracle rows hold made-up numbers: every
+    method's MCC_OOD ``level`` and every dictionary's matched cosine ``level / 2``."""
+    from theorems.report import Report
+
+    sae = sys.modules[type(theorems.get("sae-amortisation")).__module__]
+    methods = ["oracle", "linear probe", "DL-FISTA"] + [
+        f"{way} {kind}" for kind in ("relu", "topk", "jumprelu", "mp")
+        for way in ("SAE", "frozen", "warm")]
+    rows = []
+    for n in sae.QUICK_SIZES:
+        epochs, rounds = sae.budget(n, quick=True)
+        rows.append({"theorem": "sae-amortisation", "format": "fp32", "policy": "hw",
+                     "quantity": "oracle MCC_OOD >= 0.95", "verdict": "holds", "mechanism": "",
+                     "n": n, "seed": 0, "epochs": epochs, "rounds": rounds,
+                     "chance_ood": 0.05,
+                     **{f"mcc_ood[{name}]": level for name in methods},
+                     **{f"cos[{name}]": level / 2 for name in
+                        ("random", "DL-FISTA", "relu", "topk", "jumprelu", "mp")}})
+    return Report("sae-amortisation", rows)
+
+
+def test_each_report_draws_its_own_numbers_and_a_foreign_one_is_refused(tmp_path):
+    theorem = theorems.get("sae-amortisation")
+    drawn = {}
+    for level in (0.25, 0.75):
+        files = theorem.figure(tmp_path / str(level), quick=True, report=_sae_report(level))
+        with files.csv.open(encoding="utf-8") as handle:
+            drawn[level] = {(row["panel"], row["series"]): float(row["y"])
+                            for row in csv.DictReader(handle)}
+    for level, values in drawn.items():
+        assert values[("codes (OOD split)", "oracle")] == level
+        assert values[("dictionaries", "SAE relu")] == level / 2
+    with pytest.raises(InvalidArgument, match="is not a Report"):
+        theorem.figure(tmp_path / "x", quick=True, report=_sae_report(0.5).rows)
+    other = theorems.get("rank-deficit")
+    with pytest.raises(InvalidArgument, match="report is 'sae-amortisation'"):
+        other.figure(tmp_path / "y", quick=True, report=_sae_report(0.5))

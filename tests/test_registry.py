@@ -300,9 +300,9 @@ def _public_modules():
 
 @pytest.mark.parametrize("name", sorted(_public_modules()))
 def test_every_public_module_lists_what_it_defines(name):
-    """Tab completion on a module shows its ``__all__``: every function and class the module
-    defines without a leading underscore (a theorem's class is reached as its ``THEOREM``),
-    and nothing that is not there."""
+    """A module's ``__all__`` names its API: every function and class the module defines
+    without a leading underscore (a theorem's class is reached as its ``THEOREM``), and only
+    names that exist."""
     module = importlib.import_module(name)
     listed = getattr(module, "__all__", None)
     assert listed is not None, f"{name} has no __all__"

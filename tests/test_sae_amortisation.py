@@ -251,8 +251,15 @@ def test_benchmark_cell_rows_on_a_short_run():
 def test_precision_cell_trains_every_sae_kind_in_the_format(monkeypatch, fmt, policy):
     monkeypatch.setattr(sae, "PRECISION_EPOCHS", 3)
     monkeypatch.setattr(sae, "PRECISION_SAMPLES", 100)
+    sae._reference_fit.cache_clear()
     rows = sae.THEOREM.evaluate({"experiment": "precision", "n": 100, "seed": 0, "format": fmt,
                                  "policy": policy, "backend": "numpy"})
+    # the fp32/hw references are kept per kind, size, seed and epochs (3 here, not 20)
+    assert sae._reference_fit.cache_info().currsize == 4
+    hits = sae._reference_fit.cache_info().hits
+    assert sae._reference_fit("topk", 100, 0, 3).epochs == 3
+    assert sae._reference_fit.cache_info().hits == hits + 1
+    sae._reference_fit.cache_clear()
     quantities = [r["quantity"] for r in rows]
     assert quantities == ["oracle MCC_OOD >= 0.95 (precision)", "relu SAE loss falls",
                           "topk SAE loss falls", "jumprelu SAE loss falls", "mp SAE loss falls"]
@@ -261,6 +268,8 @@ def test_precision_cell_trains_every_sae_kind_in_the_format(monkeypatch, fmt, po
     stored = float(np.float32(1e-8).astype(ml_dtypes.bfloat16)) if policy == "strict" else 1e-8
     assert {r["adam_eps_stored"] for r in rows[1:]} == {stored}
     assert stored != 1e-8 or policy == "hw"
+    # each SAE trained in the format: its loss fall differs from the fp32/hw run's
+    assert all(r["observed"] != r["exact"] for r in rows[1:]), rows
 
 
 def test_budget_keeps_the_reference_training_up_to_n_1000():

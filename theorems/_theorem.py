@@ -7,7 +7,8 @@ A theorem module subclasses :class:`Theorem` and provides:
 - ``axes(quick)``: the default sweep grid, a dict of axis name to values, which must include
   ``sizes``, ``formats``, ``policies`` and ``seeds``;
 - ``evaluate``: a module-level function ``params -> rows`` run once per cell (in workers);
-- ``figure(out_dir)`` and ``counterexample(...)``.
+- ``figure(out_dir, *, quick, width, report)`` (``report``: a run of its sweep, whose rows a
+  figure may draw from) and ``counterexample(...)``.
 
 The base class validates sweep arguments eagerly (:meth:`Theorem.plan`, before any work starts),
 builds a :class:`numerics.Sweep` with a result store under ``out``, runs it (:meth:`Theorem.run`)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import inspect
 import math
 import os
 import re
@@ -389,6 +391,30 @@ def _axis_value(name: str, value, defaults: list):
             raise InvalidArgument(f"{name}={value!r} must not be negative")
         return number
     raise InvalidArgument(f"axis {name!r} cannot be set")
+
+
+def figure_report(theorem, report) -> Report | None:
+    """``report`` as ``theorem.figure`` may read it: ``None``, or a :class:`Report` of this
+    theorem (anything else is one :class:`InvalidArgument`)."""
+    if report is None:
+        return None
+    if not isinstance(report, Report):
+        raise InvalidArgument(f"report={type(report).__name__} is not a Report; pass what "
+                              f"{theorem.name}'s check returns, or nothing")
+    if report.theorem != theorem.name:
+        raise InvalidArgument(f"report is {report.theorem!r}'s, not {theorem.name!r}'s")
+    return report
+
+
+def draw_figure(theorem, out_dir, *, quick: bool, width: str | None = None, report=None):
+    """``theorem.figure(out_dir, quick=quick, ...)`` with ``width`` (when given) and ``report``
+    where its ``figure`` takes them: a theorem written before figures took a width or read a
+    report still draws."""
+    parameters = inspect.signature(theorem.figure).parameters
+    anything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    extra = {name: value for name, value in (("width", width), ("report", report))
+             if value is not None and (anything or name in parameters)}
+    return theorem.figure(out_dir, quick=quick, **extra)
 
 
 def parse_sizes(text: str) -> list[int]:

@@ -23,6 +23,7 @@ import sympy as sp
 
 from proofs import notation
 from theorems._cache import cached_derivation
+from theorems._theorem import draw_figure
 from theorems.report import Report
 from theorems.verdicts import MECHANISMS
 
@@ -92,7 +93,8 @@ def _section(theorem, out: Path, *, quick: bool, audit: bool, sweep, progress: b
     if sweep is None:
         sweep = theorem.plan(quick=quick, out=target)
     report = theorem.run(sweep, progress=progress)
-    figure = theorem.figure(target / "figure", quick=quick, width="textwidth", report=report)
+    figure = draw_figure(theorem, target / "figure", quick=quick, width="textwidth",
+                         report=report)
     audit_text, score = _audit(theorem, target, audit, workers)
     parts = [f"\\section{{{_tex(theorem.name)}: {_tex(theorem.title)}}}",
              f"\\textit{{Source:}} {_tex(theorem.source)}.",

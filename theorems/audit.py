@@ -96,6 +96,8 @@ def run_audit(theorem, *, quantities: bool = True, bounds: bool = True,
     from numerics.sweep import ExecutorSpec
 
     workers = check_int(workers, "workers", min=1, max=1024)
+    if workers > 1:
+        _check_sendable(theorem)
     table = theorem.quantities
     mutations = list(table.mutations()) if quantities and table is not None else []
     tasks = {index: (theorem, index) for index in [None, *range(len(mutations))]}
@@ -124,6 +126,24 @@ def run_audit(theorem, *, quantities: bool = True, bounds: bool = True,
             entries.append(AuditEntry(name, "bound", bool(violated), by or "no row violated",
                                       theorem.audit_exempt.get(name, "")))
     return Audit(theorem.name, tuple(entries))
+
+
+def _check_sendable(theorem) -> None:
+    """A worker process receives ``theorem`` pickled and imports its class by name: a class
+    defined in ``__main__`` (a script, a notebook) or inside a function cannot be sent."""
+    import pickle
+
+    cls = type(theorem)
+    try:
+        pickle.dumps(theorem)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise InvalidArgument(f"workers > 1 sends {cls.__qualname__} to worker processes, and "
+                              f"it cannot be pickled ({exc}); define it in a module or use "
+                              f"workers=1") from None
+    if cls.__module__ == "__main__":
+        raise InvalidArgument(f"workers > 1 needs {cls.__qualname__} importable by worker "
+                              f"processes, and it is defined in __main__; define it in a "
+                              f"module or use workers=1")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from numerics import FORMAT_NAMES
 from numerics._validate import InvalidArgument
 from theorems._registry import get, names
-from theorems._theorem import parse_sizes
+from theorems._theorem import draw_figure, parse_sizes
 
 __all__ = ["INTERNAL_ERROR", "INTERRUPTED", "TERMINATED", "USAGE_ERROR", "describe_grid", "main"]
 
@@ -346,7 +346,7 @@ def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
             (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
         report = theorem.run(_on(sweep, pool), progress=True)
         # its CSV beside the rows; drawn from the report where the sweep computed its data
-        figure = theorem.figure(target / "figure", quick=quick, report=report)
+        figure = draw_figure(theorem, target / "figure", quick=quick, report=report)
         print(derivation.summary())
         print(f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"
               if certificate is not None else "certificate none")

@@ -64,7 +64,7 @@ from numerics.sweep import Cell
 from numerics.train.loop import fit_classifier
 from proofs import rank_deficit as proof
 from proofs.rank_deficit import PAPER
-from theorems._theorem import Statement, Theorem
+from theorems._theorem import Statement, Theorem, figure_report
 from theorems._witness import Witness
 from theorems.figures import Key, Panel, Series, check_width, write_figure
 from theorems.verdicts import judge
@@ -475,7 +475,8 @@ class RankDeficit(Theorem):
         ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length; the ranks
         come from ``report``'s fp32/hw training rows where it holds every run the figure
         needs, else the runs are trained here."""
-        return _figure(Path(out_dir), quick=quick, width=check_width(width), report=report)
+        return _figure(Path(out_dir), quick=quick, width=check_width(width),
+                       report=figure_report(self, report))
 
     def counterexample(self, *, classes: int = 10, claimed_rank: int | None = None,
                        alpha: float | None = None) -> CircleWitness:
@@ -738,7 +739,7 @@ def _ranks_in(report, dataset: str, temperatures, seeds) -> dict | None:
 
 
 def _figure_panels(quick: bool, report=None) -> list[Panel]:
-    if quick in _FIGURE_PANELS:  # drawing the figure at another width reuses its data
+    if report is None and quick in _FIGURE_PANELS:  # another width reuses the data drawn
         return _FIGURE_PANELS[quick]
     temperatures = QUICK_TEMPERATURES if quick else TEMPERATURES
     seeds = (0,) if quick else (0, 1, 2)
@@ -774,7 +775,8 @@ def _figure_panels(quick: bool, report=None) -> list[Panel]:
                          Series("effective rank", CURVE_SCALES,
                                 tuple(float(v) for v in curve["effective"]), "dashed", 1)),
                         "log", "linear"))
-    _FIGURE_PANELS[quick] = panels
+    if report is None:  # a figure from a report shows that report's numbers, kept with it
+        _FIGURE_PANELS[quick] = panels
     return panels
 
 

@@ -60,7 +60,7 @@ from numerics.sweep import Cell
 from numerics.train.sae_loop import fit_sae
 from proofs import sae_amortisation as proof
 from proofs.sae_amortisation import PAPER
-from theorems._theorem import Statement, Theorem
+from theorems._theorem import Statement, Theorem, figure_report
 from theorems._witness import Witness
 from theorems.figures import Panel, Series, check_width, write_figure
 from theorems.verdicts import judge
@@ -531,7 +531,8 @@ class SAEAmortisation(Theorem):
         ``width``: ``columnwidth``, ``textwidth``, ``linewidth`` or a TeX length; the numbers
         come from ``report``'s benchmark rows (seed 0) where it holds them, else the methods
         run here."""
-        return _figure(Path(out_dir), quick=quick, width=check_width(width), report=report)
+        return _figure(Path(out_dir), quick=quick, width=check_width(width),
+                       report=figure_report(self, report))
 
     def counterexample(self, *, k: int = 2, fmt: str = "fp64", policy: str = "hw",
                        restarts: int = 8) -> FrameWitness:
@@ -873,7 +874,7 @@ def _precision_rows(params: dict) -> list[dict]:
     for kind in SAE_KINDS:
         fit = train_sae(data.Y_train, kind, n, K, epochs=PRECISION_EPOCHS, seed=params["seed"],
                         fmt=fmt.name, policy=policy.name)
-        reference = _reference_fit(kind, n, params["seed"])
+        reference = _reference_fit(kind, n, params["seed"], PRECISION_EPOCHS)
         rows.append({**base, "kind": kind, **judge(
             quantity=f"{kind} SAE loss falls", observed=_fall(fit), exact=_fall(reference),
             bound=0.0, relation=">", format=fmt.name,
@@ -883,11 +884,11 @@ def _precision_rows(params: dict) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=8)
-def _reference_fit(kind: str, n: int, seed: int):
+def _reference_fit(kind: str, n: int, seed: int, epochs: int):
     """The fp32/hw run a precision cell's SAE of ``kind`` is judged against (the same for
     every format and policy of a worker's cells, so trained once per worker)."""
     data = make_data(n, K, SAMPLES, seed=seed)
-    return train_sae(data.Y_train, kind, n, K, epochs=PRECISION_EPOCHS, seed=seed)
+    return train_sae(data.Y_train, kind, n, K, epochs=epochs, seed=seed)
 
 
 def _fall(fit) -> float:
@@ -922,7 +923,7 @@ def _measured_in(report, n: int, epochs: int, rounds: int) -> SimpleNamespace | 
 
 
 def _figure_panels(quick: bool, report=None) -> tuple[Panel, ...]:
-    if quick in _FIGURE_PANELS:  # drawing the figure at another width reuses its data
+    if report is None and quick in _FIGURE_PANELS:  # another width reuses the data drawn
         return _FIGURE_PANELS[quick]
     sizes = QUICK_SIZES if quick else SIZES
     results = []
@@ -953,11 +954,13 @@ def _figure_panels(quick: bool, report=None) -> tuple[Panel, ...]:
                   series("DL-FISTA", [r.dictionaries["DL-FISTA"] for r in results], "dashed", 2)]
     cos_series += [series(f"SAE {kind}", [r.dictionaries[kind] for r in results], "line", 3 + i)
                    for i, kind in enumerate(kinds)]
-    _FIGURE_PANELS[quick] = (Panel("codes (OOD split)", "latents $n$", "MCC", tuple(mcc_series),
-                                   "log", "linear"),
-                             Panel("dictionaries", "latents $n$", "$|\\cos|$ with $A$",
-                                   tuple(cos_series), "log", "linear"))
-    return _FIGURE_PANELS[quick]
+    panels = (Panel("codes (OOD split)", "latents $n$", "MCC", tuple(mcc_series), "log",
+                    "linear"),
+              Panel("dictionaries", "latents $n$", "$|\\cos|$ with $A$", tuple(cos_series),
+                    "log", "linear"))
+    if report is None:  # a figure from a report shows that report's numbers, kept with it
+        _FIGURE_PANELS[quick] = panels
+    return panels
 
 
 _FIGURE_PANELS: dict[bool, tuple[Panel, ...]] = {}
