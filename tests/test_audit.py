@@ -142,3 +142,21 @@ def test_a_crash_under_a_mutation_is_a_bug_naming_it():
 
     with pytest.raises(RuntimeError, match="under the mutation rate.shift -1: ZeroDivisionError"):
         Crashing().audit()
+
+
+def test_a_theorem_defined_in_main_is_refused_for_workers():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).parent)
+    script = (f"import sys\nsys.path.insert(0, {tests!r})\nfrom test_audit import Toy\n"
+              "class Main(Toy):\n    pass\n"
+              "from numerics.errors import InvalidArgument\n"
+              "try:\n    Main().audit(workers=2)\nexcept InvalidArgument as exc:\n"
+              "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "defined in __main__" in done.stdout and "use workers=1" in done.stdout
+    assert "Traceback" not in done.stderr
