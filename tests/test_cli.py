@@ -54,11 +54,15 @@ def test_check_writes_the_store_and_the_csv_and_resumes(tmp_path):
             "--out", str(tmp_path))
     done = run_cli(*args)
     assert done.returncode == 0, done.stdout + done.stderr
+    # one in-process worker (this CLI's pid), every cell of the sweep counted
+    ran = [line for line in done.stdout.splitlines() if line.startswith("cells ran on ")]
+    assert len(ran) == 1 and ran[0].startswith("cells ran on 1 worker (host:pid): ")
     store, table = tmp_path / f"{SD}.cells.jsonl", tmp_path / f"{SD}.csv"
     assert store.is_file() and table.is_file()
     sweep = theorems.get(SD).plan(sizes=[2, 16], formats=["bf16"], policies=["hw", "strict"])
     keys = [json.loads(line)["key"] for line in store.read_text(encoding="utf-8").splitlines()]
     assert sorted(keys) == sorted(cell.key for cell in sweep.cells)
+    assert f": {len(sweep.cells)} cells, " in ran[0]
     with table.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and {r["format"] for r in rows} == {"bf16"}

@@ -322,6 +322,31 @@ def test_a_two_worker_local_cluster_gives_the_in_process_rows(tmp_path, dask_ava
     assert rows == run_sweep(cells, _sweep_cells.evaluate_shared, group=_sweep_cells.group,
                              prepare=_sweep_cells.prepare) == shared_rows(cells)
     assert_each_cell_stored_once(store.path, cells)
+    assert_ran_in_workers(store, cells)
+
+
+def assert_ran_in_workers(store: ResultStore, cells, *, at_least: int = 1) -> set[str]:
+    """Every cell's record says it ran in a process other than this one, for a time >= 0; the
+    rows themselves carry no trace of it. Returns the workers seen."""
+    ran = store.ran()
+    assert sorted(ran) == sorted(cell.key for cell in cells)
+    workers = {record["worker"] for record in ran.values()}
+    assert all(w.rsplit(":", 1)[1] != str(os.getpid()) for w in workers)
+    assert all(record["seconds"] >= 0 for record in ran.values())
+    assert not any("worker" in row or "seconds" in row
+                   for rows in store.load().values() for row in rows)
+    assert len(workers) >= at_least
+    return workers
+
+
+def test_a_pool_records_which_worker_ran_each_cell_and_for_how_long(tmp_path, evaluations,
+                                                                    monkeypatch):
+    monkeypatch.setenv("SWEEP_TEST_DELAY", "0.3")  # long enough that both workers take cells
+    cells = grid(n=[1, 2, 3, 4, 5, 6])
+    store = ResultStore(tmp_path / "pool.cells.jsonl")
+    run_sweep(cells, _sweep_cells.evaluate, store=store, workers=2)
+    assert_ran_in_workers(store, cells, at_least=2)
+    assert all(record["seconds"] >= 0.3 for record in store.ran().values())
 
 
 def test_a_worker_killed_mid_cell_loses_nothing(tmp_path, monkeypatch, dask_available):

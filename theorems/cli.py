@@ -252,7 +252,32 @@ def _check(theorem, sweep) -> int:
     findings = theorem.findings(report)
     if findings:
         print(findings)
+    spread = _spread(sweep)
+    if spread:
+        print(spread)
     return 0 if report.ok else 1
+
+
+def _spread(sweep) -> str | None:
+    """Where the sweep's cells ran, from its store: cells and seconds per worker, and the
+    longest cell (``None`` without a store or without such records)."""
+    store = getattr(sweep, "store", None)
+    if store is None:
+        return None
+    ran = store.ran()
+    cells = {cell.key: cell for cell in sweep.cells if cell.key in ran}
+    if not cells:
+        return None
+    workers: dict[str, list[float]] = {}
+    for key in cells:
+        workers.setdefault(ran[key]["worker"], []).append(float(ran[key]["seconds"]))
+    longest = max(cells, key=lambda key: float(ran[key]["seconds"]))
+    shown = ", ".join(f"{k}={v}" for k, v in cells[longest].as_dict().items()
+                      if k not in ("backend",))
+    parts = "; ".join(f"{worker}: {len(times)} cells, {sum(times):.1f} s"
+                      for worker, times in sorted(workers.items()))
+    return (f"cells ran on {len(workers)} worker{'s' if len(workers) != 1 else ''} "
+            f"(host:pid): {parts}; longest {float(ran[longest]['seconds']):.1f} s ({shown})")
 
 
 def _report(theorems, plans, out: Path, quick: bool, audit: bool, workers: int) -> int:

@@ -3,7 +3,10 @@ stores, so a killed sweep (or a killed worker) loses no finished cell and stores
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -107,20 +110,25 @@ def _run(cells, evaluate, store, spec, progress, label, group, prepare, artifact
         tasks = {cell.key: ((evaluate, cell.as_dict(), shared[group_of[cell.key]])
                             if group_of[cell.key] is not None else (evaluate, cell.as_dict()))
                  for cell in todo}
-        for key, rows in (engine.run(_evaluate, tasks) if tasks else ()):
+        for key, (rows, ran) in (engine.run(_evaluate, tasks) if tasks else ()):
             results[key] = rows
             if store is not None:
-                store.append(key, rows)
+                store.append(key, rows, ran=ran)
             bar.advance()
     return [row for cell in cells for row in results[cell.key]]
 
 
-def _evaluate(evaluate: Callable, params: dict, *artifact) -> list[dict]:
-    """Run one cell in a worker, loading its group's artifact there (from a handle) if any."""
+def _evaluate(evaluate: Callable, params: dict, *artifact) -> tuple[list[dict], dict]:
+    """Run one cell in a worker, loading its group's artifact there (from a handle) if any;
+    return its rows and where and how long it ran (``host:pid`` and wall seconds)."""
+    start = time.perf_counter()
     if not artifact:
-        return evaluate(params)
-    shared = artifact[0]
-    return evaluate(params, shared.load() if isinstance(shared, ArtifactHandle) else shared)
+        rows = evaluate(params)
+    else:
+        shared = artifact[0]
+        rows = evaluate(params, shared.load() if isinstance(shared, ArtifactHandle) else shared)
+    return rows, {"worker": f"{socket.gethostname()}:{os.getpid()}",
+                  "seconds": round(time.perf_counter() - start, 3)}
 
 
 class _Nothing:

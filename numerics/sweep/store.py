@@ -91,7 +91,16 @@ class ResultStore:
 
     def load(self) -> dict[str, list[dict]]:
         """Return ``{key: rows}`` for every complete line on disk (the last one wins)."""
-        done: dict[str, list[dict]] = {}
+        return {key: record["rows"] for key, record in self._records().items()}
+
+    def ran(self) -> dict[str, dict]:
+        """Return ``{key: {"worker": "host:pid", "seconds": s}}`` for every stored cell of this
+        version whose driver recorded where it ran (cells stored without it are left out)."""
+        return {key: record["ran"] for key, record in self._records().items()
+                if isinstance(record.get("ran"), dict)}
+
+    def _records(self) -> dict[str, dict]:
+        done: dict[str, dict] = {}
         if not self.path.exists():
             return done
         self.skipped = 0
@@ -103,15 +112,19 @@ class ResultStore:
                 if record is None:
                     self.skipped += 1
                 elif record["version"] == self.version:
-                    done[record["key"]] = record["rows"]
+                    done[record["key"]] = record
         return done
 
-    def append(self, key: str, rows: list[dict]) -> None:
+    def append(self, key: str, rows: list[dict], *, ran: dict | None = None) -> None:
         """Write one finished cell and flush it to the operating system; fsync it at once
-        outside a sweep, within ``sync_interval`` seconds inside one."""
+        outside a sweep, within ``sync_interval`` seconds inside one. ``ran`` (where and how
+        long the cell ran: ``{"worker": "host:pid", "seconds": s}``) is kept beside the rows,
+        never in them, so rows do not depend on the executor; :meth:`ran` reads it back."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._drop_torn_tail()
         record = {"key": key, "version": self.version, "rows": rows}
+        if ran is not None:
+            record["ran"] = ran
         line = json.dumps(record, allow_nan=True, default=_plain) + "\n"
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
@@ -167,7 +180,7 @@ class ResultStore:
 
 
 def _record(raw: bytes) -> dict | None:
-    """A stored line as ``{key, version, rows}``, or ``None`` for anything else (a foreign or
+    """A stored line as ``{key, version, rows[, ran]}``, or ``None`` for anything else (a foreign or
     corrupted line is skipped, and its cell, if any, computed again)."""
     try:
         record = json.loads(raw.decode("utf-8"))
@@ -177,7 +190,10 @@ def _record(raw: bytes) -> dict | None:
             and isinstance(record.get("rows"), list)
             and all(isinstance(row, dict) for row in record["rows"])):
         return None
-    return {"key": record["key"], "version": record.get("version", ""), "rows": record["rows"]}
+    kept = {"key": record["key"], "version": record.get("version", ""), "rows": record["rows"]}
+    if isinstance(record.get("ran"), dict):
+        kept["ran"] = record["ran"]
+    return kept
 
 
 def _plain(value):
