@@ -8,6 +8,7 @@ brute force over permutations."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import numpy as np
@@ -424,6 +425,40 @@ def test_fused_fp32_loop_matches_plain_numpy(form, nonneg, momentum, warm):
     exact = np.array([lasso_objective(X, D, z.astype(np.float64), LAM) for z in iterates])
     assert run.objective.dtype == np.float32 and run.objective.shape == (iterations, 40)
     np.testing.assert_allclose(run.objective, exact, rtol=64 * u * D.shape[0])
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+@pytest.mark.parametrize("track", [False, True])
+def test_the_sparse_residual_of_the_fused_loop_matches_plain_numpy(nonneg, track, monkeypatch):
+    # 400 atoms, 3-sparse codes: after the first iterations few entries of y are nonzero, and
+    # the fused loop forms y D^T from them instead of by BLAS
+    rng = np.random.default_rng(5)
+    D = rng.standard_normal((20, 400))
+    D /= np.linalg.norm(D, axis=0)
+    Z = np.zeros((64, 400))
+    for row in Z:
+        row[rng.choice(400, 3, replace=False)] = rng.uniform(0.5, 1.5, 3)
+    X = Z @ D.T + 0.01 * rng.standard_normal((64, 20))
+    module = importlib.import_module("numerics.solvers.fista")
+    compiled, taken = module._compiled_sparse_residual(), []
+
+    def counted(*args):
+        taken.append(bool(compiled(*args)))
+        return taken[-1]
+
+    monkeypatch.setattr(module, "_compiled_sparse_residual", lambda: counted)
+    iterations, lam = 60, 0.3
+    run = fista(X, D, lam, iterations=iterations, nonneg=nonneg, form="factored", fmt="fp32",
+                policy="hw", track=track)
+    want, iterates = _plain_fista(X, D, lam, iterations=iterations, nonneg=nonneg,
+                                  momentum=True, form="factored")
+    assert sum(taken) >= iterations // 2  # the sparse product ran on most iterations
+    u = get_format("fp32").unit_roundoff
+    scale = max(1.0, float(np.max(np.abs(want))))
+    np.testing.assert_allclose(run.codes, want, rtol=0, atol=8 * iterations * u * scale)
+    if track:
+        exact = np.array([lasso_objective(X, D, z.astype(np.float64), lam) for z in iterates])
+        np.testing.assert_allclose(run.objective, exact, rtol=64 * u * D.shape[0])
 
 
 def test_tracking_does_not_change_the_fused_codes():

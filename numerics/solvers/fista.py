@@ -20,17 +20,20 @@ Each product accumulates as the policy says and is rounded to the format; the pr
 the momentum step are one elementwise kernel each (rounded once under ``hw``, after every
 operation under ``strict``).
 
-fp32 under a policy that does not round each operation (``hw``), on NumPy, runs one fused loop
-with the same arithmetic in the same order, so its codes are those of the loop above: the
-products write into buffers allocated once, and one compiled pass (numba) does the gradient
-step, the proximal step and the momentum step in place. The tracked objective there needs no
-third product: ``y_t = z_t + beta (z_t - z_{t-1})`` is linear, so the residuals ``r = z D^T - x``
-obey ``r(z_t) = r(y_t) + (beta / (1 + beta)) (r(z_{t-1}) - r(y_t))`` (``beta`` the momentum
-that made ``y_t``; 0 for ISTA), and ``r(y_t)`` is the product the next iteration of the
-factored form computes anyway (one more, at the last ``y``, closes the run; the Gram form computes
-it for the objective alone). The weights are convex, so rounding errors in the recurrence never
-grow: the objective is ``F(z_t)`` to float32 rounding of ``y``. numba compiles the pass on the
-first call and caches it on disk.
+fp32 under a policy that does not round each operation (``hw``), on NumPy, runs one fused loop with
+the same arithmetic, so its codes are those of the loop above to float32 rounding: the products
+write into buffers allocated once, and one compiled pass (numba) does the gradient step, the
+proximal step and the momentum step in place. While at most :data:`SPARSE_SHARE` of the entries of
+``y`` are nonzero (the lasso's iterates become sparse within a few iterations), ``y D^T`` is summed
+from the nonzeros alone (compiled, float32, in increasing column order): ``m`` multiply-adds per
+nonzero instead of ``n m`` per row, which at 5000 latents takes FISTA's 100 iterations on 2500
+samples from 11.6 s to 7.6 s on one core. The tracked objective there needs no third product: ``y_t
+= z_t + beta (z_t - z_{t-1})`` is linear, so the residuals ``r = z D^T - x`` obey ``r(z_t) = r(y_t)
++ (beta / (1 + beta)) (r(z_{t-1}) - r(y_t))`` (``beta`` the momentum that made ``y_t``; 0 for ISTA),
+and ``r(y_t)`` is the product the next iteration of the factored form computes anyway (one more, at
+the last ``y``, closes the run; the Gram form computes it for the objective alone). The weights are
+convex, so rounding errors in the recurrence never grow: the objective is ``F(z_t)`` to float32
+rounding of ``y``. numba compiles the pass on the first call and caches it on disk.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ __all__ = ["FORMS", "SparseCodes", "fista", "ista", "lasso_dual_bound", "lasso_o
 FORMS: tuple[str, ...] = ("auto", "gram", "factored")
 #: The most iterations one call runs (each is a matrix product over every sample).
 MAX_ITERATIONS = 1_000_000
+#: The fused loop forms ``y D^T`` from the nonzeros of ``y`` while at most this share of its
+#: entries is nonzero (each costs ``m`` multiply-adds, against ``n m`` per row for the dense
+#: product, which BLAS does several times faster per operation).
+SPARSE_SHARE = 1 / 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,12 +237,16 @@ def _fused(x, d, z, lam: float, lipschitz: float, *, iterations: int, nonneg: bo
     else:
         shift = flat[2]  # ignored: the factored form has no constant part
     residual = np.empty((samples, d.shape[0]), dtype=f32) if track or not gram else None
+    columns = np.ascontiguousarray(d.T) if residual is not None else None  # row j: atom j
+    sparse_residual = _compiled_sparse_residual()
     objective = np.empty((iterations, samples), dtype=f32) if track else None
     at_z = np.empty_like(residual) if track else None
     l1 = np.empty(samples, dtype=f32)
     beta, t = 0.0, 1.0  # beta: the momentum that made the current y (none before the first)
     for k in range(iterations + 1 if track else iterations):
-        if residual is not None:
+        # r = y D^T - x: from the nonzeros of y while few (False when it gives up on dense
+        # rows), else by BLAS
+        if residual is not None and not sparse_residual(y, columns, x, residual, SPARSE_SHARE):
             np.matmul(y, d.T, out=residual)
             np.subtract(residual, x, out=residual)
         if track and k > 0:
@@ -277,6 +288,36 @@ def _step(y, z, gradient, shift, shifted, eta, tau, beta, nonneg, momentum):  # 
             after = v - (low if low <= tau else tau)  # v - clip(v, -tau, tau)
         y[i] = (after - z[i]) * beta + after if momentum else after
         z[i] = after
+
+
+def _sparse_residual(y, columns, x, out, share):  # pragma: no cover
+    # compiled by numba: out[s] = sum_j y[s, j] columns[j] - x[s] over the nonzero y[s, j] in
+    # increasing j, accumulated in float32; False (out unfinished) as soon as the nonzeros seen
+    # exceed ``share`` of the entries scanned so far, past the first rows
+    samples, n = y.shape
+    m = out.shape[1]
+    acc = np.empty(m, dtype=np.float32)
+    nonzero = 0
+    for s in range(samples):
+        acc[:] = 0.0
+        for j in range(n):
+            v = y[s, j]
+            if v != 0:
+                nonzero += 1
+                for c in range(m):
+                    acc[c] += v * columns[j, c]
+        for c in range(m):
+            out[s, c] = acc[c] - x[s, c]
+        if s >= 16 and nonzero > share * (s + 1) * n:
+            return False
+    return True
+
+
+@cache
+def _compiled_sparse_residual():
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_sparse_residual)
 
 
 @cache
