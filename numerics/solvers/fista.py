@@ -27,9 +27,10 @@ proximal step and the momentum step in place. While at most :data:`SPARSE_SHARE`
 ``y`` are nonzero (the lasso's iterates become sparse within a few iterations), ``y D^T`` is summed
 from the nonzeros alone (compiled, float32, in increasing column order): ``m`` multiply-adds per
 nonzero instead of ``n m`` per row, which at 5000 latents takes FISTA's 100 iterations on 2500
-samples from 11.6 s to 7.6 s on one core. The tracked objective there needs no third product: ``y_t
-= z_t + beta (z_t - z_{t-1})`` is linear, so the residuals ``r = z D^T - x`` obey ``r(z_t) = r(y_t)
-+ (beta / (1 + beta)) (r(z_{t-1}) - r(y_t))`` (``beta`` the momentum that made ``y_t``; 0 for ISTA),
+samples from 11.6 s to 7.6 s on one core. The tracked objective there needs no third product:
+``y_t = z_t + beta (z_t - z_{t-1})`` is linear, so the residuals ``r = z D^T - x`` obey
+``r(z_t) = r(y_t) + (beta / (1 + beta)) (r(z_{t-1}) - r(y_t))`` (``beta`` the momentum that made
+``y_t``; 0 for ISTA),
 and ``r(y_t)`` is the product the next iteration of the factored form computes anyway (one more, at
 the last ``y``, closes the run; the Gram form computes it for the objective alone). The weights are
 convex, so rounding errors in the recurrence never grow: the objective is ``F(z_t)`` to float32
