@@ -20,6 +20,11 @@ float32), and every operation goes through ``policy.step``:
   intermediate live in the format and small updates can vanish (``w + u == w`` once
   ``|u| < ulp(w)/2``).
 
+Under a policy that does not round each operation, on NumPy, Adam and AdamW run as one compiled
+pass (numba) over each parameter with the same operations in the same order in the container's
+dtype, so the same bits as the array code (tested bitwise): one pass instead of a dozen array
+temporaries, which for the small SAEs of sae-amortisation was most of a training step.
+
 Gradients are read as values of the format and divided by ``grad_scale`` (a loss scale) first.
 A step that leaves the format's range gives infinities or NaN, never an exception: under
 ``strict`` in fp8-e4m3, Adam's ``eps = 1e-8`` rounds to 0 (the smallest subnormal is 2^-9) and a
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -134,7 +140,11 @@ def _update(o: Optimiser, state: OptimiserState, grads: tuple, grad_scale: float
         g = policy.load(grad, fmt)
         if grad_scale != 1.0:
             g = r(g / c(grad_scale))
-        if o.kind == "sgd":
+        if o.kind in ("adam", "adamw") and _is_fused(w, policy):
+            w, m, v = _fused_adam(o, t, w, g, state.slots["first"][i], state.slots["second"][i])
+            slots["first"].append(m)
+            slots["second"].append(v)
+        elif o.kind == "sgd":
             w = r(w - r(c(o.lr) * g))
         elif o.kind == "momentum":
             v = r(r(c(o.momentum) * state.slots["velocity"][i]) + g)
@@ -152,3 +162,43 @@ def _update(o: Optimiser, state: OptimiserState, grads: tuple, grad_scale: float
             w = r(w - r(c(o.lr / (1.0 - o.beta1**t)) * r(m / denom)))
         weights.append(w)
     return weights, slots
+
+
+def _is_fused(w, policy: Policy) -> bool:
+    return (not policy.round_each_op and array_namespace(w) is np
+            and w.dtype in (np.float32, np.float64))
+
+
+def _fused_adam(o: Optimiser, t: int, w, g, m, v):
+    """The Adam(W) update of :func:`_update` in one compiled pass, into new arrays."""
+    dtype = w.dtype.type
+    g = np.ascontiguousarray(g, dtype=w.dtype)
+    out = tuple(np.empty_like(w, order="C") for _ in range(3))
+    _compiled_adam()(np.ascontiguousarray(w).reshape(-1), g.reshape(-1),
+                     np.ascontiguousarray(m).reshape(-1), np.ascontiguousarray(v).reshape(-1),
+                     o.kind == "adamw", dtype(1.0 - o.lr * o.weight_decay), dtype(o.beta1),
+                     dtype(1.0 - o.beta1), dtype(o.beta2), dtype(1.0 - o.beta2),
+                     dtype(math.sqrt(1.0 - o.beta2**t)), dtype(o.eps),
+                     dtype(o.lr / (1.0 - o.beta1**t)), *(a.reshape(-1) for a in out))
+    return out
+
+
+def _adam(w, g, m, v, decoupled, decay, beta1, one_beta1, beta2, one_beta2, correction, eps,
+          rate, w_out, m_out, v_out):  # pragma: no cover
+    # compiled by numba: the array code's operations, in its order, in the container dtype (no
+    # fastmath: no fused multiply-adds)
+    for i in range(w.size):
+        weight = w[i] * decay if decoupled else w[i]
+        first = beta1 * m[i] + one_beta1 * g[i]
+        second = beta2 * v[i] + (one_beta2 * g[i]) * g[i]
+        denom = np.sqrt(second) / correction + eps
+        w_out[i] = weight - rate * (first / denom)
+        m_out[i] = first
+        v_out[i] = second
+
+
+@cache
+def _compiled_adam():
+    import numba
+
+    return numba.njit(cache=True, nogil=True)(_adam)
