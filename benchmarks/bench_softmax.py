@@ -6,8 +6,10 @@ Cases are timed in alternation (A B C ... A B C ...) after one untimed warm-up r
 busy machine slows all of them alike. Each case's input is the data stored in its format (the
 plain softmax reads the same values in float32). Prints each case's best and median time and its
 ratio to the baseline two ways: best over best, and the median of the per-round ratios; and
-``strict`` over ``hw`` per format. Compares with PyTorch's bf16 softmax when torch is installed,
-and with ``--memory`` measures peak memory in one more run (tracemalloc on NumPy; the CuPy pool
+``strict`` over ``hw`` per format. Compares with PyTorch's and JAX's bf16 softmax when they are
+installed (in a side environment: neither is a dependency), and times two limits on the same
+input: the memory floor (one float32 copy, reading and writing every element once) and one float32
+``exp`` pass, the transcendental every softmax must evaluate per element. With ``--memory`` measures peak memory in one more run (tracemalloc on NumPy; the CuPy pool
 on a GPU). Usage::
 
     python benchmarks/bench_softmax.py [--log2n 24] [--rounds 3] [--shapes vector,batch]
@@ -26,6 +28,9 @@ import numpy as np
 from numerics import FORMAT_NAMES, POLICY_NAMES, get_backend, get_format, softmax
 
 BASELINE = "float32 plain NumPy softmax"
+#: The limits: every softmax reads its input and writes its output once, and evaluates one exp
+#: per element.
+LIMIT_COPY, LIMIT_EXP = "limit: float32 copy (memory)", "limit: float32 exp pass"
 
 
 def plain_softmax(x, xp):
@@ -54,7 +59,11 @@ def peak_memory(fn, xp) -> int:
 
 def cases_for(shape, formats, policies, xp) -> dict:
     host = np.random.default_rng(0).uniform(-4, 4, shape).astype(np.float32)
-    cases = {BASELINE: (lambda x: lambda: plain_softmax(x, xp))(xp.asarray(host))}
+    device_host = xp.asarray(host)
+    buffer = xp.empty_like(device_host)
+    cases = {BASELINE: (lambda x: lambda: plain_softmax(x, xp))(device_host),
+             LIMIT_COPY: lambda: xp.copyto(buffer, device_host),
+             LIMIT_EXP: lambda: xp.exp(device_host, out=buffer)}
     for name in formats:
         fmt = get_format(name)
         stored = fmt.store(xp.asarray(host))
@@ -75,6 +84,16 @@ def cases_for(shape, formats, policies, xp) -> dict:
         cases[f"torch {device} bf16 softmax"] = torch_softmax
     except ImportError:
         pass
+    if xp is np:
+        try:
+            import jax
+            import jax.numpy as jnp
+
+            j_bf16 = jnp.asarray(host, dtype=jnp.bfloat16)
+            jitted = jax.jit(lambda v: jax.nn.softmax(v, axis=-1))
+            cases["jax cpu bf16 softmax"] = lambda: jitted(j_bf16).block_until_ready()
+        except ImportError:
+            pass
     return cases
 
 
@@ -105,7 +124,8 @@ def report(label: str, times: dict, peaks: dict | None) -> None:
                 f"{min(values) / min(base):9.2f}x {ratio:12.2f}x")
         if peaks:
             # torch allocates outside the Python allocator, so tracemalloc cannot see its memory
-            shown = "untraced" if name.startswith("torch") else f"{peaks[name] / 2**20:.1f}"
+            shown = "untraced" if name.startswith(("torch", "jax")) \
+                else f"{peaks[name] / 2**20:.1f}"
             line += f" {shown:>9}"
         print(line)
     for name in times:
@@ -115,11 +135,11 @@ def report(label: str, times: dict, peaks: dict | None) -> None:
             ratio = statistics.median(t / h for t, h in zip(times[name], hw, strict=True))
             print(f"  {fmt} strict / hw: {min(times[name]) / min(hw):.2f}x best, "
                   f"{ratio:.2f}x median")
-    torch_name = next((name for name in times if name.startswith("torch")), None)
-    if torch_name and "bf16 hw" in times:
-        ratio = statistics.median(t / b for t, b in zip(times["bf16 hw"], times[torch_name],
+    peers = [name for name in times if name.startswith(("torch", "jax"))]
+    for peer in (peers if "bf16 hw" in times else []):
+        ratio = statistics.median(t / b for t, b in zip(times["bf16 hw"], times[peer],
                                                         strict=True))
-        print(f"  bf16 hw / {torch_name}: {min(times['bf16 hw']) / min(times[torch_name]):.2f}x "
+        print(f"  bf16 hw / {peer}: {min(times['bf16 hw']) / min(times[peer]):.2f}x "
               f"best, {ratio:.2f}x median")
 
 

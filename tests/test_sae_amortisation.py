@@ -5,6 +5,7 @@ the proposition's frame, and the checker's cells (which must be able to fail).""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import ml_dtypes
 import numpy as np
@@ -18,6 +19,7 @@ from numerics.sae_amortisation import (
     linear_probe,
     support_metrics,
 )
+from theorems import Report
 from theorems import sae_amortisation as sae
 from theorems.verdicts import tightened
 
@@ -275,6 +277,49 @@ def test_precision_cell_trains_every_sae_kind_in_the_format(monkeypatch, fmt, po
 def test_budget_keeps_the_reference_training_up_to_n_1000():
     assert sae.budget(1000) == (500, 100) and sae.budget(100, quick=True) == (30, 10)
     assert sae.budget(10000) == sae.REDUCED[10000]
+
+
+def test_a_reduced_budget_size_measures_the_oracle_probe_and_saes_only(monkeypatch, tmp_path):
+    """At a size of REDUCED (here n = 50, made one for the test: the real ones take minutes),
+    the benchmark runs no DL-FISTA, no FISTA on the SAE decoders, no MCC id, matched cosines or
+    gap; it judges the oracle alone; and the figure leaves those methods' points out there."""
+    monkeypatch.setitem(sae.REDUCED, 50, (2, 0))
+    sae._recovery.cache_clear()
+    try:
+        result = sae.recovery(50, 0, epochs=2, rounds=0)
+        assert set(result.methods) == {"oracle", "linear probe",
+                                       *(f"SAE {kind}" for kind in sae.SAE_KINDS)}
+        assert all(v["mcc_id"] is None for v in result.methods.values())
+        assert result.dictionaries == {} and result.gaps == {} and result.chance["id"] is None
+        assert "reduced budget" in str(result)
+        rows = sae.THEOREM.evaluate({"experiment": "benchmark", "n": 50, "seed": 0, "epochs": 2,
+                                     "rounds": 0, "format": "fp32", "policy": "hw",
+                                     "backend": "numpy"})
+        assert [r["quantity"] for r in rows] == ["oracle MCC_OOD >= 0.95"]
+        assert rows[0]["mcc_ood[SAE topk]"] == result.methods["SAE topk"]["mcc_ood"]
+        assert not any(key.startswith("cos[") for key in rows[0])
+        report = Report(sae.THEOREM.name, rows)
+        assert "reduced budget: no DL-FISTA" in sae.THEOREM.findings(report)
+    finally:
+        sae._recovery.cache_clear()
+    # the full figure from rows: DL-FISTA and the cosines end where the reduced sizes begin
+    full = [n for n in sae.SIZES if n not in sae.REDUCED]
+    fake = []
+    for n in sae.SIZES:
+        epochs, rounds = sae.budget(n)
+        row = {"quantity": "oracle MCC_OOD >= 0.95", "n": n, "seed": 0, "epochs": epochs,
+               "rounds": rounds, "chance_ood": 0.1, "mcc_ood[oracle]": 0.99,
+               **{f"mcc_ood[SAE {kind}]": 0.3 for kind in sae.SAE_KINDS}}
+        if n in full:
+            row.update({"mcc_ood[DL-FISTA]": 0.4, "cos[random]": 0.3, "cos[DL-FISTA]": 0.5})
+        fake.append(row)
+    mcc_panel, cos_panel = sae._figure_panels(False, SimpleNamespace(rows=fake))
+    by_label = {s.label: s for s in mcc_panel.series}
+    assert list(by_label["oracle"].x) == [float(n) for n in sae.SIZES]
+    assert list(by_label["DL-FISTA"].x) == [float(n) for n in full]
+    assert list(by_label["FISTA, SAE decoder"].x) == []
+    assert [list(s.x) for s in cos_panel.series if s.label == "DL-FISTA"] == [
+        [float(n) for n in full]]
 
 
 def test_repl_functions_refuse_bad_input():

@@ -82,13 +82,14 @@ SIZES, QUICK_SIZES = (50, 100, 500, 1000, 5000, 10000), (50, 100)
 #: SAE training epochs and DL-FISTA rounds: the reference's, and the quick grid's.
 EPOCHS, QUICK_EPOCHS = 500, 30
 DL_ROUNDS, QUICK_DL_ROUNDS = 100, 10  # the reference allows 1000 rounds, stopping early
-#: The full grid's budget where the reference's 500 epochs do not fit an hour on two cores:
-#: latent count -> (epochs, DL-FISTA rounds); these sizes run the first seed only, FISTA on
-#: the SAE decoders from zero only (not warm-started), and no MCC id for the SAE-based methods
-#: (no statement reads it; each is an n x n matching). SAEs trained this briefly are
-#: under-trained, so their numbers there are what this budget reaches, not what the
-#: reference's training would.
-REDUCED = {5000: (30, 10), 10000: (10, 5)}
+#: The full grid's budget where the reference's training does not fit an hour on two cores:
+#: latent count -> (SAE epochs, DL-FISTA rounds). These sizes run the first seed only and judge
+#: the oracle alone: beside it they measure the linear probe's and each briefly trained SAE's
+#: MCC_OOD and nothing else (no DL-FISTA, no FISTA on the SAE decoders, no MCC id, matched
+#: cosines or gap: each is one or more n x n matchings or FISTA runs, about a minute apiece at
+#: n = 10000). SAEs trained this briefly are under-trained, so their numbers there are what this
+#: budget reaches, not what the reference's training would.
+REDUCED = {5000: (30, 0), 10000: (10, 0)}
 #: The statements: the oracle's floor, and the margin by which the SAEs stay below it from
 #: MARGIN_FROM latents on.
 ORACLE_FLOOR, MARGIN, MARGIN_FROM, DICTIONARY_FROM = 0.95, 0.2, 500, 1000
@@ -100,8 +101,6 @@ CHANCE_LIMIT = 0.2
 #: Samples the amortisation gap is bracketed on (the first of the validation split), and the
 #: most float64 FISTA iterations spent on the bracket (fewer leave it wider, never wrong).
 GAP_SAMPLES, GAP_ITERATIONS = 500, 500
-#: At the reduced-budget sizes, where no gap row is judged, the gap is bracketed on this many.
-REDUCED_GAP_SAMPLES = 100
 #: The precision sub-grid: latent counts, epochs of its SAE runs (each kind), samples of its
 #: FISTA runs.
 PRECISION_SIZES, PRECISION_EPOCHS, PRECISION_SAMPLES = (100, 1000), 20, 500
@@ -189,8 +188,9 @@ class Recovery:
     gaps: dict  # kind -> (mean low, mean high, certified share)
 
     def __str__(self) -> str:
+        chance_id = "-" if self.chance["id"] is None else f"{self.chance['id']:.3f}"
         lines = [f"n={self.n} m={self.m} seed={self.seed} ({self.epochs} SAE epochs, "
-                 f"{self.rounds} DL rounds); chance MCC id {self.chance['id']:.3f} ood "
+                 f"{self.rounds} DL rounds); chance MCC id {chance_id} ood "
                  f"{self.chance['ood']:.3f}",
                  f"  {'method':<16} {'MCC id':>7} {'MCC ood':>8} {'AUC ood':>8}"]
         for name, values in self.methods.items():
@@ -199,24 +199,32 @@ class Recovery:
                          f"{values.get('auc_ood', math.nan):8.3f}")
         if any(values["mcc_id"] is None for values in self.methods.values()):
             lines.append("  (-: MCC id not computed at this reduced-budget size)")
-        lines.append("  matched |cos| with A: " + ", ".join(
-            f"{name} {value:.3f}" for name, value in self.dictionaries.items()))
-        lines.append("  amortisation gap (mean, bracketed): " + ", ".join(
-            f"{name} [{low:.4g}, {high:.4g}]" for name, (low, high, _) in self.gaps.items()))
+        if self.dictionaries:
+            lines.append("  matched |cos| with A: " + ", ".join(
+                f"{name} {value:.3f}" for name, value in self.dictionaries.items()))
+        if self.gaps:
+            lines.append("  amortisation gap (mean, bracketed): " + ", ".join(
+                f"{name} [{low:.4g}, {high:.4g}]" for name, (low, high, _) in
+                self.gaps.items()))
+        if self.n in REDUCED:
+            lines.append("  (reduced budget: no DL-FISTA, FISTA on the SAE decoders, matched "
+                         "cosines or gap at this size)")
         return "\n".join(lines)
 
 
 def recovery(n: int, seed: int = 0, *, epochs: int = EPOCHS, rounds: int = DL_ROUNDS,
              kinds: tuple[str, ...] = SAE_KINDS) -> Recovery:
     """Run the benchmark at ``n`` latents (``k = 10``, 5000 samples, ``m`` by the rule) in
-    fp32/hw: the oracle (FISTA with ``A``), DL-FISTA, the linear probe, every SAE kind, and
-    FISTA on each SAE's frozen decoder from zero (cold) and from the SAE's codes (warm).
+    fp32/hw: the oracle (FISTA with ``A``), DL-FISTA (``rounds`` rounds; none for 0), the
+    linear probe, every SAE kind, and FISTA on each SAE's frozen decoder from zero (cold) and
+    from the SAE's codes (warm); at the sizes of :data:`REDUCED`, the oracle, the probe and the
+    SAEs' MCC_OOD only.
     Cached per arguments, so the figure reuses a sweep's runs in the same process."""
     n = check_int(n, "n", min=2 * K, max=THEOREM.max_size)
     kinds = tuple(check_choice(kind, SAE_KINDS, "kind") for kind in kinds)
     return _recovery(n, proof.compressed_sensing_dim(n, K), check_int(seed, "seed", min=0),
                      check_int(epochs, "epochs", min=1, max=10**5),
-                     check_int(rounds, "rounds", min=1, max=10**5), kinds)
+                     check_int(rounds, "rounds", min=0, max=10**5), kinds)
 
 
 @functools.lru_cache(maxsize=32)
@@ -235,51 +243,54 @@ def _recovery(n: int, m: int, seed: int, epochs: int, rounds: int, kinds: tuple[
     def infer(Y, D, init=None):
         return np.asarray(fista(Y, D, init=init, track=False).codes, dtype=np.float64)
 
-    methods = {"oracle": scores(infer(data.Y_val, data.A), infer(data.Y_ood, data.A))}
+    reduced = n in REDUCED  # the oracle, the probe and the SAEs' MCC_OOD only (see REDUCED)
+    full = not reduced
+    methods = {"oracle": scores(infer(data.Y_val, data.A), infer(data.Y_ood, data.A),
+                                in_distribution=full)}
     probe_val, probe_ood, _ = linear_probe(data.Y_train, data.Z_train, data.Y_val, data.Y_ood)
-    methods["linear probe"] = scores(probe_val, probe_ood)
-    learned = dictionary_learning(data.Y_val, n, lam=LAM, rounds=rounds, seed=seed,
-                                  X_ood=data.Y_ood)
-    D_learned = np.asarray(learned.D, dtype=np.float64)
-    methods["DL-FISTA"] = scores(np.asarray(learned.Z, dtype=np.float64),
-                                 np.asarray(learned.Z_ood, dtype=np.float64))
+    methods["linear probe"] = scores(probe_val, probe_ood, in_distribution=full)
+    matches, gaps = {}, {}
+    if rounds and full:
+        learned = dictionary_learning(data.Y_val, n, lam=LAM, rounds=rounds, seed=seed,
+                                      X_ood=data.Y_ood)
+        D_learned = np.asarray(learned.D, dtype=np.float64)
+        methods["DL-FISTA"] = scores(np.asarray(learned.Z, dtype=np.float64),
+                                     np.asarray(learned.Z_ood, dtype=np.float64))
+        matches["DL-FISTA"] = matched_cosines(data.A, D_learned)
     random_D = rng.standard_normal(data.A.shape)
     random_D /= np.linalg.norm(random_D, axis=0)
-    matches = {"random": matched_cosines(data.A, random_D),
-               "DL-FISTA": matched_cosines(data.A, D_learned)}
-    gap_samples = REDUCED_GAP_SAMPLES if n in REDUCED else GAP_SAMPLES
-    gap_rows = data.Y_val[:gap_samples]
-    # the true codes are no lasso minimiser either (the penalty shrinks them): their gap under
-    # A is what a perfect one-pass encoder would show, the yardstick for the SAEs' gaps
-    truth = amortisation_gap(gap_rows, data.Z_val[:gap_samples], data.A, LAM, nonneg=True,
-                             iterations=GAP_ITERATIONS)
-    gaps = {"true codes": (*truth.mean, truth.certified_share)}
+    if full:
+        matches["random"] = matched_cosines(data.A, random_D)
+        gap_rows = data.Y_val[:GAP_SAMPLES]
+        # the true codes are no lasso minimiser either (the penalty shrinks them): their gap
+        # under A is what a perfect one-pass encoder would show, the yardstick for the SAEs'
+        truth = amortisation_gap(gap_rows, data.Z_val[:GAP_SAMPLES], data.A, LAM, nonneg=True,
+                                 iterations=GAP_ITERATIONS)
+        gaps["true codes"] = (*truth.mean, truth.certified_share)
     for kind in kinds:
         fit = train_sae(data.Y_train, kind, n, K, epochs=epochs, seed=seed)
         sae = fit.sae
         codes_val, codes_ood = (np.asarray(sae_forward(sae, Y).codes, dtype=np.float64)
                                 for Y in (data.Y_val, data.Y_ood))
+        if reduced:
+            methods[f"SAE {kind}"] = scores(codes_val, codes_ood, in_distribution=False)
+            continue
         decoder = np.asarray(to_numpy(sae.W_dec), dtype=np.float64)
         offset = np.asarray(to_numpy(sae.b_dec), dtype=np.float64)
-        # at the reduced-budget sizes no statement reads MCC id, and each of its n x n
-        # matchings costs about a minute at n = 10000: the SAE-based methods skip it there
-        full = n not in REDUCED
         methods[f"SAE {kind}"] = scores(
-            codes_val, codes_ood, in_distribution=full,
+            codes_val, codes_ood,
             support_f1=support_metrics(data.Z_val, codes_val, data.A, decoder).f1)
         methods[f"frozen {kind}"] = scores(infer(data.Y_val - offset, decoder),
-                                           infer(data.Y_ood - offset, decoder),
-                                           in_distribution=full)
-        if n not in REDUCED:
-            methods[f"warm {kind}"] = scores(
-                infer(data.Y_val - offset, decoder, codes_val),
-                infer(data.Y_ood - offset, decoder, codes_ood))
+                                           infer(data.Y_ood - offset, decoder))
+        methods[f"warm {kind}"] = scores(infer(data.Y_val - offset, decoder, codes_val),
+                                         infer(data.Y_ood - offset, decoder, codes_ood))
         matches[kind] = matched_cosines(data.A, decoder)
-        gap = amortisation_gap(gap_rows - offset, codes_val[:gap_samples], decoder, LAM,
+        gap = amortisation_gap(gap_rows - offset, codes_val[:GAP_SAMPLES], decoder, LAM,
                                nonneg=kind != "mp", iterations=GAP_ITERATIONS)
         gaps[kind] = (*gap.mean, gap.certified_share)
     noise = rng.standard_normal(data.Z_val.shape)
-    chance = {"id": mcc(data.Z_val, noise), "ood": mcc(data.Z_ood, noise, "ood")}
+    chance = {"id": mcc(data.Z_val, noise) if full else None,
+              "ood": mcc(data.Z_ood, noise, "ood")}
     dictionaries = {name: match.mean_cosine for name, match in matches.items()}
     close = {name: float(np.mean(match.cosines > 0.9)) for name, match in matches.items()}
     gram = np.abs(data.A.T @ data.A)
@@ -500,7 +511,9 @@ class SAEAmortisation(Theorem):
         for row in report.rows:
             if row["quantity"] == "oracle MCC_OOD >= 0.95":
                 lines.append(f"  n={row['n']:<6} m={row['m']:<4} seed={row['seed']} "
-                             f"({row['epochs']} SAE epochs, {row['rounds']} DL rounds): "
+                             f"({row['epochs']} SAE epochs, "
+                             + (f"{row['rounds']} DL rounds): " if row["rounds"] else
+                                "reduced budget: no DL-FISTA): ")
                              + row["summary"])
         coherence = [f"n={r['n']} mu={r['coherence']:.3f} certifies k <= "
                      f"{r['coherence_certifies_k']}" for r in report.rows
@@ -788,13 +801,13 @@ def _benchmark(params: dict) -> list[dict]:
     for kind in SAE_KINDS:
         if f"SAE {kind}" not in result.methods:
             continue
+        if n in REDUCED:
+            continue  # under-trained by the budget: reported in the findings, not judged
         sae, frozen = result.methods[f"SAE {kind}"], result.methods[f"frozen {kind}"]
         facts = {**base, "kind": kind, "sae_mcc_ood": sae["mcc_ood"],
                  "frozen_mcc_ood": frozen["mcc_ood"],
-                 "warm_mcc_ood": result.methods.get(f"warm {kind}", {}).get("mcc_ood"),
+                 "warm_mcc_ood": result.methods[f"warm {kind}"]["mcc_ood"],
                  "oracle_mcc_ood": oracle["mcc_ood"]}
-        if n in REDUCED:
-            continue  # under-trained by the budget: reported in the findings, not judged
         low, high, share = result.gaps[kind]
         truth_low, truth_high, _ = result.gaps["true codes"]
         rows.append({**facts, "gap_high": high, "gap_certified_share": share,
@@ -805,7 +818,7 @@ def _benchmark(params: dict) -> list[dict]:
             rows.append({**facts, **judge(
                 quantity="oracle - SAE MCC_OOD >= 0.2", observed=oracle["mcc_ood"]
                 - sae["mcc_ood"], exact=None, bound=MARGIN, relation=">=", format="fp32")})
-            best_frozen = max(frozen["mcc_ood"], facts["warm_mcc_ood"] or 0.0)
+            best_frozen = max(frozen["mcc_ood"], facts["warm_mcc_ood"])
             rows.append({**facts, **judge(
                 quantity="oracle - frozen-decoder FISTA MCC_OOD >= 0.2",
                 observed=oracle["mcc_ood"] - best_frozen, exact=None, bound=MARGIN,
@@ -931,29 +944,36 @@ def _figure_panels(quick: bool, report=None) -> tuple[Panel, ...]:
         epochs, rounds = budget(n, quick)
         results.append(_measured_in(report, n, epochs, rounds)
                        or recovery(n, 0, epochs=epochs, rounds=rounds))
-    xs = tuple(float(n) for n in sizes)
-
     def series(label, values, style, colour):
-        return Series(label, xs, tuple(float(v) for v in values), style, colour)
+        # a method not run at some size (the reduced budget's) has no point there
+        kept = [(float(n), float(v)) for n, v in zip(sizes, values, strict=True)
+                if v is not None]
+        return Series(label, tuple(x for x, _ in kept), tuple(y for _, y in kept), style,
+                      colour)
+
+    def mcc_of(r, name):
+        return r.methods.get(name, {}).get("mcc_ood")
 
     kinds = [kind for kind in SAE_KINDS if f"SAE {kind}" in results[0].methods]
-    mcc_series = [series(name, [r.methods[name]["mcc_ood"] for r in results], style, colour)
+    mcc_series = [series(name, [mcc_of(r, name) for r in results], style, colour)
                   for colour, (name, style) in enumerate((("oracle", "line"),
                                                           ("linear probe", "dashed"),
                                                           ("DL-FISTA", "dashed")))]
-    mcc_series += [series(f"SAE {kind}", [r.methods[f"SAE {kind}"]["mcc_ood"] for r in results],
+    mcc_series += [series(f"SAE {kind}", [mcc_of(r, f"SAE {kind}") for r in results],
                           "line", 3 + i) for i, kind in enumerate(kinds)]
     mcc_series += [
         series("FISTA, SAE decoder",
-               [max(r.methods[f"{way} {kind}"]["mcc_ood"] for kind in kinds
-                    for way in ("frozen", "warm") if f"{way} {kind}" in r.methods)
+               [max((mcc_of(r, f"{way} {kind}") for kind in kinds
+                     for way in ("frozen", "warm") if f"{way} {kind}" in r.methods),
+                    default=None)
                 for r in results], "marks", 2),
         series("random baseline", [r.chance["ood"] for r in results], "dotted", 7)]
-    cos_series = [series("random baseline", [r.dictionaries["random"] for r in results],
+    cos_series = [series("random baseline", [r.dictionaries.get("random") for r in results],
                          "dotted", 7),
-                  series("DL-FISTA", [r.dictionaries["DL-FISTA"] for r in results], "dashed", 2)]
-    cos_series += [series(f"SAE {kind}", [r.dictionaries[kind] for r in results], "line", 3 + i)
-                   for i, kind in enumerate(kinds)]
+                  series("DL-FISTA", [r.dictionaries.get("DL-FISTA") for r in results],
+                         "dashed", 2)]
+    cos_series += [series(f"SAE {kind}", [r.dictionaries.get(kind) for r in results], "line",
+                          3 + i) for i, kind in enumerate(kinds)]
     panels = (Panel("codes (OOD split)", "latents $n$", "MCC", tuple(mcc_series), "log",
                     "linear"),
               Panel("dictionaries", "latents $n$", "$|\\cos|$ with $A$", tuple(cos_series),
