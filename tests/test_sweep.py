@@ -631,3 +631,18 @@ def test_sweeps_borrow_an_open_local_cluster(tmp_path, dask_available):
             assert run_sweep(cells, _sweep_cells.evaluate_shared, store=store, executor=cluster,
                              group=_sweep_cells.group, prepare=_sweep_cells.prepare) == expected
             assert_each_cell_stored_once(store.path, cells)
+
+
+def _worker_environ() -> tuple:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+def test_local_cluster_workers_keep_glibcs_adaptive_malloc(dask_available):
+    """Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which makes every large temporary a
+    fresh mapping (page faults on each allocation); a local cluster here leaves it unset and
+    keeps one BLAS thread per worker."""
+    from numerics.sweep.executors import DaskExecutor
+
+    with DaskExecutor(workers=2) as executor:
+        seen = executor._client.run(_worker_environ)
+    assert len(seen) == 2 and set(seen.values()) == {(None, "1")}
