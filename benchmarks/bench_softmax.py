@@ -9,8 +9,8 @@ ratio to the baseline two ways: best over best, and the median of the per-round 
 ``strict`` over ``hw`` per format. Compares with PyTorch's and JAX's bf16 softmax when they are
 installed (in a side environment: neither is a dependency), and times two limits on the same
 input: the memory floor (one float32 copy, reading and writing every element once) and one float32
-``exp`` pass, the transcendental every softmax must evaluate per element. With ``--memory`` measures peak memory in one more run (tracemalloc on NumPy; the CuPy pool
-on a GPU). Usage::
+``exp`` pass, the transcendental every softmax must evaluate per element. With ``--memory`` it
+measures peak memory in one more run (tracemalloc on NumPy; the CuPy pool on a GPU). Usage::
 
     python benchmarks/bench_softmax.py [--log2n 24] [--rounds 3] [--shapes vector,batch]
         [--formats fp16,bf16] [--policies hw,strict] [--backend numpy|cupy] [--memory]

@@ -846,7 +846,8 @@ def _precision_rows(params: dict) -> list[dict]:
     iterations left bitwise unchanged while fp64's still fell (``frozen_share``), the share
     whose recovered support differs from fp64's (``support_changed``), the mean objective above
     fp64's (``floor_excess``) against the floor rounding the iterate predicts
-    (``objective_floor``), and Adam's ``eps`` as the optimiser stores it (``adam_eps_stored``)."""
+    (``objective_floor``), under ``strict`` the in-format reconstruction's error in ulps
+    (``sum_error_ulps``), and Adam's ``eps`` as the optimiser stores it (``adam_eps_stored``)."""
     fmt, policy = get_format(params["format"]), get_policy(params["policy"])
     n = params["n"]
     data = make_data(n, K, SAMPLES, seed=params["seed"])
@@ -877,6 +878,9 @@ def _precision_rows(params: dict) -> list[dict]:
                                       - lasso_objective(X, data.A, exact_codes, LAM)))
         if finite else None,
         "objective_floor": float(np.mean(_objective_floor(X, data.A, exact_codes, fmt, policy))),
+        # under strict: how far the in-format product D z of the run's codes is from float64
+        # on the same stored values (where the floor above is undefined: fp8 sums of m terms)
+        "sum_error_ulps": _product_error_ulps(codes, data.A, fmt, policy) if finite else None,
     }
     rows = [{**base, **judge(quantity="oracle MCC_OOD >= 0.95 (precision)",
                              observed=mcc(Z, codes, "ood") if finite else math.nan,
