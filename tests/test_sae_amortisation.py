@@ -274,6 +274,39 @@ def test_precision_cell_trains_every_sae_kind_in_the_format(monkeypatch, fmt, po
     assert all(r["observed"] != r["exact"] for r in rows[1:]), rows
 
 
+def test_the_fp8_strict_oracle_is_explained_by_accumulation_rounding(monkeypatch):
+    """In fp8 under strict the objective floor is undefined (n u >= 1), so the oracle row's
+    mechanism must come from measured accumulation error: the row's sum_error_ulps, and an
+    independent sequential fp8 sum (ml_dtypes casts, term by term) of the same product, both
+    more than one ulp off float64."""
+    monkeypatch.setattr(sae, "PRECISION_EPOCHS", 2)
+    sae._reference_fit.cache_clear()
+    try:
+        rows = sae.THEOREM.evaluate({"experiment": "precision", "n": 100, "seed": 0,
+                                     "format": "fp8-e5m2", "policy": "strict",
+                                     "backend": "numpy"})
+    finally:
+        sae._reference_fit.cache_clear()
+    oracle = rows[0]
+    assert oracle["verdict"] == "precision-effect", oracle
+    assert oracle["mechanism"] == "accumulation rounding" and oracle["sum_error_ulps"] > 1
+    assert math.isinf(oracle["objective_floor"])
+    # the same product, summed in fp8 term by term by ml_dtypes' casts
+    e5m2 = ml_dtypes.float8_e5m2
+    data = sae.make_data(100, seed=0)
+    fista = sae.fista(data.Y_ood[:sae.PRECISION_SAMPLES], data.A, fmt="fp8-e5m2",
+                      policy="strict", track=False)
+    z = np.asarray(fista.codes).astype(np.float64)
+    d = data.A.T.astype(e5m2).astype(np.float64)
+    total = np.zeros((z.shape[0], d.shape[1])).astype(e5m2)
+    for j in range(z.shape[1]):
+        term = (z[:, j:j + 1] * d[j:j + 1, :]).astype(e5m2)
+        total = (total.astype(np.float64) + term.astype(np.float64)).astype(e5m2)
+    exact = z @ d
+    spacing = 2.0 ** (np.floor(np.log2(np.maximum(np.abs(exact), 2.0**-14))) - 2)
+    assert np.max(np.abs(total.astype(np.float64) - exact) / spacing) > 1
+
+
 def test_budget_keeps_the_reference_training_up_to_n_1000():
     assert sae.budget(1000) == (500, 100) and sae.budget(100, quick=True) == (30, 10)
     assert sae.budget(10000) == sae.REDUCED[10000]
