@@ -257,6 +257,8 @@ def _recovery(n: int, m: int, seed: int, epochs: int, rounds: int, kinds: tuple[
         methods["DL-FISTA"] = scores(np.asarray(learned.Z, dtype=np.float64),
                                      np.asarray(learned.Z_ood, dtype=np.float64))
         matches["DL-FISTA"] = matched_cosines(data.A, D_learned)
+    # drawn at every size, used only at full ones: the chance codes below come next from the
+    # same stream, so a reduced size's chance level is the one a full run would draw
     random_D = rng.standard_normal(data.A.shape)
     random_D /= np.linalg.norm(random_D, axis=0)
     if full:
