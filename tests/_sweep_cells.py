@@ -76,3 +76,27 @@ def judged_where(params: dict) -> list[dict]:
     return [{"theorem": "pooled", "n": params["n"], "format": params["format"],
              "policy": params["policy"], "quantity": "q", "verdict": "holds", "mechanism": "",
              "pid": os.getpid()}]
+
+
+def judged_after_peer(params: dict) -> list[dict]:
+    """A judged row that holds only if the cell of another sweep ran meanwhile: cell ``n = 1``
+    waits (up to 30 s) for the marker file that ``marks_peer`` writes in ``SWEEP_TEST_PEER``."""
+    marker = os.path.join(os.environ["SWEEP_TEST_PEER"], "peer")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    row = judged_where(params)[0]
+    return [{**row, "verdict": "holds" if os.path.exists(marker) else "violated"}]
+
+
+def marks_peer(params: dict) -> list[dict]:
+    """A judged row that holds; writes the marker ``judged_after_peer`` waits for."""
+    with open(os.path.join(os.environ["SWEEP_TEST_PEER"], "peer"), "w", encoding="utf-8"):
+        pass
+    return judged_where(params)
+
+
+def judged_slowly(params: dict) -> list[dict]:
+    """``judged_where`` after ``SWEEP_TEST_DELAY`` seconds."""
+    time.sleep(float(os.environ.get("SWEEP_TEST_DELAY", "0")))
+    return judged_where(params)

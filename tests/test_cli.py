@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
+from pathlib import Path
 
 import _sweep_cells
 import pytest
@@ -257,6 +261,76 @@ def test_verify_runs_every_sweep_on_one_pool_of_workers(monkeypatch, capsys, tmp
         assert sorted(int(row["n"]) for row in rows) == [1, 2, 3, 4]
         pids |= {int(row["pid"]) for row in rows}
     assert len(pids) <= 2 and os.getpid() not in pids
+
+
+def test_verify_runs_the_sweeps_side_by_side_on_the_pool(monkeypatch, capsys, tmp_path):
+    """The first theorem's one cell holds only if the second theorem's cell runs while it
+    waits: one sweep after another would leave it waiting (and violated)."""
+
+    class Waits(PooledTheorem):
+        evaluate = staticmethod(_sweep_cells.judged_after_peer)
+
+        def axes(self, quick):
+            """One cell."""
+            return {"sizes": [1], "formats": ["bf16"], "policies": ["hw"], "seeds": [0]}
+
+    class Marks(Waits):
+        evaluate = staticmethod(_sweep_cells.marks_peer)
+
+    monkeypatch.setenv("SWEEP_TEST_PEER", str(tmp_path))
+    theorems_by_name = {"one": Waits("one"), "two": Marks("two")}
+    monkeypatch.setattr(cli, "names", lambda: list(theorems_by_name))
+    monkeypatch.setattr(cli, "get", theorems_by_name.__getitem__)
+    assert cli.main(["verify", "--quick", "--workers", "2", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    # printed in the registry's order, each theorem's block whole
+    assert out.index("== one") < out.index("== two") < out.index("done at")
+
+
+VERIFY_INTERRUPTED = textwrap.dedent("""
+    import signal
+    import sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.path.insert(0, sys.argv[2])
+    import _sweep_cells
+    from test_cli import PooledTheorem
+    from theorems import cli
+
+    class Slow(PooledTheorem):
+        evaluate = staticmethod(_sweep_cells.judged_slowly)
+
+        def axes(self, quick):
+            return {"sizes": list(range(1, 200)), "formats": ["bf16"], "policies": ["hw"],
+                    "seeds": [0]}
+
+    slow = {name: Slow(name) for name in ("one", "two")}
+    cli.names = lambda: list(slow)
+    cli.get = slow.__getitem__
+    sys.exit(cli.main(["verify", "--quick", "--workers", "2", "--out", sys.argv[1]]))
+""")
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_verify_promptly_and_keeps_every_finished_cell(tmp_path, signum, status):
+    stores = [tmp_path / name / f"{name}.cells.jsonl" for name in ("one", "two")]
+    env = {**os.environ, "SWEEP_TEST_DELAY": "0.2"}
+    process = subprocess.Popen([sys.executable, "-c", VERIFY_INTERRUPTED, str(tmp_path),
+                                str(Path(_sweep_cells.__file__).parent)],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+            stores[0].exists() and stores[0].read_bytes().count(b"\n") >= 4):
+        time.sleep(0.02)
+    started = time.monotonic()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - started < 10, "waited for the sweeps to finish"
+    assert process.returncode == status, stderr
+    assert stderr.splitlines()[-1].startswith("theorems: interrupted; finished cells")
+    finished = [json.loads(line) for path in stores if path.exists()
+                for line in path.read_text(encoding="utf-8").splitlines()]
+    assert 4 <= len(finished) < 2 * 199
+    assert all(record["rows"][0]["verdict"] == "holds" for record in finished)
 
 
 @pytest.mark.parametrize("text,sizes", [

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 from numerics import FORMAT_NAMES
@@ -355,49 +356,20 @@ def _on(sweep, pool):
 
 
 def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
-    from theorems._cache import cached_derivation
+    from numerics.sweep.executors import SerialExecutor
 
-    summary = []
-    for theorem, sweep in zip(theorems, sweeps, strict=True):
-        start = time.perf_counter()
-        target = out / theorem.name
-        target.mkdir(parents=True, exist_ok=True)
-        print(f"== {theorem.name}", flush=True)
-        derivation = cached_derivation(theorem)  # checked once per version of its code
-        (target / "derivation.txt").write_text(str(derivation) + "\n", encoding="utf-8")
-        (target / "derivation.tex").write_text(derivation.to_latex(), encoding="utf-8")
-        certificate = theorem.certify()
-        if certificate is not None:
-            (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
-        report = theorem.run(_on(sweep, pool), progress=True)
-        # its CSV beside the rows; drawn from the report where the sweep computed its data
-        figure = draw_figure(theorem, target / "figure", quick=quick, report=report)
-        print(derivation.summary())
-        print(f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"
-              if certificate is not None else "certificate none")
-        print(report, flush=True)
-        findings = theorem.findings(report)
-        if findings:
-            print(findings, flush=True)
-        ok = derivation.ok and (certificate is None or certificate.ok) and report.ok
-        counts = report.counts
-        errata = derivation.errata
-        summary.append([
-            theorem.name,
-            f"{derivation.checked}/{len(derivation.steps)}"
-            + (", goal" if derivation.goal_step else ", NO GOAL"),
-            "/".join(str(errata.get(s, 0)) for s in ("refuted", "inconsistent",
-                                                     "unconfirmed source")),
-            f"{certificate.status} ({_count(certificate.boxes, 'box')})"
-            if certificate is not None
-            else "none",
-            f"{counts['holds']}/{counts['precision-effect']}/{counts['violated']}",
-            figure.tex.name,
-            f"{time.perf_counter() - start:.1f}s",
-            "ok" if ok else "FAILED",
-        ])
+    start = time.perf_counter()
+    if isinstance(pool, SerialExecutor):  # one theorem after another, in this process
+        summary = []
+        for theorem, sweep in zip(theorems, sweeps, strict=True):
+            text, row = _verify_one(theorem, out, quick,
+                                    partial(theorem.run, _on(sweep, pool), progress=True), start)
+            print(text, flush=True)
+            summary.append(row)
+    else:
+        summary = _side_by_side(theorems, sweeps, out, quick, pool, start)
     header = ["theorem", "steps", "errata r/i/u", "certificate", "holds/precision/violated",
-              "figure", "time", "verdict"]
+              "figure", "done at", "verdict"]
     widths = [max(len(h), *(len(row[i]) for row in summary)) for i, h in enumerate(header)]
     print()
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -408,6 +380,83 @@ def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
           "from an unconfirmed copy of the paper")
     print(f"results in {out}/")
     return 0 if all(row[-1] == "ok" for row in summary) else 1
+
+
+def _side_by_side(theorems, sweeps, out: Path, quick: bool, pool, start: float) -> list:
+    """Hand every theorem's cells to the shared ``pool`` at once (a thread per sweep, which
+    only submits cells and stores results), so one theorem's long cells overlap the others'
+    short ones. This thread finishes each theorem (derivation, certificate, figure, findings)
+    as its sweep ends, whatever the order, and prints them in the registry's order. One bar
+    per sweep while it runs."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from numerics.sweep import progress_bars
+
+    bars = progress_bars()
+    threads = ThreadPoolExecutor(max_workers=len(theorems), thread_name_prefix="sweep")
+    bars.start()
+    try:
+        say = (partial(bars.console.print, markup=False, highlight=False, soft_wrap=True)
+               if sys.stdout.isatty() and bars.console.is_terminal else partial(print, flush=True))
+        reports = {threads.submit(theorem.run, _on(sweep, pool), progress=bars): index
+                   for index, (theorem, sweep) in enumerate(zip(theorems, sweeps, strict=True))}
+        texts, summary, printed = {}, {}, 0
+        for report in as_completed(reports):
+            index = reports[report]
+            texts[index], summary[index] = _verify_one(theorems[index], out, quick,
+                                                       report.result, start)
+            while printed in texts:  # every theorem up to the next unfinished one
+                say(texts.pop(printed))
+                printed += 1
+        return [summary[index] for index in range(len(theorems))]
+    finally:
+        bars.stop()
+        # on an error or an interrupt, do not wait here for the other sweeps: the pool's exit
+        # stops their workers, which ends their threads
+        threads.shutdown(wait=sys.exc_info()[0] is None, cancel_futures=True)
+
+
+def _verify_one(theorem, out: Path, quick: bool, report_of, start: float) -> tuple[str, list]:
+    """Check ``theorem``'s derivation and certificate, take its sweep's report from
+    ``report_of()`` and draw its figure; return what to print and its summary row."""
+    from theorems._cache import cached_derivation
+
+    lines = [f"== {theorem.name}"]
+    target = out / theorem.name
+    target.mkdir(parents=True, exist_ok=True)
+    derivation = cached_derivation(theorem)  # checked once per version of its code
+    (target / "derivation.txt").write_text(str(derivation) + "\n", encoding="utf-8")
+    (target / "derivation.tex").write_text(derivation.to_latex(), encoding="utf-8")
+    certificate = theorem.certify()
+    if certificate is not None:
+        (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
+    report = report_of()
+    # its CSV beside the rows; drawn from the report where the sweep computed its data
+    figure = draw_figure(theorem, target / "figure", quick=quick, report=report)
+    lines.append(derivation.summary())
+    lines.append(f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"
+                 if certificate is not None else "certificate none")
+    lines.append(str(report))
+    findings = theorem.findings(report)
+    if findings:
+        lines.append(str(findings))
+    ok = derivation.ok and (certificate is None or certificate.ok) and report.ok
+    counts = report.counts
+    errata = derivation.errata
+    return "\n".join(lines), [
+        theorem.name,
+        f"{derivation.checked}/{len(derivation.steps)}"
+        + (", goal" if derivation.goal_step else ", NO GOAL"),
+        "/".join(str(errata.get(s, 0)) for s in ("refuted", "inconsistent",
+                                                 "unconfirmed source")),
+        f"{certificate.status} ({_count(certificate.boxes, 'box')})"
+        if certificate is not None
+        else "none",
+        f"{counts['holds']}/{counts['precision-effect']}/{counts['violated']}",
+        figure.tex.name,
+        f"{time.perf_counter() - start:.1f}s",
+        "ok" if ok else "FAILED",
+    ]
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ already there, so an interrupted sweep resumes and every cell ends up present ex
 """
 
 from numerics.sweep.cells import Cell, grid
-from numerics.sweep.driver import Sweep, run_sweep
+from numerics.sweep.driver import Sweep, progress_bars, run_sweep
 from numerics.sweep.executors import ENGINES, Executor, ExecutorSpec, executor_spec
 from numerics.sweep.store import ArtifactStore, ResultStore
 
 __all__ = ["ENGINES", "ArtifactStore", "Cell", "Executor", "ExecutorSpec", "ResultStore",
-           "Sweep", "executor_spec", "grid", "run_sweep"]
+           "Sweep", "executor_spec", "grid", "progress_bars", "run_sweep"]

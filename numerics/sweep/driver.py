@@ -15,7 +15,7 @@ from numerics.sweep.cells import Cell
 from numerics.sweep.executors import Executor, ExecutorSpec, executor_spec
 from numerics.sweep.store import ArtifactHandle, ArtifactStore, ResultStore
 
-__all__ = ["Sweep", "run_sweep"]
+__all__ = ["Sweep", "progress_bars", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,9 @@ class Sweep:
     prepare: Callable[[dict], dict] | None = None
     artifacts: ArtifactStore | None = None
 
-    def run(self, *, progress: bool = False) -> list[dict]:
-        """Run every cell not yet in the store and return all rows in cell order."""
+    def run(self, *, progress=False) -> list[dict]:
+        """Run every cell not yet in the store and return all rows in cell order. ``progress``:
+        ``True`` for a bar on stderr, or a running ``rich.progress.Progress`` to add it to."""
         spec = self.executor if isinstance(self.executor, Executor) \
             or self.executor.engine != "serial" or self.workers == 1 \
             else executor_spec(workers=self.workers)
@@ -53,7 +54,7 @@ def run_sweep(
     store: ResultStore | None = None,
     workers: int = 1,
     executor: ExecutorSpec | Executor | None = None,
-    progress: bool = False,
+    progress=False,
     label: str = "sweep",
     group: Callable[[dict], dict | None] | None = None,
     prepare: Callable[[dict], dict] | None = None,
@@ -152,21 +153,33 @@ class _Borrowed:
         return None
 
 
+def progress_bars():
+    """A ``rich.progress.Progress`` on stderr (not started) whose bars vanish when done; one
+    per sweep, or one shared by sweeps run side by side (each adds its bar)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
+                    transient=True, redirect_stdout=False, redirect_stderr=False)
+
+
 class _Progress:
-    def __init__(self, enabled: bool, label: str, *, total: int, completed: int):
+    """A bar for one sweep: its own (``enabled=True``), none (``False``), or a task added to a
+    ``rich.progress.Progress`` already running (several sweeps side by side, one bar each)."""
+
+    def __init__(self, enabled, label: str, *, total: int, completed: int):
         self.enabled, self.label, self.total, self.completed = enabled, label, total, completed
         self._bar = None
+        self._owned = not hasattr(enabled, "add_task")
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-            self._bar = Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-            )
+        if not self._owned:
+            self._bar = self.enabled
+        elif self.enabled:
+            self._bar = progress_bars()
             self._bar.start()
+        if self._bar is not None:
             self._task = self._bar.add_task(self.label, total=self.total,
                                             completed=self.completed)
         return self
@@ -176,5 +189,9 @@ class _Progress:
             self._bar.advance(self._task)
 
     def __exit__(self, *exc) -> None:
-        if self._bar is not None:
+        if self._bar is None:
+            return
+        if self._owned:
             self._bar.stop()
+        else:
+            self._bar.remove_task(self._task)

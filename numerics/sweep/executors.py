@@ -116,6 +116,7 @@ class ProcessExecutor(Executor):
         self.workers = workers
         self.preload = preload
         self._pool = None
+        self._stopped = threading.Event()
 
     def __enter__(self):
         context = multiprocessing.get_context("spawn")
@@ -130,6 +131,7 @@ class ProcessExecutor(Executor):
 
     def __exit__(self, *exc):
         if exc[0] is not None:  # interrupted or failed: stop the cells in flight now
+            self._stopped.set()
             for process in list((self._pool._processes or {}).values()):
                 process.terminate()
         self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
@@ -142,7 +144,11 @@ class ProcessExecutor(Executor):
         # Python 3.11 the pool's manager thread raises InvalidStateError when it fails a future
         # already cancelled
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            # a sweep run from another thread (``theorems verify``) is not told when the pool
+            # is stopped under it: the futures of terminated workers may never finish
+            finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            if not finished and self._stopped.is_set():
+                raise RuntimeError("the pool was stopped before these cells finished")
             for future in finished:
                 yield pending.pop(future), future.result()
 
