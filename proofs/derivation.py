@@ -252,7 +252,14 @@ class Derivation:
         letters and their meanings, the hypotheses, the goal, and every step typeset as maths
         with how it was checked, its citation, status and note. Claims are broken into rows of
         at most ``width`` em (28 fits the text width of a one-column ``article``; a column of a
-        two-column paper needs about 20)."""
+        two-column paper needs about 20). Typeset once per width and kept with the derivation
+        (so a cached derivation carries its LaTeX too)."""
+        typeset_by_width = self.__dict__.setdefault("_typeset", {})
+        if width not in typeset_by_width:
+            typeset_by_width[width] = self._to_latex(width)
+        return typeset_by_width[width]
+
+    def _to_latex(self, width: float) -> str:
         out = ["% " + f"The derivation of {self.name}, every step checked by SymPy "
                "(needs \\usepackage{amsmath}).",
                "\\begingroup\\allowdisplaybreaks",

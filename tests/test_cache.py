@@ -197,3 +197,7 @@ def test_a_real_derivation_comes_back_as_it_was_checked(tmp_path, monkeypatch):
     cached = _cache.cached_derivation(theorem)
     assert cached == fresh and str(cached) == str(fresh)
     assert cached.to_latex() == fresh.to_latex() and cached.summary() == fresh.summary()
+    # the entry carries its LaTeX, the same as the rebuilt expressions typeset afresh; another
+    # width is typeset on demand
+    assert cached.__dict__["_typeset"] == {28.0: cached._to_latex(28.0)}
+    assert cached.to_latex(width=20.0) == fresh._to_latex(20.0) != cached.to_latex()

@@ -114,6 +114,7 @@ def _load(path: Path, key: str):
 
 
 def _save(path: Path, key: str, derivation) -> None:
+    derivation.to_latex()  # typeset now, so the entry carries it (commands print it each run)
     buffer = io.BytesIO()
     try:
         _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(

@@ -18,6 +18,7 @@ and wraps the rows in a :class:`Report`.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -91,6 +92,9 @@ class Theorem(ABC):
     #: ``evaluate(params, artifact)`` receives it. Both ``None``: cells share nothing.
     group = None
     prepare = None
+    #: Whether :meth:`figure` draws from a report's rows (``verify`` then draws it once the sweep
+    #: is done) or computes its own data (``verify`` draws it while the sweeps run).
+    figure_reads_report: bool = False
 
     @abstractmethod
     def derive(self):
@@ -350,16 +354,28 @@ def import_closure(module: str) -> list[tuple[str, Path]]:
             continue
         followed.add(name)
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                todo += [(alias.name, True) for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join(anchor + ([base] if base else []))
-                todo += [(base, True), *((f"{base}.{alias.name}", True) for alias in node.names)]
+        stat = path.stat()
+        todo += [(imported, True) for imported in
+                 _imports(str(path), package, stat.st_mtime_ns, stat.st_size)]
     return sorted(found.items())
+
+
+@functools.lru_cache(maxsize=1024)
+def _imports(path: str, package: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """The module names a source file imports (absolute), parsed once per version of the file
+    (its modification time and size are in the key): the theorems share most of their
+    closures, and ``verify`` hashes each of them twice."""
+    names = []
+    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return tuple(names)
 
 
 def _axis_value(name: str, value, defaults: list):

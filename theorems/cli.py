@@ -362,8 +362,9 @@ def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
     if isinstance(pool, SerialExecutor):  # one theorem after another, in this process
         summary = []
         for theorem, sweep in zip(theorems, sweeps, strict=True):
-            text, row = _verify_one(theorem, out, quick,
-                                    partial(theorem.run, _on(sweep, pool), progress=True), start)
+            ready = _before_report(theorem, out, quick)
+            text, row = _after_report(ready, theorem.run(_on(sweep, pool), progress=True),
+                                      out, quick, start)
             print(text, flush=True)
             summary.append(row)
     else:
@@ -385,9 +386,9 @@ def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
 def _side_by_side(theorems, sweeps, out: Path, quick: bool, pool, start: float) -> list:
     """Hand every theorem's cells to the shared ``pool`` at once (a thread per sweep, which
     only submits cells and stores results), so one theorem's long cells overlap the others'
-    short ones. This thread finishes each theorem (derivation, certificate, figure, findings)
-    as its sweep ends, whatever the order, and prints them in the registry's order. One bar
-    per sweep while it runs."""
+    short ones. Meanwhile this thread checks the derivations and certificates and draws the
+    figures that need no report; it finishes each theorem as its sweep ends, whatever the
+    order, and prints them in the registry's order. One bar per sweep while it runs."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from numerics.sweep import progress_bars
@@ -400,11 +401,12 @@ def _side_by_side(theorems, sweeps, out: Path, quick: bool, pool, start: float) 
                if sys.stdout.isatty() and bars.console.is_terminal else partial(print, flush=True))
         reports = {threads.submit(theorem.run, _on(sweep, pool), progress=bars): index
                    for index, (theorem, sweep) in enumerate(zip(theorems, sweeps, strict=True))}
+        ready = [_before_report(theorem, out, quick) for theorem in theorems]
         texts, summary, printed = {}, {}, 0
         for report in as_completed(reports):
             index = reports[report]
-            texts[index], summary[index] = _verify_one(theorems[index], out, quick,
-                                                       report.result, start)
+            texts[index], summary[index] = _after_report(ready[index], report.result(), out,
+                                                         quick, start)
             while printed in texts:  # every theorem up to the next unfinished one
                 say(texts.pop(printed))
                 printed += 1
@@ -416,12 +418,11 @@ def _side_by_side(theorems, sweeps, out: Path, quick: bool, pool, start: float) 
         threads.shutdown(wait=sys.exc_info()[0] is None, cancel_futures=True)
 
 
-def _verify_one(theorem, out: Path, quick: bool, report_of, start: float) -> tuple[str, list]:
-    """Check ``theorem``'s derivation and certificate, take its sweep's report from
-    ``report_of()`` and draw its figure; return what to print and its summary row."""
+def _before_report(theorem, out: Path, quick: bool) -> dict:
+    """What ``verify`` does for ``theorem`` that needs no sweep: its derivation (written as text
+    and LaTeX), its certificate, and its figure where the figure does not read the sweep."""
     from theorems._cache import cached_derivation
 
-    lines = [f"== {theorem.name}"]
     target = out / theorem.name
     target.mkdir(parents=True, exist_ok=True)
     derivation = cached_derivation(theorem)  # checked once per version of its code
@@ -430,13 +431,23 @@ def _verify_one(theorem, out: Path, quick: bool, report_of, start: float) -> tup
     certificate = theorem.certify()
     if certificate is not None:
         (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")
-    report = report_of()
-    # its CSV beside the rows; drawn from the report where the sweep computed its data
-    figure = draw_figure(theorem, target / "figure", quick=quick, report=report)
-    lines.append(derivation.summary())
-    lines.append(f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"
-                 if certificate is not None else "certificate none")
-    lines.append(str(report))
+    figure = None if getattr(theorem, "figure_reads_report", True) else draw_figure(
+        theorem, target / "figure", quick=quick)
+    return {"theorem": theorem, "derivation": derivation, "certificate": certificate,
+            "figure": figure}
+
+
+def _after_report(ready: dict, report, out: Path, quick: bool, start: float
+                  ) -> tuple[str, list]:
+    """Finish a theorem from :func:`_before_report`'s ``ready`` and its sweep's ``report``: the
+    figure that reads the report, the findings; return what to print and its summary row."""
+    theorem, derivation, certificate = ready["theorem"], ready["derivation"], ready["certificate"]
+    # drawn from the report where the sweep computed its data
+    figure = ready["figure"] or draw_figure(theorem, out / theorem.name / "figure", quick=quick,
+                                            report=report)
+    lines = [f"== {theorem.name}", derivation.summary(),
+             f"certificate {certificate.status} ({_count(certificate.boxes, 'box')})"
+             if certificate is not None else "certificate none", str(report)]
     findings = theorem.findings(report)
     if findings:
         lines.append(str(findings))
@@ -457,7 +468,6 @@ def _verify_one(theorem, out: Path, quick: bool, report_of, start: float) -> tup
         f"{time.perf_counter() - start:.1f}s",
         "ok" if ok else "FAILED",
     ]
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,6 +20,7 @@ writes, for a ``width`` (``columnwidth``, the default: one column of a two-colum
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import re
@@ -181,8 +182,10 @@ def write_figure(out_dir: str | os.PathLike, name: str, panels: list[Panel], *,
     return files
 
 
+@functools.lru_cache(maxsize=1)
 def pgfplots_installed() -> bool:
-    """Whether ``pdflatex`` and pgfplots are installed (the preview is then the ``.tex``)."""
+    """Whether ``pdflatex`` and pgfplots are installed (the preview is then the ``.tex``);
+    asked once per process."""
     if shutil.which("pdflatex") is None or shutil.which("kpsewhich") is None:
         return False
     found = subprocess.run(["kpsewhich", "pgfplots.sty"], capture_output=True, text=True)

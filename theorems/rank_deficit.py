@@ -82,8 +82,9 @@ def __dir__() -> list[str]:  # tab completion lists the public API, not the help
 TEMPERATURES, QUICK_TEMPERATURES = (1.0, 3.0, 10.0, 30.0, 100.0), (1.0, 100.0)
 #: The network: hidden layers of this width, ReLU, He initialisation.
 LAYERS, WIDTH = 4, 128
-#: Optimiser steps of a main-grid run, and of a precision run.
-STEPS, PRECISION_STEPS = 500, 300
+#: Optimiser steps of a main-grid run, of a quick-grid run (every run of the quick grid fits its
+#: training set by then and the ranks' fall over temperature is as clear), and of a precision run.
+STEPS, QUICK_STEPS, PRECISION_STEPS = 500, 250, 300
 #: The precision sub-grid trains on the first this many training images (stratified order), so
 #: that its ``strict`` cells (every operation rounded, sums sequential) finish in minutes.
 PRECISION_SAMPLES = 256
@@ -365,6 +366,7 @@ class RankDeficit(Theorem):
               r"\mathrm{CE} \le \log\!\bigl(1+(C-1)e^{-\alpha(1-\cos(2\pi/C))}\bigr)$",
     )
     max_size = 2**13  # the circle's classes: C x C logits
+    figure_reads_report = True  # the training runs' ranks
     quantities = PAPER
     audit_exempt = {
         "logits erank falls 1% tighter": "the trend's bound is 0 (a fall), which no fraction "
@@ -381,8 +383,8 @@ class RankDeficit(Theorem):
         """Sizes are the circle's class counts: ``3, 10, 100`` (quick) or ``3, 10, 100, 1000``
         (``--sizes`` sets them); every format and
         policy; seeds 0 (quick) or 0-2; temperatures {1, 100} (quick) or {1, 3, 10, 30, 100};
-        digits and adam (quick), or both data sets and both optimisers; ``train=False`` leaves
-        out the training cells."""
+        digits and adam for :data:`QUICK_STEPS` steps (quick), or both data sets and both
+        optimisers for :data:`STEPS`; ``train=False`` leaves out the training cells."""
         return {
             "sizes": [3, 10, 100] if quick else [3, 10, 100, 1000],
             "formats": list(FORMAT_NAMES),
@@ -393,6 +395,7 @@ class RankDeficit(Theorem):
             "optimizers": [("adam",) if quick else TRAIN_OPTIMISERS],
             "precision": [not quick],
             "train": [True],
+            "quick": [quick],
         }
 
     def audit_grid(self) -> dict:
@@ -409,6 +412,7 @@ class RankDeficit(Theorem):
         sub-grid: digits, adam, seed 0, the lowest and highest temperature, every other format
         and policy, on :data:`PRECISION_SAMPLES` images."""
         cells = []
+        quick = axes.get("quick", [False])[0]
         temperatures = sorted(axes["temperatures"][0])
         for backend in axes["backend"]:
             for fmt in axes["format"]:
@@ -426,7 +430,8 @@ class RankDeficit(Theorem):
                         cells.append(Cell.of(
                             experiment="train", n=0, dataset=dataset, optimizer=optimizer,
                             seeds=list(axes["seed"]), temperatures=temperatures,
-                            steps=STEPS, format="fp32", policy="hw", backend=backend))
+                            steps=QUICK_STEPS if quick else STEPS, format="fp32",
+                            policy="hw", backend=backend))
             if axes["precision"][0]:
                 for fmt in axes["format"]:
                     for policy in axes["policy"]:
@@ -723,15 +728,15 @@ def _figure(out_dir: Path, *, quick: bool, width: str, report=None):
     return write_figure(out_dir, THEOREM.name, _figure_panels(quick, report), width=width)
 
 
-def _ranks_in(report, dataset: str, temperatures, seeds) -> dict | None:
+def _ranks_in(report, dataset: str, temperatures, seeds, steps: int) -> dict | None:
     """``{(T, seed): (erank of the logits, erank of the features)}`` of the reference training
-    runs (fp32/hw, Adam, :data:`STEPS` steps, every sample) in ``report``'s rows, or ``None``
+    runs (fp32/hw, Adam, ``steps`` steps, every sample) in ``report``'s rows, or ``None``
     where a run the figure needs is not among them."""
     found = {}
     for row in report.rows if report is not None else ():
         if (row["quantity"] == "tail <= dissimilarity" and row["experiment"] == "train"
                 and (row["format"], row["policy"], row["n"]) == ("fp32", "hw", 0)
-                and (row["dataset"], row["optimizer"], row["steps"]) == (dataset, "adam", STEPS)):
+                and (row["dataset"], row["optimizer"], row["steps"]) == (dataset, "adam", steps)):
             found[(row["temperature"], row["seed"])] = (row["erank_logits"],
                                                         row["erank_penultimate"])
     wanted = [(t, s) for t in temperatures for s in seeds]
@@ -744,12 +749,13 @@ def _figure_panels(quick: bool, report=None) -> list[Panel]:
     temperatures = QUICK_TEMPERATURES if quick else TEMPERATURES
     seeds = (0,) if quick else (0, 1, 2)
     datasets = ("digits",) if quick else DATASETS
+    steps = QUICK_STEPS if quick else STEPS
     key = (Key("mean over seeds", "line"), Key("min and max over seeds", "dotted"))
     panels = []
     for dataset in datasets:
-        ranks = _ranks_in(report, dataset, temperatures, seeds)
+        ranks = _ranks_in(report, dataset, temperatures, seeds, steps)
         if ranks is None:
-            sweep = rank_vs_temperature(temperatures, seeds=seeds, dataset=dataset)
+            sweep = rank_vs_temperature(temperatures, seeds=seeds, dataset=dataset, steps=steps)
             ranks = {(t, s): (summary["erank_logits"], summary["erank_penultimate"])
                      for t, s, summary in sweep.runs}
         for colour, name in enumerate(("logits", "features")):

@@ -431,6 +431,7 @@ class SAEAmortisation(Theorem):
               r"\quad(N>M,\ K\ge2)$",
     )
     max_size = 10000
+    figure_reads_report = True  # every method's MCC_OOD and matched cosine
     quantities = PAPER
     audit_exempt = {
         "K=1 frame encoder exact 1% tighter": "an exactness claim: the bound is the error "
