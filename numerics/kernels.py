@@ -6,6 +6,7 @@ dtype; how it rounds is the policy's business (see :mod:`numerics.policies`).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -37,8 +38,59 @@ def softmax(
     entries get weight exactly 0 (causal attention); every row needs one unmasked entry.
     """
     fmt, policy = get_format(fmt), get_policy(policy)
+    if mask is None and _by_row_blocks(logits, axis):
+        try:
+            return _softmax_by_row_blocks(logits, fmt, policy, temperature)
+        except (InvalidArgument, InvalidType):
+            pass  # said below, with the index in the whole array
     return policy.output(softmax_in_container(logits, fmt, policy, temperature=temperature,
                                               axis=axis, mask=mask), fmt)
+
+
+#: A batch softmax over the last axis of at least this many NumPy elements runs in blocks of
+#: rows on :func:`_row_threads` threads (each row is computed exactly as it would be alone).
+ROW_BLOCK_MIN_SIZE = 2**20
+#: Elements per block: its temporaries stay in the cache between the passes over it.
+_ROW_BLOCK_ELEMENTS = 2**17
+
+
+def _by_row_blocks(logits, axis) -> bool:
+    return (isinstance(logits, np.ndarray) and logits.ndim >= 2
+            and logits.size >= ROW_BLOCK_MIN_SIZE and isinstance(axis, int | np.integer)
+            and axis in (-1, logits.ndim - 1) and _row_threads() > 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _row_threads() -> int:
+    """Threads for a batch softmax: as many as the process's BLAS pool has (a sweep's workers
+    limit it to their share of the cores before their first cell)."""
+    from threadpoolctl import threadpool_info
+
+    return max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+
+@functools.lru_cache(maxsize=1)
+def _row_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=_row_threads(), thread_name_prefix="softmax")
+
+
+def _softmax_by_row_blocks(logits, fmt: Format, policy: Policy, temperature: float):
+    """:func:`softmax` over the last axis, block of rows by block of rows on a thread pool
+    (NumPy's loops and the compiled kernels release the GIL): each row's maximum, exponentials,
+    sum and quotients are the same operations in the same order as in one call on the whole
+    array, so the result is bitwise the same."""
+    rows = logits.reshape(-1, logits.shape[-1])
+    step = max(1, _ROW_BLOCK_ELEMENTS // rows.shape[1])
+    out = np.empty(rows.shape, dtype=fmt.dtype)
+
+    def block(start: int) -> None:
+        out[start:start + step] = policy.output(softmax_in_container(
+            rows[start:start + step], fmt, policy, temperature=temperature), fmt)
+
+    list(_row_pool().map(block, range(0, rows.shape[0], step)))
+    return out.reshape(logits.shape)
 
 
 def softmax_in_container(logits, fmt: Format, policy: Policy, *, temperature: float = 1.0,

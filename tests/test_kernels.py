@@ -321,3 +321,44 @@ def test_layer_norm_still_returns_the_storage_dtype():
         assert y.dtype == FORMATS[name].dtype
     model = random_transformer(vocab=5, d=4, seed=0)
     assert forward(model, np.array([0, 1, 2]), "bf16").states.dtype == FORMATS["bf16"].dtype
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_a_batch_softmax_by_blocks_of_rows_on_threads_is_the_whole_array_bit_for_bit(
+        name, policy, monkeypatch):
+    from numerics import kernels
+
+    fmt, rule = FORMATS[name], POLICIES[policy]
+    rng = np.random.default_rng(11)
+    # rows of every kind: random, ties at the maximum, signed zeros, subnormal gaps, values at
+    # the format's largest finite, one row that underflows to a single one; odd row length
+    logits = rng.normal(0, 3, (3, 311, 1129))
+    logits[0, 0] = 0.0
+    logits[0, 1, ::2] = -0.0
+    logits[0, 2] = fmt.smallest_normal * rng.integers(-3, 4, 1129)
+    logits[0, 3, :7] = fmt.max
+    logits[0, 4] = -30.0
+    logits[0, 4, 5] = 30.0
+    logits = np.asarray(fmt.round(logits), dtype=fmt.container)
+    whole = rule.output(kernels.softmax_in_container(logits, fmt, rule, temperature=1.25), fmt)
+    blocks = []
+    real = kernels._softmax_by_row_blocks
+    monkeypatch.setattr(kernels, "_row_threads", lambda: 2)
+    monkeypatch.setattr(kernels, "_softmax_by_row_blocks",
+                        lambda *a: blocks.append(1) or real(*a))
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        got = softmax(logits, name, policy, temperature=1.25)
+    assert blocks and logits.size >= kernels.ROW_BLOCK_MIN_SIZE
+    same_bits(got, whole)
+
+
+def test_a_bad_value_in_a_blocked_batch_is_named_by_its_index_in_the_whole(monkeypatch):
+    from numerics import kernels
+    from numerics.errors import InvalidArgument
+
+    monkeypatch.setattr(kernels, "_row_threads", lambda: 2)
+    logits = np.zeros((1024, 1100), dtype=np.float32)
+    logits[900, 17] = np.nan
+    with pytest.raises(InvalidArgument, match=rf"first at index {900 * 1100 + 17}\)"):
+        softmax(logits, "bf16", "hw")
