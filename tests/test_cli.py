@@ -287,6 +287,30 @@ def test_verify_runs_the_sweeps_side_by_side_on_the_pool(monkeypatch, capsys, tm
     assert out.index("== one") < out.index("== two") < out.index("done at")
 
 
+def test_verify_stops_at_a_store_another_run_holds_before_finishing_the_others(
+        monkeypatch, capsys, tmp_path):
+    from numerics import ResultStore
+
+    pooled = {name: PooledTheorem(name) for name in ("one", "two", "three")}
+    monkeypatch.setattr(cli, "names", lambda: list(pooled))
+    monkeypatch.setattr(cli, "get", pooled.__getitem__)
+    prepared = []
+    real = cli._before_report
+
+    def slowly(theorem, *args):
+        prepared.append(theorem.name)
+        time.sleep(1.5)  # the sweeps meanwhile: the second one refuses its store at once
+        return real(theorem, *args)
+
+    monkeypatch.setattr(cli, "_before_report", slowly)
+    held = ResultStore(tmp_path / "two" / "two.cells.jsonl")
+    with held.lock():
+        assert cli.main(["verify", "--quick", "--workers", "2", "--out", str(tmp_path)]) == 2
+    assert prepared in ([], ["one"])  # not after every other theorem's certificate and figure
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "is being written by another run" in err[0]
+
+
 VERIFY_INTERRUPTED = textwrap.dedent("""
     import signal
     import sys

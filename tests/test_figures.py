@@ -17,6 +17,7 @@ import theorems
 from numerics.errors import InvalidArgument
 from theorems import _figure_layout as layout
 from theorems import cli, figures
+from theorems._theorem import draw_figure
 from theorems.figures import (
     Key,
     Mark,
@@ -347,3 +348,20 @@ def test_each_report_draws_its_own_numbers_and_a_foreign_one_is_refused(tmp_path
     other = theorems.get("rank-deficit")
     with pytest.raises(InvalidArgument, match="report is 'sae-amortisation'"):
         other.figure(tmp_path / "y", quick=True, report=_sae_report(0.5))
+
+
+class _Unreadable:
+    """A report whose every attribute raises: a figure that reads it fails."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the figure read report.{name}")
+
+
+@pytest.mark.parametrize("name", [n for n in theorems.names()
+                                  if not theorems.get(n).figure_reads_report])
+def test_a_figure_said_not_to_read_the_report_does_not(tmp_path, name):
+    """``verify`` draws these while the sweeps run, without a report: the flag must be true."""
+    theorem = theorems.get(name)
+    files = draw_figure(theorem, tmp_path, quick=True, report=_Unreadable())
+    assert files.csv.read_text() == draw_figure(theorem, tmp_path / "again", quick=True
+                                                ).csv.read_text()

@@ -362,7 +362,7 @@ def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
     if isinstance(pool, SerialExecutor):  # one theorem after another, in this process
         summary = []
         for theorem, sweep in zip(theorems, sweeps, strict=True):
-            ready = _before_report(theorem, out, quick)
+            ready = _before_report(theorem, _derived(theorem, out), out, quick)
             text, row = _after_report(ready, theorem.run(_on(sweep, pool), progress=True),
                                       out, quick, start)
             print(text, flush=True)
@@ -384,24 +384,30 @@ def _verify_on(theorems, sweeps, out: Path, quick: bool, pool) -> int:
 
 
 def _side_by_side(theorems, sweeps, out: Path, quick: bool, pool, start: float) -> list:
-    """Hand every theorem's cells to the shared ``pool`` at once (a thread per sweep, which
-    only submits cells and stores results), so one theorem's long cells overlap the others'
-    short ones. Meanwhile this thread checks the derivations and certificates and draws the
-    figures that need no report; it finishes each theorem as its sweep ends, whatever the
-    order, and prints them in the registry's order. One bar per sweep while it runs."""
+    """Check every derivation first (a step's budget limits the whole process's address space,
+    so no sweep thread runs meanwhile); then hand every theorem's cells to the shared ``pool``
+    at once (a thread per sweep, which only submits cells and stores results), so one theorem's
+    long cells overlap the others' short ones. Meanwhile this thread checks the certificates
+    and draws the figures that need no report; it finishes each theorem as its sweep ends,
+    whatever the order, and prints them in the registry's order. One bar per sweep."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from numerics.sweep import progress_bars
 
+    derivations = [_derived(theorem, out) for theorem in theorems]
     bars = progress_bars()
     threads = ThreadPoolExecutor(max_workers=len(theorems), thread_name_prefix="sweep")
     bars.start()
     try:
-        say = (partial(bars.console.print, markup=False, highlight=False, soft_wrap=True)
-               if sys.stdout.isatty() and bars.console.is_terminal else partial(print, flush=True))
+        say = (partial(bars.console.print, markup=False, highlight=False, soft_wrap=True,
+                       emoji=False)
+               if sys.stdout.isatty() and sys.stderr.isatty() else partial(print, flush=True))
         reports = {threads.submit(theorem.run, _on(sweep, pool), progress=bars): index
                    for index, (theorem, sweep) in enumerate(zip(theorems, sweeps, strict=True))}
-        ready = [_before_report(theorem, out, quick) for theorem in theorems]
+        ready = []
+        for theorem, derivation in zip(theorems, derivations, strict=True):
+            _raise_failed(reports)  # a store held by another run, a full disk: say so now
+            ready.append(_before_report(theorem, derivation, out, quick))
         texts, summary, printed = {}, {}, 0
         for report in as_completed(reports):
             index = reports[report]
@@ -418,9 +424,16 @@ def _side_by_side(theorems, sweeps, out: Path, quick: bool, pool, start: float) 
         threads.shutdown(wait=sys.exc_info()[0] is None, cancel_futures=True)
 
 
-def _before_report(theorem, out: Path, quick: bool) -> dict:
-    """What ``verify`` does for ``theorem`` that needs no sweep: its derivation (written as text
-    and LaTeX), its certificate, and its figure where the figure does not read the sweep."""
+def _raise_failed(futures) -> None:
+    """Raise the error of the first of ``futures`` that has already failed, if any."""
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            raise future.exception()
+
+
+def _derived(theorem, out: Path):
+    """``theorem``'s derivation, checked (or read from the cache) and written as text and
+    LaTeX into ``out/NAME/``."""
     from theorems._cache import cached_derivation
 
     target = out / theorem.name
@@ -428,6 +441,13 @@ def _before_report(theorem, out: Path, quick: bool) -> dict:
     derivation = cached_derivation(theorem)  # checked once per version of its code
     (target / "derivation.txt").write_text(str(derivation) + "\n", encoding="utf-8")
     (target / "derivation.tex").write_text(derivation.to_latex(), encoding="utf-8")
+    return derivation
+
+
+def _before_report(theorem, derivation, out: Path, quick: bool) -> dict:
+    """What ``verify`` does for ``theorem`` besides its derivation that needs no sweep: its
+    certificate, and its figure where the figure does not read the sweep."""
+    target = out / theorem.name
     certificate = theorem.certify()
     if certificate is not None:
         (target / "certificate.txt").write_text(str(certificate) + "\n", encoding="utf-8")

@@ -154,14 +154,17 @@ class _Borrowed:
 
 
 def progress_bars():
-    """A ``rich.progress.Progress`` on stderr (not started) whose bars vanish when done; one
-    per sweep, or one shared by sweeps run side by side (each adds its bar)."""
+    """A ``rich.progress.Progress`` on stderr (not started) whose bars vanish when done, shown
+    only on a terminal; one per sweep, or one shared by sweeps run side by side (each adds its
+    bar)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    console = Console(stderr=True)
     return Progress("[progress.description]{task.description}", BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
-                    transient=True, redirect_stdout=False, redirect_stderr=False)
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                    transient=True, redirect_stdout=False, redirect_stderr=False,
+                    disable=not console.is_terminal)  # off a terminal: not even a newline
 
 
 class _Progress:
