@@ -209,11 +209,13 @@ def test_figure_writes_three_files(monkeypatch, capsys, tmp_path):
     (FakeTheorem(certificate_ok=False), 1),
     (FakeTheorem(report_ok=False), 1),
 ], ids=["ok", "step-fails", "certificate-refuted", "bound-violated"])
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["in-process", "side-by-side"])
 def test_verify_derives_certifies_checks_and_draws(monkeypatch, capsys, tmp_path, theorem,
-                                                   status):
+                                                   status, workers):
     monkeypatch.setattr(cli, "names", lambda: ["fake"])
     monkeypatch.setattr(cli, "get", lambda name: theorem)
-    assert cli.main(["verify", "--quick", "--out", str(tmp_path)]) == status
+    assert cli.main(["verify", "--quick", "--workers", workers, "--out", str(tmp_path)]) \
+        == status
     written = {path.name for path in (tmp_path / "fake").iterdir()}
     assert {"derivation.txt", "derivation.tex", "certificate.txt", "figure"} <= written
     # the figure's CSV lives apart from the rows' CSV (both are named after the theorem)
