@@ -412,7 +412,7 @@ class RankDeficit(Theorem):
         sub-grid: digits, adam, seed 0, the lowest and highest temperature, every other format
         and policy, on :data:`PRECISION_SAMPLES` images."""
         cells = []
-        quick = axes.get("quick", [False])[0]
+        quick = axes["quick"][0]
         temperatures = sorted(axes["temperatures"][0])
         for backend in axes["backend"]:
             for fmt in axes["format"]:
