@@ -207,6 +207,12 @@ class Derivation:
             ("as printed in the paper", self.printed, "printed")) if results]
 
     def __str__(self) -> str:
+        """The derivation as text, printed once and kept with it (as :meth:`to_latex`)."""
+        if "_text" not in self.__dict__:
+            self.__dict__["_text"] = self._to_text()
+        return self.__dict__["_text"]
+
+    def _to_text(self) -> str:
         lines = [f"{self.name}  ({self.source})"]
         legend = [(notation.letter_text(letters), meaning) for letters, meaning in self.legend()]
         if legend:

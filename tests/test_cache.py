@@ -197,7 +197,8 @@ def test_a_real_derivation_comes_back_as_it_was_checked(tmp_path, monkeypatch):
     cached = _cache.cached_derivation(theorem)
     assert cached == fresh and str(cached) == str(fresh)
     assert cached.to_latex() == fresh.to_latex() and cached.summary() == fresh.summary()
-    # the entry carries its LaTeX, the same as the rebuilt expressions typeset afresh; another
-    # width is typeset on demand
+    # the entry carries its LaTeX and its text, the same as the rebuilt expressions typeset and
+    # printed afresh; another width is typeset on demand
     assert cached.__dict__["_typeset"] == {28.0: cached._to_latex(28.0)}
+    assert cached.__dict__["_text"] == cached._to_text() == fresh._to_text()
     assert cached.to_latex(width=20.0) == fresh._to_latex(20.0) != cached.to_latex()

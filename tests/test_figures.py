@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -221,6 +222,64 @@ def test_broken_tex_is_reported(tmp_path):
     broken.write_text("\\begin{tikzpicture}\\undefinedmacro\n", encoding="utf-8")
     with pytest.raises(RuntimeError, match="pdflatex failed on broken.tex"):
         compile_with_pdflatex(broken)
+
+
+@pytest.mark.tex
+def test_a_compiled_figure_is_kept_and_compiled_again_only_when_its_input_changes(
+        tmp_path, monkeypatch):
+    require_pdflatex()
+    monkeypatch.setenv("THEOREMS_CACHE", str(tmp_path / "cache"))
+    first = write_figure(tmp_path / "a", "example", PANELS)
+    kept = list((tmp_path / "cache" / "figures").glob("*.pdf"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first.pdf.read_bytes()
+    runs = []
+    real_run = figures.subprocess.run
+    monkeypatch.setattr(figures.subprocess, "run",
+                        lambda args, **kw: runs.append(args[0]) or real_run(args, **kw))
+    again = write_figure(tmp_path / "b", "example", PANELS)  # the same input: not compiled
+    assert runs == [] and again.pdf.read_bytes() == first.pdf.read_bytes()
+    moved = [replace(PANELS[0], series=[replace(PANELS[0].series[0],
+                                                y=[v * 1.01 for v in PANELS[0].series[0].y]),
+                                        *PANELS[0].series[1:]]), *PANELS[1:]]
+    write_figure(tmp_path / "c", "example", moved)  # one series moved by 1%: compiled
+    write_figure(tmp_path / "d", "example", PANELS, width="textwidth")  # another page: compiled
+    assert runs == ["pdflatex", "pdflatex"]
+    assert len(list((tmp_path / "cache" / "figures").glob("*.pdf"))) == 3
+    monkeypatch.setenv("THEOREMS_CACHE", "off")
+    write_figure(tmp_path / "e", "example", PANELS)  # no cache: compiled
+    assert runs == ["pdflatex"] * 3
+
+
+@pytest.mark.tex
+def test_a_broken_figure_is_not_kept_and_an_unwritable_cache_costs_only_time(
+        tmp_path, monkeypatch):
+    require_pdflatex()
+    monkeypatch.setenv("THEOREMS_CACHE", str(tmp_path / "cache"))
+    broken = tmp_path / "broken.tex"
+    broken.write_text("\\begin{tikzpicture}\\undefinedmacro\n", encoding="utf-8")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="pdflatex failed on broken.tex"):
+            compile_with_pdflatex(broken)
+    assert not list(tmp_path.glob("cache/figures/*.pdf"))
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("THEOREMS_CACHE", str(blocker / "cache"))  # below a file: cannot exist
+    files = write_figure(tmp_path / "out", "example", PANELS)
+    assert files.pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_the_figure_cache_keeps_the_most_recently_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "KEPT_FIGURES", 3)
+    pdf = tmp_path / "new.pdf"
+    pdf.write_bytes(b"%PDF new")
+    cache = tmp_path / "figures"
+    cache.mkdir()
+    for age in range(4):
+        old = cache / f"{age}.pdf"
+        old.write_bytes(b"%PDF old")
+        os.utime(old, ns=(10**18 - age * 10**9,) * 2)  # 0.pdf the newest, 3.pdf the oldest
+    figures._keep(pdf, cache / "new.pdf")
+    assert sorted(p.name for p in cache.glob("*.pdf")) == ["0.pdf", "1.pdf", "new.pdf"]
 
 
 @pytest.fixture(scope="module")

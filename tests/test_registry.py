@@ -229,6 +229,29 @@ def test_a_stored_cell_version_covers_the_theorem_and_nothing_of_other_theorems(
     assert theorems.get(stem.replace("_", "-")).code_version() == digest.hexdigest()[:16]
 
 
+def test_imports_read_line_by_line_are_those_of_the_full_syntax_tree():
+    import ast
+    from pathlib import Path
+
+    from theorems._theorem import import_statements
+
+    root = Path(theorems.__file__).resolve().parent.parent
+    sources = [path for package in ("theorems", "numerics", "proofs")
+               for path in sorted((root / package).rglob("*.py"))]
+    assert len(sources) > 50
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        walked = [node for node in ast.walk(ast.parse(text))
+                  if isinstance(node, (ast.Import, ast.ImportFrom))]
+        assert sorted(map(ast.dump, import_statements(text))) == sorted(map(ast.dump, walked)), \
+            path
+    tricky = ("def f():\n    if x:\n        from .a import (b,\n            c)  # why\n"
+              '"""\nimport this is prose\n"""\nimport d.e as f, g\n')
+    shown = [(getattr(node, "module", None), getattr(node, "level", None),
+              [alias.name for alias in node.names]) for node in import_statements(tricky)]
+    assert shown == [("a", 1, ["b", "c"]), (None, None, ["d.e", "g"])]
+
+
 def test_a_theorem_missing_part_of_the_contract_cannot_be_built():
     class Half(Theorem):
         name = "half"

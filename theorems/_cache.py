@@ -114,7 +114,8 @@ def _load(path: Path, key: str):
 
 
 def _save(path: Path, key: str, derivation) -> None:
-    derivation.to_latex()  # typeset now, so the entry carries it (commands print it each run)
+    derivation.to_latex()  # typeset and printed now, so the entry carries both (commands
+    str(derivation)  # print them on every run)
     buffer = io.BytesIO()
     try:
         _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
@@ -122,16 +123,7 @@ def _save(path: Path, key: str, derivation) -> None:
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
         return  # something in it cannot be pickled: this derivation is simply not cached
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                                 suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(buffer.getvalue())
-            os.replace(temporary, path)  # readers see the whole entry or none
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        write_atomically(path, buffer.getvalue())
         stem = path.name.split(".", 1)[0]
         for stale in path.parent.glob(f"{stem}.*.pickle"):  # older versions of this theorem
             if stale != path:
@@ -139,6 +131,21 @@ def _save(path: Path, key: str, derivation) -> None:
                     stale.unlink()
     except OSError:
         pass  # an unwritable cache costs time, never a result
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place, so that processes
+    reading the cache at the same time see the whole entry or none (raises ``OSError``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 class _Pickler(pickle.Pickler):

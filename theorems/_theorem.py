@@ -366,7 +366,7 @@ def _imports(path: str, package: str, mtime_ns: int, size: int) -> tuple[str, ..
     (its modification time and size are in the key): the theorems share most of their
     closures, and ``verify`` hashes each of them twice."""
     names = []
-    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
+    for node in import_statements(Path(path).read_text(encoding="utf-8")):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -376,6 +376,25 @@ def _imports(path: str, package: str, mtime_ns: int, size: int) -> tuple[str, ..
                 base = ".".join(anchor + ([base] if base else []))
             names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
     return tuple(names)
+
+
+#: A line that starts an import statement, with its parenthesised continuation lines.
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:import[ \t]+[^\n]*"
+                          r"|from[ \t]+[.\w]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n]*))", re.M)
+
+
+def import_statements(source: str) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements of a module's source, at any depth: each line that starts one is
+    parsed alone, which is some 25 times faster than parsing the whole module (an import placed
+    after a ``;`` or continued by a backslash is not seen; the project has none, and a test
+    compares this with a walk of every module's full syntax tree)."""
+    found = []
+    for match in _IMPORT_LINE.finditer(source):
+        try:
+            found += ast.parse(match.group(0).strip()).body
+        except SyntaxError:  # prose in a docstring that starts with "import" or "from"
+            continue
+    return [node for node in found if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def _axis_value(name: str, value, defaults: list):

@@ -19,8 +19,10 @@ writes, for a ``width`` (``columnwidth``, the default: one column of a two-colum
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
+import hashlib
 import math
 import os
 import re
@@ -182,14 +184,21 @@ def write_figure(out_dir: str | os.PathLike, name: str, panels: list[Panel], *,
     return files
 
 
-@functools.lru_cache(maxsize=1)
 def pgfplots_installed() -> bool:
     """Whether ``pdflatex`` and pgfplots are installed (the preview is then the ``.tex``);
     asked once per process."""
+    return _pgfplots_sty() is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _pgfplots_sty() -> str | None:
+    """The path of ``pgfplots.sty`` where ``pdflatex`` and ``kpsewhich`` are installed too."""
     if shutil.which("pdflatex") is None or shutil.which("kpsewhich") is None:
-        return False
+        return None
     found = subprocess.run(["kpsewhich", "pgfplots.sty"], capture_output=True, text=True)
-    return found.returncode == 0 and bool(found.stdout.strip())
+    if found.returncode != 0:
+        return None
+    return found.stdout.strip() or None
 
 
 def _check_panels(panels) -> None:
@@ -267,6 +276,13 @@ def compile_with_pdflatex(tex: str | os.PathLike, *, width: str = "columnwidth",
         raise FileNotFoundError("pdflatex is not installed; install a TeX distribution "
                                 "with pgfplots (Debian: texlive-pictures)")
     target = tex.with_suffix(".pdf") if target is None else Path(target)
+    source = tex.read_text(encoding="utf-8")
+    kept = _compiled(document, tex.name, source)
+    if kept is not None and kept.is_file():
+        shutil.copy(kept, target)
+        with contextlib.suppress(OSError):
+            os.utime(kept)  # recently used
+        return target
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(tex, Path(tmp) / tex.name)
         (Path(tmp) / "main.tex").write_text(document, encoding="utf-8")
@@ -278,7 +294,50 @@ def compile_with_pdflatex(tex: str | os.PathLike, *, width: str = "columnwidth",
         if done.returncode != 0:
             raise RuntimeError(f"pdflatex failed on {tex.name}:\n{done.stdout[-2000:]}")
         shutil.copy(Path(tmp) / "main.pdf", target)
+        if kept is not None:
+            _keep(Path(tmp) / "main.pdf", kept)
     return target
+
+
+#: Changes when what a kept PDF depends on changes, so older ones miss.
+_COMPILED_FORMAT = "theorems-figure-1"
+
+
+def _compiled(document: str, name: str, source: str) -> Path | None:
+    """Where the PDF that ``pdflatex`` makes of ``document`` around the figure ``source`` is
+    kept: ``figures/<sha256>.pdf`` in the derivation cache's directory, keyed by both texts and
+    by the TeX installation (the paths, sizes and times of ``pdflatex`` and ``pgfplots.sty``),
+    so a figure whose data did not change is not compiled again. ``None`` when the cache is off
+    (``THEOREMS_CACHE=off``)."""
+    from theorems._cache import cache_directory
+
+    directory = cache_directory()
+    if directory is None:
+        return None
+    digest = hashlib.sha256(_COMPILED_FORMAT.encode())
+    for program in (shutil.which("pdflatex"), _pgfplots_sty()):
+        if program:
+            stat = Path(program).stat()
+            digest.update(f"\0{program} {stat.st_size} {stat.st_mtime_ns}".encode())
+    for text in (document, name, source):
+        digest.update(b"\0" + text.encode())
+    return directory / "figures" / f"{digest.hexdigest()}.pdf"
+
+
+#: How many compiled figures the cache keeps (the least recently used go first).
+KEPT_FIGURES = 64
+
+
+def _keep(pdf: Path, kept: Path) -> None:
+    """Keep a compiled PDF in the cache, dropping the least recently used beyond
+    :data:`KEPT_FIGURES`; a cache that cannot be written costs time only."""
+    from theorems._cache import write_atomically
+
+    with contextlib.suppress(OSError):
+        write_atomically(kept, pdf.read_bytes())
+        others = sorted(kept.parent.glob("*.pdf"), key=lambda path: path.stat().st_mtime_ns)
+        for stale in others[:-KEPT_FIGURES]:
+            stale.unlink()
 
 
 def _write_pdf(path: Path, panels: list[Panel], *, width: str, columns: int | None) -> None:
