@@ -36,6 +36,8 @@ def array_namespace(*arrays) -> ModuleType:
     array API standard lacks (``frexp``, ``ldexp``, ``errstate``, in-format ``cumsum`` over
     ``ml_dtypes`` types), which CuPy provides with the same meaning.
     """
+    if "cupy" not in sys.modules:  # nothing can be a CuPy array (the same test as below)
+        return np
     on_gpu = [_is_cupy_array(a) for a in arrays]
     if any(on_gpu) and not all(on_gpu):
         raise InvalidType("arrays from numpy and cupy in one call; move them to one backend")

@@ -13,6 +13,8 @@ pass (:mod:`numerics._compiled`) that gives the same bits as the array operation
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -63,12 +65,12 @@ class Format:
         """Largest relative error of round-to-nearest in the normal range: eps / 2."""
         return self.eps / 2
 
-    @property
+    @cached_property
     def min_exp(self) -> int:
         """Exponent of the smallest normal number: 1 - bias."""
         return 1 - self.bias
 
-    @property
+    @cached_property
     def max_exp(self) -> int:
         """Exponent of the largest finite number."""
         top = 2**self.exp_bits - 1  # the all-ones exponent field
@@ -82,7 +84,7 @@ class Format:
     def smallest_subnormal(self) -> float:
         return 2.0 ** (self.min_exp - self.man_bits)
 
-    @property
+    @cached_property
     def max(self) -> float:
         """Largest finite value; for "fn" formats the all-ones mantissa at the top is NaN."""
         if self.nan_encoding == "ieee":
@@ -90,7 +92,7 @@ class Format:
         # fp8-e4m3: 448 = 1.75 * 2**8 (mantissa 110, since 111 with exponent 1111 is NaN)
         return (2.0 - 2.0 ** (1 - self.man_bits)) * 2.0**self.max_exp
 
-    @property
+    @cached_property
     def container(self) -> np.dtype:
         """The dtype in which values of this format are computed on: float64 or float32."""
         return np.dtype(np.float64) if self.exp_bits > 8 else np.dtype(np.float32)
@@ -98,6 +100,10 @@ class Format:
     def ulp(self, x):
         """Return the spacing of this format at ``|x|``: ``2^(floor(log2|x|) - man_bits)``, or the
         smallest subnormal at and below the smallest normal number (and at ``x = 0``)."""
+        if isinstance(x, float | np.floating):  # one value (a row's bound): the same steps
+            magnitude = abs(float(x))
+            exponent = math.frexp(magnitude)[1] - 1 if magnitude > 0 else self.min_exp
+            return np.float64(math.ldexp(1.0, max(exponent, self.min_exp) - self.man_bits))
         xp = array_namespace(x)
         magnitude = xp.abs(xp.asarray(x, dtype=np.float64))
         _, exponent = xp.frexp(magnitude)
@@ -206,6 +212,7 @@ def round_to(x, fmt: Format):
     return round_by_quantum(x, fmt)
 
 
+@functools.lru_cache(maxsize=256)
 def _contains(fmt: Format, dtype) -> bool:
     """Whether every value of ``dtype`` is a value of ``fmt``, so that rounding changes nothing."""
     inner = next((f for f in FORMATS.values() if f.dtype == dtype), None)

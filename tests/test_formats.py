@@ -358,6 +358,31 @@ def test_ulp_matches_numpy_spacing(name):
     np.testing.assert_array_equal(fmt.ulp(x), np.abs(np.spacing(x)).astype(np.float64))
 
 
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_ulp_of_one_value_is_the_gap_to_the_next_value_as_for_arrays(name):
+    """A single value takes a shorter path; it must give the gap itself (from the format's
+    bits) and what an array of it gives, bit for bit: every finite value of the narrow formats,
+    their negatives, random magnitudes over the float64 range, subnormals, zeros, inf, NaN."""
+    fmt = FORMATS[name]
+    rng = np.random.default_rng(6)
+    spread = rng.uniform(1, 2, 400) * 2.0 ** rng.integers(-1074, 1023, 400)
+    values = np.concatenate([spread, -spread, [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324,
+                                               fmt.smallest_subnormal, fmt.max]])
+    if name in NARROW:
+        values = np.concatenate([values, finite_values(name)])
+    single = [fmt.ulp(float(v)) for v in values]
+    assert all(type(u) is np.float64 for u in single)
+    np.testing.assert_array_equal(np.array(single), fmt.ulp(values))
+    narrow = values[np.abs(values) < 1e30][:50].astype(np.float32)
+    np.testing.assert_array_equal([fmt.ulp(v) for v in narrow], fmt.ulp(narrow))
+    if name in NARROW:  # against the format's own next value, as the test above
+        view = UINT[fmt.bits]
+        positive = np.unique(finite_values(name)[finite_values(name) > 0])[:-1]
+        following = positive.astype(fmt.dtype).view(view) + view(1)
+        gap = following.view(fmt.dtype).astype(np.float64) - positive
+        np.testing.assert_array_equal([fmt.ulp(float(v)) for v in positive], gap)
+
+
 def test_ulp_between_grid_points():
     assert FORMATS["fp16"].ulp(1000.5) == 0.5  # 512 <= x < 1024: 2^(9 - 10)
     assert FORMATS["bf16"].ulp(-3.0) == 2**-6

@@ -362,3 +362,22 @@ def test_a_bad_value_in_a_blocked_batch_is_named_by_its_index_in_the_whole(monke
     logits[900, 17] = np.nan
     with pytest.raises(InvalidArgument, match=rf"first at index {900 * 1100 + 17}\)"):
         softmax(logits, "bf16", "hw")
+
+
+def test_arrays_of_a_loaded_cupy_are_told_from_numpy_ones(monkeypatch):
+    """Without CuPy imported nothing can be a CuPy array (the short path); with it, each
+    argument is looked at, and a mix of the two is refused."""
+    import sys
+    import types
+
+    from numerics.backend import array_namespace
+    from numerics.errors import InvalidType
+
+    assert array_namespace(np.zeros(2), 1.0) is np
+    fake = types.ModuleType("cupy")
+    fake.ndarray = type("ndarray", (), {})
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    assert array_namespace(fake.ndarray(), fake.ndarray()) is fake
+    assert array_namespace(np.zeros(2), 1.0) is np
+    with pytest.raises(InvalidType, match="numpy and cupy in one call"):
+        array_namespace(fake.ndarray(), np.zeros(2))

@@ -427,9 +427,8 @@ def test_findings_give_the_last_and_first_size_of_each_effect():
 
 
 def test_checker_negative_control(monkeypatch):
-    original = sd.max_weight_bound
-    monkeypatch.setattr(sd, "max_weight_bound",
-                        lambda n, spread, temperature=1.0: original(n, spread) * (1 - 1e-3))
+    original = sd._max_weight_bound  # what the cells call, at their own size and spread
+    monkeypatch.setattr(sd, "_max_weight_bound", lambda n, d: original(n, d) * (1 - 1e-3))
     report = THEOREM.check(sizes=[64], formats=["fp64", "bf16"], policies=["hw"], seeds=[0],
                            quick=True)
     assert not report.ok

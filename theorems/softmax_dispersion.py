@@ -70,7 +70,10 @@ def paper_bounds(n, spread, temperature=1.0):
 
     ``d`` is rounded once, so this and the tight bounds below are within about ``d + 8`` ulps
     of the exact values (a few of the smallest subnormal where they underflow)."""
-    n, d = _size_and_d(n, spread, temperature)
+    return _paper_bounds(*_size_and_d(n, spread, temperature))
+
+
+def _paper_bounds(n, d):
     upper, lower, rate, _ = _lemma()
     with np.errstate(over="ignore"):
         return to_python(np.exp(lower * d) * n**rate), to_python(np.exp(upper * d) * n**rate)
@@ -81,14 +84,20 @@ def max_weight_bound(n, spread, temperature=1.0):
 
     Attained by one logit at ``M`` and ``n - 1`` at ``m``; never above ``e^{d}/n``.
     """
-    n, d = _size_and_d(n, spread, temperature)
+    return _max_weight_bound(*_size_and_d(n, spread, temperature))
+
+
+def _max_weight_bound(n, d):
     _, lower, _, others = _lemma()
     return to_python(_one_over_one_plus(n + others, lower * d))
 
 
 def min_weight_bound(n, spread, temperature=1.0):
     """Return the tight bound ``1/(1 + (n-1)e^{d})`` on the smallest coefficient."""
-    n, d = _size_and_d(n, spread, temperature)
+    return _min_weight_bound(*_size_and_d(n, spread, temperature))
+
+
+def _min_weight_bound(n, d):
     upper, _, _, others = _lemma()
     return to_python(_one_over_one_plus(n + others, upper * d))
 
@@ -469,9 +478,14 @@ def _evaluate(params: dict) -> list[dict]:
 
 
 def _checks(n: int, d: float) -> list[tuple[str, str, str, float]]:
-    lower, upper = paper_bounds(n, d)
-    bounds = {"alpha_max<=tight": float(max_weight_bound(n, d)), "alpha_max<=paper": float(upper),
-              "alpha_min>=tight": float(min_weight_bound(n, d)), "alpha_min>=paper": float(lower),
+    # the bounds at a cell's own size and realised spread, valid by construction: the same
+    # float64 values the public functions compute after checking their arguments
+    size, spread = np.asarray(float(n)), np.asarray(float(d))
+    lower, upper = _paper_bounds(size, spread)
+    bounds = {"alpha_max<=tight": float(_max_weight_bound(size, spread)),
+              "alpha_max<=paper": float(upper),
+              "alpha_min>=tight": float(_min_weight_bound(size, spread)),
+              "alpha_min>=paper": float(lower),
               "alpha_max<1": 1.0, "alpha_min>0": 0.0}
     return [(quantity, key, relation, bounds[quantity]) for quantity, key, relation in CHECKS
             if n >= 2 or relation in ("<=", ">=")]
