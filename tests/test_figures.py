@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,15 @@ PANELS = [
     ), xmode="normal", ymode="normal"),
     Panel("no legend", "$x$", "$y$", (Series("hidden", (1.0, 2.0), (1.0, 2.0)),), legend=False),
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _own_figure_cache(tmp_path_factory):
+    """Figures compiled here are kept in a cache of this module's own, so that no test is
+    served a PDF another run compiled."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THEOREMS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 def require_pdflatex() -> None:
@@ -248,6 +258,33 @@ def test_a_compiled_figure_is_kept_and_compiled_again_only_when_its_input_change
     monkeypatch.setenv("THEOREMS_CACHE", "off")
     write_figure(tmp_path / "e", "example", PANELS)  # no cache: compiled
     assert runs == ["pdflatex"] * 3
+
+
+@pytest.mark.tex
+def test_a_kept_figure_is_copied_as_a_compiled_one_and_a_vanished_one_compiled_again(
+        tmp_path, monkeypatch):
+    require_pdflatex()
+    monkeypatch.setenv("THEOREMS_CACHE", str(tmp_path / "cache"))
+    compiled = write_figure(tmp_path / "a", "example", PANELS).pdf
+    kept = write_figure(tmp_path / "b", "example", PANELS).pdf
+    assert kept.stat().st_mode == compiled.stat().st_mode  # not the cache's private mode
+    runs = []
+    real_run, real_copy = figures.subprocess.run, figures.shutil.copyfile
+    monkeypatch.setattr(figures.subprocess, "run",
+                        lambda args, **kw: runs.append(args[0]) or real_run(args, **kw))
+
+    def pruned_meanwhile(source, target):  # another process dropped the entry just now
+        if Path(source).parent.name == "figures":
+            raise FileNotFoundError(source)
+        return real_copy(source, target)
+
+    monkeypatch.setattr(figures.shutil, "copyfile", pruned_meanwhile)
+    again = write_figure(tmp_path / "c", "example", PANELS).pdf
+    assert runs == ["pdflatex"] and again.read_bytes().startswith(b"%PDF")
+    latin = tmp_path / "latin.tex"  # not UTF-8: pdflatex's error, not a decoding traceback
+    latin.write_bytes(b"% caf\xe9\n\\begin{tikzpicture}\\undefinedmacro\n")
+    with pytest.raises(RuntimeError, match="pdflatex failed on latin.tex"):
+        compile_with_pdflatex(latin)
 
 
 @pytest.mark.tex

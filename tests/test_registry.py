@@ -246,10 +246,19 @@ def test_imports_read_line_by_line_are_those_of_the_full_syntax_tree():
         assert sorted(map(ast.dump, import_statements(text))) == sorted(map(ast.dump, walked)), \
             path
     tricky = ("def f():\n    if x:\n        from .a import (b,\n            c)  # why\n"
-              '"""\nimport this is prose\n"""\nimport d.e as f, g\n')
+              '"""\nfrom the prose, import nothing\n"""\nimport d.e as f, g\n')
     shown = [(getattr(node, "module", None), getattr(node, "level", None),
               [alias.name for alias in node.names]) for node in import_statements(tricky)]
     assert shown == [("a", 1, ["b", "c"]), (None, None, ["d.e", "g"])]
+    # forms a line-wise reading would miss are read from the whole tree
+    for odd in ('"""\nimport this is prose\n"""\nimport a\n',
+                "from a import (b,  # see (1)\n    c)\n", "from a import b, \\\n    c\n",
+                "try: import a.b\nexcept ImportError: pass\n", "x = 1; import a.b\n",
+                "if TYPE_CHECKING: from a import b\n"):
+        walked = [node for node in ast.walk(ast.parse(odd))
+                  if isinstance(node, (ast.Import, ast.ImportFrom))]
+        read = import_statements(odd)
+        assert walked and list(map(ast.dump, read)) == list(map(ast.dump, walked)), odd
 
 
 def test_a_theorem_missing_part_of_the_contract_cannot_be_built():

@@ -308,7 +308,7 @@ def test_the_fp8_strict_oracle_is_explained_by_accumulation_rounding(monkeypatch
 
 
 def test_budget_keeps_the_reference_training_up_to_n_1000():
-    assert sae.budget(1000) == (500, 100) and sae.budget(100, quick=True) == (15, 5)
+    assert sae.budget(1000) == (500, 100) and sae.budget(100, quick=True) == (30, 10)
     assert sae.budget(10000) == sae.REDUCED[10000]
 
 

@@ -276,24 +276,27 @@ def compile_with_pdflatex(tex: str | os.PathLike, *, width: str = "columnwidth",
         raise FileNotFoundError("pdflatex is not installed; install a TeX distribution "
                                 "with pgfplots (Debian: texlive-pictures)")
     target = tex.with_suffix(".pdf") if target is None else Path(target)
-    source = tex.read_text(encoding="utf-8")
+    source = tex.read_bytes()  # read once: what is hashed is what is compiled
     kept = _compiled(document, tex.name, source)
-    if kept is not None and kept.is_file():
-        shutil.copy(kept, target)
-        with contextlib.suppress(OSError):
-            os.utime(kept)  # recently used
-        return target
+    if kept is not None:
+        try:
+            shutil.copyfile(kept, target)
+            with contextlib.suppress(OSError):
+                os.utime(kept)  # recently used
+            return target
+        except OSError:  # not kept, or pruned by another process meanwhile: compile it
+            pass
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy(tex, Path(tmp) / tex.name)
+        (Path(tmp) / tex.name).write_bytes(source)
         (Path(tmp) / "main.tex").write_text(document, encoding="utf-8")
         done = subprocess.run(
             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
              "main.tex"],
-            cwd=tmp, capture_output=True, text=True, timeout=300,
+            cwd=tmp, capture_output=True, text=True, errors="replace", timeout=300,
         )
         if done.returncode != 0:
             raise RuntimeError(f"pdflatex failed on {tex.name}:\n{done.stdout[-2000:]}")
-        shutil.copy(Path(tmp) / "main.pdf", target)
+        shutil.copyfile(Path(tmp) / "main.pdf", target)
         if kept is not None:
             _keep(Path(tmp) / "main.pdf", kept)
     return target
@@ -303,25 +306,38 @@ def compile_with_pdflatex(tex: str | os.PathLike, *, width: str = "columnwidth",
 _COMPILED_FORMAT = "theorems-figure-1"
 
 
-def _compiled(document: str, name: str, source: str) -> Path | None:
+def _compiled(document: str, name: str, source: bytes) -> Path | None:
     """Where the PDF that ``pdflatex`` makes of ``document`` around the figure ``source`` is
     kept: ``figures/<sha256>.pdf`` in the derivation cache's directory, keyed by both texts and
-    by the TeX installation (the paths, sizes and times of ``pdflatex`` and ``pgfplots.sty``),
-    so a figure whose data did not change is not compiled again. ``None`` when the cache is off
-    (``THEOREMS_CACHE=off``)."""
+    by the TeX installation (the paths, sizes and times of ``pdflatex``, its format file, and
+    the files that carry the versions of pgf and pgfplots), so a figure whose data did not change
+    is not compiled again. ``None`` when the cache is off (``THEOREMS_CACHE=off``)."""
     from theorems._cache import cache_directory
 
     directory = cache_directory()
     if directory is None:
         return None
     digest = hashlib.sha256(_COMPILED_FORMAT.encode())
-    for program in (shutil.which("pdflatex"), _pgfplots_sty()):
-        if program:
+    for program in (shutil.which("pdflatex"), *_tex_installation()):
+        with contextlib.suppress(OSError, TypeError):
             stat = Path(program).stat()
             digest.update(f"\0{program} {stat.st_size} {stat.st_mtime_ns}".encode())
-    for text in (document, name, source):
-        digest.update(b"\0" + text.encode())
+    for part in (document.encode(), name.encode(), source):
+        digest.update(b"\0" + part)
     return directory / "figures" / f"{digest.hexdigest()}.pdf"
+
+
+@functools.lru_cache(maxsize=1)
+def _tex_installation() -> tuple[str, ...]:
+    """The files whose change changes what ``pdflatex`` makes of a figure: the pdfTeX format
+    (the LaTeX kernel) and the pgf and pgfplots versions (asked once per process)."""
+    found = []
+    for command in (["kpsewhich", "-engine=pdftex", "pdflatex.fmt"],
+                    ["kpsewhich", "pgfplots.sty", "pgf.revision.tex", "pgfplots.revision.tex"]):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            found += done.stdout.split()
+    return tuple(found)
 
 
 #: How many compiled figures the cache keeps (the least recently used go first).
@@ -335,9 +351,17 @@ def _keep(pdf: Path, kept: Path) -> None:
 
     with contextlib.suppress(OSError):
         write_atomically(kept, pdf.read_bytes())
-        others = sorted(kept.parent.glob("*.pdf"), key=lambda path: path.stat().st_mtime_ns)
+        others = sorted(kept.parent.glob("*.pdf"), key=_used)
         for stale in others[:-KEPT_FIGURES]:
-            stale.unlink()
+            stale.unlink(missing_ok=True)
+
+
+def _used(path: Path) -> int:
+    """When a kept figure was last used (0 when another process removed it meanwhile)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _write_pdf(path: Path, panels: list[Panel], *, width: str, columns: int | None) -> None:

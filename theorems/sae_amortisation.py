@@ -80,8 +80,8 @@ K, SAMPLES, LAM, ITERATIONS = 10, 5000, 0.1, 100
 #: The latent counts of the full grid and of the quick one.
 SIZES, QUICK_SIZES = (50, 100, 500, 1000, 5000, 10000), (50, 100)
 #: SAE training epochs and DL-FISTA rounds: the reference's, and the quick grid's.
-EPOCHS, QUICK_EPOCHS = 500, 15
-DL_ROUNDS, QUICK_DL_ROUNDS = 100, 5  # the reference allows 1000 rounds, stopping early
+EPOCHS, QUICK_EPOCHS = 500, 30
+DL_ROUNDS, QUICK_DL_ROUNDS = 100, 10  # the reference allows 1000 rounds, stopping early
 #: The full grid's budget where the reference's training does not fit an hour on two cores:
 #: latent count -> (SAE epochs, DL-FISTA rounds). These sizes run the first seed only and judge
 #: the oracle alone: beside it they measure the linear probe's and each briefly trained SAE's
