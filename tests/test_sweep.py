@@ -634,15 +634,58 @@ def test_sweeps_borrow_an_open_local_cluster(tmp_path, dask_available):
 
 
 def _worker_environ() -> tuple:
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OPENBLAS_NUM_THREADS")
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+            os.environ.get("OPENBLAS_NUM_THREADS"))
 
 
-def test_local_cluster_workers_keep_glibcs_adaptive_malloc(dask_available):
-    """Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which makes every large temporary a
-    fresh mapping (page faults on each allocation); a local cluster here leaves it unset and
-    keeps one BLAS thread per worker."""
+def _mapped_while_holding_64_mib() -> int | None:
+    """The bytes glibc maps separately (``mallinfo2().hblkhd``) for a 64 MiB array: at least 64 MiB where it maps each large array afresh (and returns it
+    to the kernel, which zeroes new pages for the next), none where the array comes from the
+    heap; ``None`` without glibc 2.33 or newer."""
+    import ctypes
+    import ctypes.util
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    try:
+        mallinfo2 = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = Mallinfo2
+    before = mallinfo2().hblkhd
+    held = np.ones(1 << 23)
+    mapped = mallinfo2().hblkhd - before
+    del held
+    return mapped
+
+
+def _mapped_of(_token) -> int | None:
+    return _mapped_while_holding_64_mib()
+
+
+def test_pool_workers_keep_large_arrays_in_the_heap():
+    from numerics.sweep import executors
+
+    here = _mapped_while_holding_64_mib()  # this process: glibc's defaults
+    if here is None:
+        pytest.skip("glibc's mallinfo2 is not available here")
+    assert here >= 1 << 26
+    with executors.ProcessExecutor(2) as pool:
+        mapped = [result for _, result in pool.run(_mapped_of, {0: (0,), 1: (1,)})]
+    assert mapped == [0, 0]
+
+
+def test_local_cluster_workers_keep_large_arrays_in_the_heap(dask_available):
+    """Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which maps every temporary above
+    128 KiB afresh (page faults on each allocation); a local cluster here sets glibc to keep
+    arrays up to 1 GiB in the heap instead, and keeps one BLAS thread per worker."""
     from numerics.sweep.executors import DaskExecutor
 
     with DaskExecutor(workers=2) as executor:
         seen = executor._client.run(_worker_environ)
-    assert len(seen) == 2 and set(seen.values()) == {(None, "1")}
+        mapped = executor._client.run(_mapped_while_holding_64_mib)
+    assert len(seen) == 2 and set(seen.values()) == {(str(1 << 30), str(1 << 30), "1")}
+    assert set(mapped.values()) <= {0, None}

@@ -155,6 +155,12 @@ class ProcessExecutor(Executor):
 
 #: The glibc setting Dask's nannies give their workers that a local cluster here leaves unset.
 TRIM = "MALLOC_TRIM_THRESHOLD_"
+#: How the workers started here allocate: glibc maps each array above 32 MiB afresh and returns
+#: it to the kernel when freed, so a cell at n = 2^23 page-faults every temporary anew (a quarter
+#: of a full softmax-dispersion grid's CPU time was the kernel's); these workers take arrays up to
+#: 1 GiB from the heap and keep freed memory there for the next one (``mallopt``, or the same
+#: settings as environment variables for Dask's nannies).
+LARGE_HEAP = {"MALLOC_MMAP_THRESHOLD_": 1 << 30, "MALLOC_TRIM_THRESHOLD_": 1 << 30}
 
 
 class DaskExecutor(Executor):
@@ -184,6 +190,7 @@ class DaskExecutor(Executor):
             environ = {key: value for key, value in
                        dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                        if key != TRIM}
+            environ.update({key: str(value) for key, value in LARGE_HEAP.items()})
             with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                              processes=True, dashboard_address=None)
@@ -229,12 +236,25 @@ def _start_worker(parent: int, threads: int, preload: tuple[str, ...] = ()) -> N
     spin against each other: a sweep of matrix products on 2 workers and 2 cores then advances
     at a fraction of the speed."""
     _die_with_parent(parent)
+    keep_large_allocations()
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)
     for module in preload:
         with contextlib.suppress(Exception):  # the first task that needs it reports the failure
             importlib.import_module(module)
+
+
+def keep_large_allocations() -> None:
+    """Apply :data:`LARGE_HEAP` to this process where its C library is glibc (a no-op
+    elsewhere)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    for option, name in ((-3, "MALLOC_MMAP_THRESHOLD_"), (-1, "MALLOC_TRIM_THRESHOLD_")):
+        mallopt(ctypes.c_int(option), ctypes.c_int(LARGE_HEAP[name]))  # M_MMAP_, M_TRIM_
 
 
 def _die_with_parent(parent: int) -> None:
