@@ -236,7 +236,7 @@ def _start_worker(parent: int, threads: int, preload: tuple[str, ...] = ()) -> N
     spin against each other: a sweep of matrix products on 2 workers and 2 cores then advances
     at a fraction of the speed."""
     _die_with_parent(parent)
-    keep_large_allocations()
+    _keep_large_allocations()
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads)
@@ -245,7 +245,7 @@ def _start_worker(parent: int, threads: int, preload: tuple[str, ...] = ()) -> N
             importlib.import_module(module)
 
 
-def keep_large_allocations() -> None:
+def _keep_large_allocations() -> None:
     """Apply :data:`LARGE_HEAP` to this process where its C library is glibc (a no-op
     elsewhere)."""
     try:
