@@ -336,7 +336,7 @@ def _tex_installation() -> tuple[str, ...]:
                     ["kpsewhich", "pgfplots.sty", "pgf.revision.tex", "pgfplots.revision.tex"]):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             done = subprocess.run(command, capture_output=True, text=True, timeout=30)
-            found += done.stdout.split()
+            found += [line for line in done.stdout.splitlines() if line]
     return tuple(found)
 
 
