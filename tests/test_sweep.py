@@ -639,9 +639,10 @@ def _worker_environ() -> tuple:
 
 
 def _mapped_while_holding_64_mib() -> int | None:
-    """The bytes glibc maps separately (``mallinfo2().hblkhd``) for a 64 MiB array: at least 64 MiB where it maps each large array afresh (and returns it
-    to the kernel, which zeroes new pages for the next), none where the array comes from the
-    heap; ``None`` without glibc 2.33 or newer."""
+    """The bytes glibc maps separately (``mallinfo2().hblkhd``) for a 64 MiB array: at least
+    64 MiB where it maps each large array afresh (and returns it to the kernel, which zeroes new
+    pages for the next), none where the array comes from the heap; ``None`` without glibc 2.33
+    or newer."""
     import ctypes
     import ctypes.util
 

@@ -318,7 +318,7 @@ def _compiled(document: str, name: str, source: bytes) -> Path | None:
     if directory is None:
         return None
     digest = hashlib.sha256(_COMPILED_FORMAT.encode())
-    for program in (shutil.which("pdflatex"), *_tex_installation()):
+    for program in (shutil.which("pdflatex"), _pgfplots_sty(), *_tex_installation()):
         with contextlib.suppress(OSError, TypeError):
             stat = Path(program).stat()
             digest.update(f"\0{program} {stat.st_size} {stat.st_mtime_ns}".encode())
@@ -329,11 +329,12 @@ def _compiled(document: str, name: str, source: bytes) -> Path | None:
 
 @functools.lru_cache(maxsize=1)
 def _tex_installation() -> tuple[str, ...]:
-    """The files whose change changes what ``pdflatex`` makes of a figure: the pdfTeX format
-    (the LaTeX kernel) and the pgf and pgfplots versions (asked once per process)."""
+    """The files besides ``pdflatex`` and ``pgfplots.sty`` whose change changes what
+    ``pdflatex`` makes of a figure: the pdfTeX format (the LaTeX kernel) and the files carrying
+    the pgf and pgfplots versions (asked once per process)."""
     found = []
     for command in (["kpsewhich", "-engine=pdftex", "pdflatex.fmt"],
-                    ["kpsewhich", "pgfplots.sty", "pgf.revision.tex", "pgfplots.revision.tex"]):
+                    ["kpsewhich", "pgf.revision.tex", "pgfplots.revision.tex"]):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             done = subprocess.run(command, capture_output=True, text=True, timeout=30)
             found += [line for line in done.stdout.splitlines() if line]

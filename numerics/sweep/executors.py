@@ -249,23 +249,24 @@ def _keep_large_allocations() -> None:
     """Apply :data:`LARGE_HEAP` to this process where its C library is glibc (a no-op
     elsewhere)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):
         return
     for option, name in ((-3, "MALLOC_MMAP_THRESHOLD_"), (-1, "MALLOC_TRIM_THRESHOLD_")):
         mallopt(ctypes.c_int(option), ctypes.c_int(LARGE_HEAP[name]))  # M_MMAP_, M_TRIM_
 
 
+def _libc():
+    """This process's C library (raises ``OSError`` where there is none to load)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _die_with_parent(parent: int) -> None:
     """Run in each pool worker: end it when the sweep's process dies (even by SIGKILL), which
     would otherwise leave it computing an orphaned cell. Linux delivers SIGTERM on the parent's
     death (``PR_SET_PDEATHSIG``); elsewhere a thread polls the parent's pid."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the call above took effect
         os._exit(1)
 
